@@ -1,0 +1,83 @@
+"""Months and trading days.
+
+Months are ISO ``YYYY-MM`` strings throughout kgfin. News published after the close
+(16:00 exchange time by default) moves prices on the next trading day; news before the
+close moves them the same day (pre-market news included).
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MARKET_CLOSE", "add_months", "event_trading_day", "month_of", "month_range",
+    "months_between", "trading_days_by_month",
+]
+
+MARKET_CLOSE = time(16, 0)
+
+
+def month_of(ts: pd.Timestamp | str) -> str:
+    """The ``YYYY-MM`` month of a date or timestamp.
+
+    >>> month_of("2021-03-31 18:00")
+    '2021-03'
+    """
+    return pd.Timestamp(ts).strftime("%Y-%m")
+
+
+def add_months(month: str, n: int) -> str:
+    """``month`` shifted by ``n`` months.
+
+    >>> add_months("2021-11", 3)
+    '2022-02'
+    """
+    return str(pd.Period(month, freq="M") + n)
+
+
+def month_range(start: str, n: int) -> list[str]:
+    """``n`` consecutive months from ``start``.
+
+    >>> month_range("2021-11", 3)
+    ['2021-11', '2021-12', '2022-01']
+    """
+    return [add_months(start, i) for i in range(n)]
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """All months from ``first`` to ``last`` inclusive."""
+    n = (pd.Period(last, freq="M") - pd.Period(first, freq="M")).n + 1
+    if n < 1:
+        raise ValueError(f"last month {last} is before first month {first}")
+    return month_range(first, n)
+
+
+def trading_days_by_month(days: pd.DatetimeIndex) -> dict[str, pd.DatetimeIndex]:
+    """Group trading days by month."""
+    days = pd.DatetimeIndex(days).sort_values()
+    keys = days.strftime("%Y-%m")
+    return {m: days[keys == m] for m in pd.unique(keys)}
+
+
+def event_trading_day(
+    timestamps: pd.Series | pd.DatetimeIndex,
+    trading_days: pd.DatetimeIndex,
+    close: time = MARKET_CLOSE,
+) -> pd.DatetimeIndex:
+    """The first trading day whose close comes after each timestamp (NaT past the last day).
+
+    News at or after the close belongs to the next trading day; news on a non-trading day
+    to the next trading day.
+    """
+    ts = pd.DatetimeIndex(timestamps)
+    days = pd.DatetimeIndex(trading_days).sort_values().normalize()
+    after_close = (ts.hour * 60 + ts.minute) >= close.hour * 60 + close.minute
+    day = ts.normalize() + pd.to_timedelta(after_close.astype(int), unit="D")
+    pos = days.searchsorted(day, side="left")
+    out = np.full(len(ts), np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = pos < len(days)
+    out[ok] = days.values[pos[ok]]
+    return pd.DatetimeIndex(out)

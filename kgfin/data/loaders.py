@@ -1,0 +1,189 @@
+"""Loaders: read a table from CSV or Parquet and return a validated pandas DataFrame.
+
+Each loader raises :class:`~kgfin.data.validation.DataValidationError` listing every
+problem in the file. :func:`validate_dir` checks a whole data directory (cross-table
+rules included) and returns all problems without raising; :func:`load_market` loads
+a directory into a :class:`MarketData`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from kgfin.data.schemas import TABLES, TableSchema
+from kgfin.data.validation import DataValidationError, Problem, validate_frame
+
+__all__ = [
+    "MarketData", "find_table", "load_board_seats", "load_companies", "load_factors_daily",
+    "load_factors_monthly", "load_fund_holdings", "load_market", "load_news", "load_patents",
+    "load_returns", "load_stock_factors", "load_supply_links", "load_table", "validate_dir",
+]
+
+SUFFIXES = (".parquet", ".csv")
+
+
+def find_table(data_dir: str | Path, name: str) -> Path | None:
+    """The file holding table ``name`` in ``data_dir`` (Parquet or CSV), or None.
+
+    Raises if both a Parquet and a CSV file are present (which one is meant is unclear).
+    """
+    data_dir = Path(data_dir)
+    found = [data_dir / f"{name}{suffix}" for suffix in SUFFIXES if (data_dir / f"{name}{suffix}").exists()]
+    if len(found) > 1:
+        raise DataValidationError(
+            [Problem(str(found[0].parent / name), None, "both .parquet and .csv present; keep one")]
+        )
+    return found[0] if found else None
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        # Everything as text: types are checked by validation, which can then name the row.
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    raise ValueError(f"{path}: unsupported file type (use .parquet or .csv)")
+
+
+def _read_and_validate(
+    path: str | Path, schema: TableSchema, universe: set[str] | None
+) -> tuple[pd.DataFrame, list[Problem]]:
+    path = Path(path)
+    try:
+        raw = _read_raw(path)
+    except FileNotFoundError:
+        return pd.DataFrame(), [Problem(str(path), None, "file not found")]
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        return pd.DataFrame(), [Problem(str(path), None, f"cannot be read: {exc}")]
+    return validate_frame(raw, schema, str(path), universe=universe, csv=path.suffix == ".csv")
+
+
+def load_table(path: str | Path, table: str, universe: set[str] | None = None) -> pd.DataFrame:
+    """Read and validate ``path`` as table ``table`` (a name in :data:`TABLES`)."""
+    frame, problems = _read_and_validate(path, TABLES[table], universe)
+    if problems:
+        raise DataValidationError(problems)
+    return frame
+
+
+def load_companies(path: str | Path) -> pd.DataFrame:
+    """Companies: ticker, name, sector."""
+    return load_table(path, "companies")
+
+
+def load_supply_links(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Supply links: month, supplier, customer, value_usd."""
+    return load_table(path, "supply_links", universe)
+
+
+def load_board_seats(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Board seats: director_id, ticker, start, end (end empty while seated)."""
+    return load_table(path, "board_seats", universe)
+
+
+def load_fund_holdings(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Fund holdings: month, fund_id, ticker, weight."""
+    return load_table(path, "fund_holdings", universe)
+
+
+def load_patents(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Patents: patent_id, ticker, grant_date, cpc_group."""
+    return load_table(path, "patents", universe)
+
+
+def load_returns(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Daily returns: date, ticker, ret."""
+    return load_table(path, "returns", universe)
+
+
+def load_factors_daily(path: str | Path) -> pd.DataFrame:
+    """Daily factors: date, mkt_rf, smb, hml, [rmw, cma,] rf."""
+    return load_table(path, "factors_daily")
+
+
+def load_factors_monthly(path: str | Path) -> pd.DataFrame:
+    """Monthly factors: date (YYYY-MM), mkt_rf, smb, hml, [rmw, cma,] rf."""
+    return load_table(path, "factors_monthly")
+
+
+def load_news(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """News: id, timestamp, tickers (tuple), headline, body."""
+    return load_table(path, "news", universe)
+
+
+def load_stock_factors(path: str | Path, universe: set[str] | None = None) -> pd.DataFrame:
+    """Stock factors: month, ticker, then one numeric column per factor."""
+    return load_table(path, "stock_factors", universe)
+
+
+@dataclass
+class MarketData:
+    """All tables of a data directory; tables absent from the directory are None."""
+
+    companies: pd.DataFrame
+    supply_links: pd.DataFrame | None = None
+    board_seats: pd.DataFrame | None = None
+    fund_holdings: pd.DataFrame | None = None
+    patents: pd.DataFrame | None = None
+    returns: pd.DataFrame | None = None
+    factors_daily: pd.DataFrame | None = None
+    factors_monthly: pd.DataFrame | None = None
+    news: pd.DataFrame | None = None
+    stock_factors: pd.DataFrame | None = None
+
+    @property
+    def tickers(self) -> list[str]:
+        return self.companies["ticker"].tolist()
+
+    def present(self) -> list[str]:
+        """Names of the tables that were loaded."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+
+def _scan(data_dir: Path, tables: list[str] | None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    problems: list[Problem] = []
+    frames: dict[str, pd.DataFrame] = {}
+    if not data_dir.is_dir():
+        return frames, [Problem(str(data_dir), None, "not a directory")]
+    try:
+        companies_path = find_table(data_dir, "companies")
+    except DataValidationError as exc:
+        return frames, exc.problems
+    if companies_path is None:
+        return frames, [Problem(str(data_dir / "companies"), None, "required table missing (companies.parquet or companies.csv)")]
+    companies, probs = _read_and_validate(companies_path, TABLES["companies"], None)
+    problems += probs
+    frames["companies"] = companies
+    universe = set(companies["ticker"].dropna()) if "ticker" in companies else set()
+    for name, schema in TABLES.items():
+        if name == "companies" or (tables is not None and name not in tables):
+            continue
+        try:
+            path = find_table(data_dir, name)
+        except DataValidationError as exc:
+            problems += exc.problems
+            continue
+        if path is None:
+            if tables is not None:
+                problems.append(Problem(str(data_dir / name), None, "required table missing"))
+            continue
+        frame, probs = _read_and_validate(path, schema, universe)
+        problems += probs
+        frames[name] = frame
+    return frames, problems
+
+
+def validate_dir(data_dir: str | Path, tables: list[str] | None = None) -> list[Problem]:
+    """Validate every table in ``data_dir`` (or just ``tables``); return all problems."""
+    return _scan(Path(data_dir), tables)[1]
+
+
+def load_market(data_dir: str | Path, tables: list[str] | None = None) -> MarketData:
+    """Load and validate a data directory. ``tables`` limits (and requires) the tables read."""
+    frames, problems = _scan(Path(data_dir), tables)
+    if problems:
+        raise DataValidationError(problems)
+    return MarketData(**frames)
