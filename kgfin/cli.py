@@ -1,0 +1,167 @@
+"""The ``kgfin`` command line: parses arguments, calls the library, prints a summary.
+
+Heavy libraries are imported inside the commands so that ``kgfin --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kgfin.errors import KgfinError
+
+app = typer.Typer(
+    help="kgfin: graph-aware financial LLMs (knowledge graphs, LoRA injection, market alignment, ripple evaluation).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Input data: generate the synthetic market, validate a data directory.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any config field: --set events.rate=0.3 (repeatable)."),
+]
+
+
+class CliError(KgfinError):
+    """An expected failure found by the CLI itself."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        from kgfin import __version__
+
+        console.print(f"kgfin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-v info, -vv debug).")] = 0,
+) -> None:
+    from rich.logging import RichHandler
+
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)])
+
+
+def _overrides(flags: dict[str, object], extra: list[str] | None) -> list[str]:
+    return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(extra or [])
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("data/synth"),
+    companies: Annotated[int | None, typer.Option(help="Number of companies (default 120).")] = None,
+    months: Annotated[int | None, typer.Option(help="Number of months (default 36).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    start: Annotated[str | None, typer.Option(help="First month YYYY-MM (default 2014-01).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="parquet or csv (default parquet).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with a SynthConfig (see docs/synthetic-market.md).")] = None,
+    set_: SetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
+) -> None:
+    """Generate the synthetic market (tables + ground truth) into OUT."""
+    from kgfin.config import load_config
+    from kgfin.data.synth import SynthConfig, synthesize
+
+    cfg = load_config(SynthConfig, config, _overrides(
+        {"companies": companies, "months": months, "seed": seed, "start": start, "format": fmt}, set_))
+    if out.exists() and any(out.iterdir()) and not force:
+        raise CliError(f"{out} exists and is not empty (use --force to replace it)")
+    summary = synthesize(cfg, out, overwrite=force, progress=True)
+    table = Table(title=f"synthetic market -> {out}  ({summary.months[0]}..{summary.months[-1]}, seed {cfg.seed})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.rows.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+    real = summary.factor_sources["source"].str.startswith("real").mean()
+    console.print(f"factor history: {real:.0%} of month-series from real data (details: {out}/truth/factor_sources.csv)")
+    console.print(f"ground truth in {out}/truth; generated in {summary.seconds:.1f} s")
+
+
+@data_app.command("validate")
+def data_validate(
+    data_dir: Annotated[Path, typer.Argument(help="Directory with the tables (Parquet or CSV).")],
+) -> None:
+    """Check every table in DATA_DIR; report all problems (file, rows, column) and exit 1 if any."""
+    from kgfin.data import validate_dir
+    from kgfin.data.loaders import SUFFIXES
+    from kgfin.data.schemas import TABLES
+
+    problems = validate_dir(data_dir)
+    present = [n for n in TABLES if any((data_dir / f"{n}{s}").exists() for s in SUFFIXES)]
+    if problems:
+        err_console.print(f"[red]{len(problems)} problem(s) in {data_dir}:[/red]")
+        for p in problems:
+            err_console.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
+
+
+@app.command("demo")
+def demo(
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where the demo writes its outputs.")] = Path("runs/demo"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the main job on the embedded default (the stages built so far)."""
+    from kgfin.config import load_config
+    from kgfin.data import validate_dir
+    from kgfin.data.synth import SynthConfig, synthesize
+    from kgfin.runinfo import MANIFEST_NAME, read_manifest
+
+    console.print("[bold]kgfin demo[/bold] - stages built so far: synthetic market, data validation.")
+    console.print("Not built yet: knowledge graphs, instruction pairs, knowledge injection, alignment, "
+                  "ripple evaluation, fusion models, backtests, report.")
+    cfg = load_config(SynthConfig, overrides={"seed": seed})
+    data_dir = run_dir / "data"
+    if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):
+        console.print(f"1. synthetic market: already in {data_dir} (same config), skipped")
+    else:
+        summary = synthesize(cfg, data_dir, overwrite=True)
+        console.print(f"1. synthetic market: {cfg.companies} companies x {cfg.months} months -> {data_dir} "
+                      f"({summary.seconds:.1f} s)")
+    problems = validate_dir(data_dir)
+    if problems:
+        raise CliError(f"generated data failed validation: {problems[0]}")
+    console.print(f"2. validation: all tables in {data_dir} pass")
+    _print_truth_summary(data_dir)
+
+
+def _print_truth_summary(data_dir: Path) -> None:
+    import pandas as pd
+
+    snr = pd.read_csv(data_dir / "truth" / "snr_by_event_type.csv")
+    table = Table(title="planted events (ground truth)")
+    for col in ("event type", "events", "mean |focal shock|", "firms affected", "mean |ripple shock|", "ripple SNR"):
+        table.add_column(col, justify="right" if col != "event type" else "left")
+    for r in snr.itertuples():
+        table.add_row(r.event_type, str(r.events), f"{r.mean_abs_focal_shock:.2%}", f"{r.mean_affected:.1f}",
+                      "-" if pd.isna(r.mean_abs_ripple_shock) else f"{r.mean_abs_ripple_shock:.2%}",
+                      "-" if pd.isna(r.ripple_snr) else f"{r.ripple_snr:.2f}")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: expected errors become one-line messages, exit code 2."""
+    try:
+        app()
+    except (KgfinError, FileNotFoundError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
