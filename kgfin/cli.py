@@ -106,7 +106,7 @@ def data_validate(
     if problems:
         err_console.print(f"[red]{len(problems)} problem(s) in {data_dir}:[/red]")
         for p in problems:
-            err_console.print(f"  - {p}", markup=False, highlight=False)
+            err_console.print(f"  - {p}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
 

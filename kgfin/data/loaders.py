@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from kgfin.data.schemas import TABLES, TableSchema
 from kgfin.data.validation import DataValidationError, Problem, validate_frame
@@ -41,7 +42,7 @@ def find_table(data_dir: str | Path, name: str) -> Path | None:
 
 def _read_raw(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        return pq.read_table(path).to_pandas(date_as_object=False)
     if path.suffix == ".csv":
         # Everything as text: types are checked by validation, which can then name the row.
         return pd.read_csv(path, dtype=str, keep_default_na=False)

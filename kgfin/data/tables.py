@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from kgfin.data.schemas import TABLES
 
-__all__ = ["TableWriter", "write_table"]
+__all__ = ["TableWriter", "read_table", "write_table"]
 
 Format = Literal["parquet", "csv"]
 _DATE_NAMES = {"date", "start", "end", "grant_date", "event_date"}
@@ -58,7 +58,7 @@ def _arrow_schema(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Schema:
             t = pa.date32()
         elif kind == "datetime":
             t = pa.timestamp("s")
-        elif kind in ("str", "month", "tickers") or dtype == object or pd.api.types.is_string_dtype(dtype):
+        elif kind in ("str", "month", "tickers") or pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
             t = pa.string()
         elif pd.api.types.is_bool_dtype(dtype):
             t = pa.bool_()
@@ -130,3 +130,17 @@ def write_table(frame: pd.DataFrame, directory: str | Path, name: str, fmt: Form
     with TableWriter(directory, name, fmt) as w:
         w.write(frame)
     return w.path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :class:`TableWriter` (Parquet or CSV) without validation.
+
+    Parquet dates come back as ``datetime64``; CSV columns are left as pandas parses them.
+    Use the loaders in :mod:`kgfin.data.loaders` for validated input tables.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pandas(date_as_object=False)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: unsupported file type (use .parquet or .csv)")

@@ -2,6 +2,9 @@
 
 Sources, per month and series (recorded in ``truth/factor_sources.csv``):
 
+The files are read straight from the installed packages (importing the packages
+themselves costs seconds).
+
 * trading calendar and ``mkt_rf``: the real daily S&P 500 (``arch.data.sp500``,
   1999-01..2018-12; price index, so dividends are missing) minus the daily risk-free rate;
 * ``rf``, ``smb``, ``hml``: real monthly Fama-French values (``arch.data.frenchdata``,
@@ -21,16 +24,19 @@ ones, so the daily and monthly tables agree.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kgfin.data.calendar import add_months
+from kgfin.errors import KgfinError
 
-__all__ = ["FactorHistory", "FACTOR_COLUMNS", "build_factor_history"]
+__all__ = ["FACTOR_COLUMNS", "FactorHistory", "build_factor_history"]
 
 FACTOR_COLUMNS = ("mkt_rf", "smb", "hml", "rmw", "cma", "rf")
 
@@ -52,37 +58,44 @@ class FactorHistory:
     days_by_month: dict[str, pd.DatetimeIndex]
 
 
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise KgfinError(f"package {package!r} is not installed; it ships the real factor history "
+                         f"(install kgfin's dependencies, e.g. `make setup`)")
+    path = Path(spec.submodule_search_locations[0], *parts)
+    if not path.exists():
+        raise KgfinError(f"{path} not found: the installed {package} does not ship the expected data file")
+    return path
+
+
 @cache
 def _sp500_returns() -> pd.Series:
-    from arch.data import sp500
-
-    px = sp500.load()
+    """Daily S&P 500 returns, 1999-01-04..2018-12-31 (the data of ``arch.data.sp500``)."""
+    px = pd.read_csv(_package_file("arch", "data", "sp500", "sp500.csv.gz"))
+    px.index = pd.to_datetime(px["Date"], format="%m/%d/%Y")
     ret = px["Adj Close"].pct_change()
     ret.iloc[0] = px["Adj Close"].iloc[0] / px["Open"].iloc[0] - 1.0
-    ret.index = pd.DatetimeIndex(ret.index).normalize()
     return ret
 
 
 @cache
 def _french_monthly() -> pd.DataFrame:
-    from arch.data import frenchdata
-
-    f = frenchdata.load()
-    yyyymm = f.index.asi8 % 1_000_000  # the shipped index encodes YYYYMM in nanoseconds
-    months = [f"{v // 100:04d}-{v % 100:02d}" for v in yyyymm]
-    out = pd.DataFrame({
+    """Monthly Mkt-RF, SMB, HML, RF 1926-07..2018-11 (the data of ``arch.data.frenchdata``), as decimals."""
+    f = pd.read_csv(_package_file("arch", "data", "frenchdata", "frenchdata.csv.gz"))
+    months = [f"{v // 100:04d}-{v % 100:02d}" for v in f["Date"].astype(int)]
+    return pd.DataFrame({
         "mkt_rf": f["Mkt-RF"].to_numpy() / 100, "smb": f["SMB"].to_numpy() / 100,
         "hml": f["HML"].to_numpy() / 100, "rf": f["RF"].to_numpy() / 100,
     }, index=months)
-    return out
 
 
 @cache
 def _industries_monthly() -> pd.DataFrame:
-    from linearmodels.datasets import french
-
-    d = french.load()
-    months = pd.DatetimeIndex(d["dates"]).strftime("%Y-%m")
+    """Fama-French 12-industry excess over the market, 1949-01..2017-03 (``linearmodels.datasets.french``)."""
+    d = pd.read_csv(_package_file("linearmodels", "datasets", "french", "french.csv.bz2"))
+    months = pd.to_datetime(d["dates"]).dt.strftime("%Y-%m")
     inds = ["BusEq", "Hlth", "Money", "Enrgy", "Chems", "Manuf", "Shops", "NoDur", "Telcm", "Utils"]
     excess = d[inds].sub(d["RF"] + d["MktRF"], axis=0)
     excess.index = months

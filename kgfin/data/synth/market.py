@@ -98,17 +98,18 @@ class _SnrStats:
         return pd.DataFrame(rows)
 
 
-def _feasible(et: EventType, focal: int, graph: MonthGraph, uni: Universe, sector_size: np.ndarray) -> bool:
-    need = et.counterpart
-    if need == "supplier":
-        return graph.suppliers.indptr[focal + 1] > graph.suppliers.indptr[focal]
-    if need == "customer":
-        return graph.customers.indptr[focal + 1] > graph.customers.indptr[focal]
-    if need in ("tech_peer", "target"):
-        return graph.tech_peers.indptr[focal + 1] > graph.tech_peers.indptr[focal]
-    if need == "same_sector":
-        return sector_size[uni.sector_idx[focal]] > 1
-    return True
+def _feasibility(types: tuple[EventType, ...], graph: MonthGraph, uni: Universe) -> np.ndarray:
+    """(types, N) whether each event type can happen to each firm this month (its counterpart exists)."""
+    sector_size = np.bincount(uni.sector_idx, minlength=len(SECTORS))
+    has = {
+        "supplier": np.diff(graph.suppliers.indptr) > 0,
+        "customer": np.diff(graph.customers.indptr) > 0,
+        "tech_peer": np.diff(graph.tech_peers.indptr) > 0,
+        "target": np.diff(graph.tech_peers.indptr) > 0,
+        "same_sector": sector_size[uni.sector_idx] > 1,
+        None: np.ones(uni.n, dtype=bool),
+    }
+    return np.stack([has[et.counterpart] for et in types])
 
 
 def _counterpart(et: EventType, focal: int, graph: MonthGraph, uni: Universe, log_cap: np.ndarray,
@@ -127,16 +128,16 @@ def _counterpart(et: EventType, focal: int, graph: MonthGraph, uni: Universe, lo
     return int(rng.choice(nbrs, p=weight / weight.sum()))
 
 
-def _timestamp(days: pd.DatetimeIndex, d: int, prev_day: pd.Timestamp | None, after_close: bool,
-               rng: np.random.Generator) -> pd.Timestamp:
+def _timestamp(days: pd.DatetimeIndex, d: int, prev_day: np.datetime64 | None, after_close: bool,
+               rng: np.random.Generator) -> np.datetime64:
     """Publication time of news priced on trading day ``days[d]``."""
     if after_close:
-        day = days[d - 1] if d > 0 else prev_day
+        day = days.values[d - 1] if d > 0 else prev_day
         minute = int(rng.integers(16 * 60 + 5, 20 * 60))
     else:
-        day = days[d]
+        day = days.values[d]
         minute = int(rng.integers(7 * 60, 15 * 60 + 56))
-    return pd.Timestamp(day) + pd.Timedelta(minutes=minute)
+    return (day + np.timedelta64(minute, "m")).astype("datetime64[s]")
 
 
 @dataclass
@@ -152,14 +153,13 @@ class _MonthEvents:
 
 
 def _month_events(
-    k: int, days: pd.DatetimeIndex, prev_day: pd.Timestamp | None, graph: MonthGraph, uni: Universe,
+    k: int, days: pd.DatetimeIndex, prev_day: np.datetime64 | None, graph: MonthGraph, uni: Universe,
     log_cap: np.ndarray, regime: int, cfg: SynthConfig, rng: np.random.Generator, first_id: int,
     snr: _SnrStats, idio: np.ndarray,
 ) -> _MonthEvents:
     ecfg = cfg.events
     n = uni.n
     names, tickers = uni.companies["name"].to_numpy(), uni.tickers
-    sector_size = np.bincount(uni.sector_idx, minlength=len(SECTORS))
     focal_p = np.exp(0.5 * (log_cap - log_cap.max()))
     focal_p /= focal_p.sum()
     n_hard = rng.poisson(ecfg.rate * n)
@@ -170,13 +170,13 @@ def _month_events(
     carry = np.zeros(n)
     sentiment = np.zeros(n)
     news_count = np.zeros(n, dtype=np.int64)
-    month_last = days[-1]
+    month_last = days.values[-1]
     drafts = []
     for kind_types, kind_w, count in ((_HARD, hard_w, n_hard), (_SOFT, soft_w, n_soft)):
-        for _ in range(count):
-            focal = int(rng.choice(n, p=focal_p))
-            ok = np.array([_feasible(e, focal, graph, uni, sector_size) for e in kind_types])
-            w = kind_w * ok
+        feasible = _feasibility(kind_types, graph, uni)
+        for focal in rng.choice(n, size=count, p=focal_p):
+            focal = int(focal)
+            w = kind_w * feasible[:, focal]
             et = kind_types[int(rng.choice(len(kind_types), p=w / w.sum()))]
             cp = _counterpart(et, focal, graph, uni, log_cap, rng)
             details, magnitude = et.detail(rng)
@@ -195,7 +195,7 @@ def _month_events(
     news_rows, event_rows, effect_rows, impact_rows = [], [], [], []
     for i, (ts, d, et, focal, cp, magnitude, focal_shock, details, headline, body) in enumerate(drafts):
         eid = f"N{first_id + i:07d}"
-        day = days[d]
+        day = days.values[d]
         effects = propagate(et, focal, cp, focal_shock, graph, ecfg.hop_damping, ecfg.min_effect)
         rule_rel = {r.name: r.relation for r in et.rules}
         total: dict[int, list[float]] = {}
@@ -219,7 +219,7 @@ def _month_events(
             impact_rows.append((eid, day, tickers[node], s, n_paths, hop))
         named = [focal] if cp is None else [focal, cp]
         news_count[named] += 1
-        age = (month_last - day).days
+        age = (month_last - day) / np.timedelta64(1, "D")
         sentiment[focal] += et.sign * magnitude * 0.5 ** (age / cfg.alpha.news_halflife_days)
         rip_nodes = np.array([node for node in total if node not in named], dtype=np.int64)
         rip_abs = np.abs(np.array([total[node][0] for node in rip_nodes]))
@@ -328,7 +328,7 @@ def _generate(cfg: SynthConfig, out: Path, progress: bool) -> SynthSummary:
         carry = np.zeros(n)
         prev_monthly = np.zeros(n)
         news_id = 0
-        prev_day: pd.Timestamp | None = None
+        prev_day: np.datetime64 | None = None
         bar = tqdm(months, desc="synthesising months", unit="month", disable=not progress)
         for k, month in enumerate(bar):
             days = hist.days_by_month[month]
@@ -392,7 +392,7 @@ def _generate(cfg: SynthConfig, out: Path, progress: bool) -> SynthSummary:
                     "sentiment": ev.sentiment,
                 }
                 alpha = (1 - rho) * alpha_parts["factor_alpha"] + rho * alpha_parts["news_alpha"]
-            prev_day = days[-1]
+            prev_day = days.values[-1]
     finally:
         for w in (*writers.values(), *truth.values()):
             w.close()

@@ -228,19 +228,27 @@ class Funds:
 def draw_patents(
     uni: Universe, rate: float, days: pd.DatetimeIndex, first_id: int, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """One month of grants: Poisson counts per firm, 1-3 CPC groups each from the firm's profile."""
+    """One month of grants: Poisson counts per firm, 1-3 distinct CPC groups each from the firm's profile.
+
+    Groups are drawn without replacement with probabilities from the firm's latent CPC
+    profile, vectorised by the Gumbel top-k trick (argsort of log p + Gumbel noise).
+    """
     counts = rng.poisson(rate * uni.patent_rate)
-    firms = np.repeat(np.arange(uni.n), counts)
-    rows: list[tuple[str, str, np.datetime64, str]] = []
-    t = uni.tickers
-    day_idx = rng.integers(len(days), size=firms.size)
-    n_groups = rng.choice([1, 2, 3], size=firms.size, p=[0.5, 0.35, 0.15])
-    for k, f in enumerate(firms):
-        groups = rng.choice(len(CPC_GROUPS), size=n_groups[k], replace=False, p=uni.cpc_profile[f])
-        pid = f"P{first_id + k:08d}"
-        for g in groups:
-            rows.append((pid, t[f], days[day_idx[k]], CPC_GROUPS[g]))
-    return pd.DataFrame(rows, columns=["patent_id", "ticker", "grant_date", "cpc_group"])
+    firms = np.repeat(np.arange(uni.n), counts)  # (P,)
+    n_pat = firms.size
+    day_idx = rng.integers(len(days), size=n_pat)
+    n_groups = rng.choice([1, 2, 3], size=n_pat, p=[0.5, 0.35, 0.15])
+    with np.errstate(divide="ignore"):
+        keys = np.log(uni.cpc_profile[firms]) + rng.gumbel(size=(n_pat, len(CPC_GROUPS)))  # (P, G)
+    top = np.argsort(-keys, axis=1)[:, :3]  # (P, 3): groups in draw order
+    take = np.arange(3)[None, :] < n_groups[:, None]  # (P, 3)
+    pat = np.broadcast_to(np.arange(n_pat)[:, None], take.shape)[take]
+    return pd.DataFrame({
+        "patent_id": [f"P{first_id + k:08d}" for k in pat],
+        "ticker": uni.tickers[firms[pat]],
+        "grant_date": days.values[day_idx[pat]],
+        "cpc_group": np.array(CPC_GROUPS)[top[take]],
+    })
 
 
 def true_tech_peers(uni: Universe, k: int, min_similarity: float, chunk: int = 1000) -> sp.csr_matrix:
