@@ -216,3 +216,17 @@ def test_characteristics_are_point_in_time(default_synth_dir: Path) -> None:
     r = m.returns[m.returns["date"].dt.strftime("%Y-%m") == months[3]]
     compounded = r.groupby("ticker")["ret"].apply(lambda s: (1 + s).prod() - 1)
     np.testing.assert_allclose(sf.loc[months[3], "rev_1m"].loc[compounded.index].to_numpy(), compounded.to_numpy())
+
+
+def test_docs_list_every_setting() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "synthetic-market.md").read_text()
+
+    def walk(model: type, prefix: str = "") -> list[str]:
+        keys = []
+        for name, f in model.model_fields.items():
+            sub = f.annotation
+            keys += walk(sub, f"{prefix}{name}.") if hasattr(sub, "model_fields") else [f"{prefix}{name}"]
+        return keys
+
+    missing = [k for k in walk(SynthConfig) if f"`{k}`" not in doc]
+    assert not missing, f"docs/synthetic-market.md lacks settings {missing}"

@@ -106,3 +106,10 @@ def test_missing_companies_and_ambiguous_files(synth_dir: Path, tmp_path: Path) 
     shutil.copytree(synth_dir, both)
     read_table(both / "companies.parquet").to_csv(both / "companies.csv", index=False)
     assert "both .parquet and .csv" in str(validate_dir(both)[0])
+
+
+def test_data_formats_doc_matches_the_schemas() -> None:
+    from kgfin.data.schemas import schema_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "data-formats.md").read_text()
+    assert schema_markdown() in doc, "docs/data-formats.md is out of date: paste kgfin.data.schemas.schema_markdown()"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TABLES", "Column", "RowCheck", "TableSchema"]
+__all__ = ["TABLES", "Column", "RowCheck", "TableSchema", "schema_markdown"]
 
 Kind = Literal["str", "float", "int", "date", "month", "datetime", "tickers"]
 
@@ -189,3 +189,29 @@ TABLES: dict[str, TableSchema] = {
         FACTORS_DAILY, FACTORS_MONTHLY, NEWS, STOCK_FACTORS,
     )
 }
+
+
+_KIND_TEXT = {
+    "str": "text", "float": "number", "int": "integer", "date": "date `YYYY-MM-DD`", "month": "month `YYYY-MM`",
+    "datetime": "timestamp `YYYY-MM-DD HH:MM:SS`", "tickers": "tickers `A;B`",
+}
+
+
+def schema_markdown() -> str:
+    """The column tables of ``docs/data-formats.md``, generated from :data:`TABLES`."""
+    out: list[str] = []
+    for t in TABLES.values():
+        out += [f"### `{t.name}`", "", f"{t.description} Key: ({', '.join(t.key)}).", "",
+                "| column | type | required | description |", "|---|---|---|---|"]
+        for c in t.columns:
+            rng = ""
+            if c.min is not None or c.max is not None:
+                rng = f" in [{c.min if c.min is not None else '-inf'}, {c.max if c.max is not None else 'inf'}]"
+            req = "may be empty" if c.nullable else ("yes" if c.required else "optional column")
+            known = " (must be a ticker in `companies`)" if c.ticker or c.kind == "tickers" else ""
+            out.append(f"| `{c.name}` | {_KIND_TEXT[c.kind]}{rng} | {req} | {c.description}{known} |")
+        if t.extra_description:
+            out.append(f"| *other columns* | number | - | {t.extra_description} |")
+        out += [f"\nRule: `{r.left} {r.op} {r.right}` ({r.message})." for r in t.row_checks]
+        out.append("")
+    return "\n".join(out)

@@ -37,10 +37,10 @@ class EventsConfig(KgfinConfig):
     """News events and how their shocks ripple through the true graph."""
 
     rate: float = Field(0.25, ge=0, description="hard (price-moving, rippling) events per company-month")
-    soft_rate: float = Field(0.35, ge=0, description="soft news items (analyst notes, reviews) per company-month")
+    soft_rate: float = Field(0.35, ge=0, description="soft news items (analyst notes, reviews) per company-month (x1.4 in the news regime, x0.6 in the factor regime)")
     shock_scale: float = Field(1.0, gt=0, description="multiplies every planted shock size")
     hop_damping: float = Field(0.5, ge=0, le=1, description="second-hop shock = damping x strength x first-hop shock")
-    min_effect: float = Field(0.001, ge=0, description="ripple paths moving a stock by less than this (absolute daily return) are not planted")
+    min_effect: float = Field(0.002, ge=0, description="ripple paths moving a stock by less than this (absolute daily return) are not planted")
     next_day_carry: float = Field(0.3, ge=0, le=1, description="share of each shock repeated on the next trading day")
     after_close_share: float = Field(0.25, ge=0, le=1, description="share of news published after the close (priced next day)")
 
@@ -57,7 +57,7 @@ class AlphaConfig(KgfinConfig):
     """Planted next-month predictability (for the factor/news return models)."""
 
     factor_alpha: float = Field(0.006, ge=0, description="monthly std of the factor-driven expected return")
-    news_alpha: float = Field(0.010, ge=0, description="monthly std of the news-driven expected return")
+    news_alpha: float = Field(0.010, ge=0, description="monthly expected return per unit of tanh(news sentiment)")
     regime_persistence: float = Field(0.85, ge=0, le=1, description="probability that the factor/news regime persists a month")
     news_halflife_days: float = Field(7.0, gt=0, description="half-life of news sentiment before the month end")
 
