@@ -1,0 +1,17 @@
+"""Language models: loading from a model spec (offline), prompts and output parsing."""
+
+from kgfin.llm.models import (
+    DEFAULT_ENCODER,
+    DEFAULT_MODEL,
+    TINY_MODEL,
+    ModelNotFoundError,
+    cache_dir,
+    load_causal_lm,
+    load_encoder,
+    resolve_model_path,
+)
+
+__all__ = [
+    "DEFAULT_ENCODER", "DEFAULT_MODEL", "TINY_MODEL", "ModelNotFoundError", "cache_dir",
+    "load_causal_lm", "load_encoder", "resolve_model_path",
+]
