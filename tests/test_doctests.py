@@ -10,6 +10,8 @@ import pytest
 MODULES = [
     "kgfin.market.returns",
     "kgfin.align.reward",
+    "kgfin.evaluate.stats",
+    "kgfin.evaluate.tables",
 ]
 
 
