@@ -12,6 +12,9 @@ MODULES = [
     "kgfin.align.reward",
     "kgfin.evaluate.stats",
     "kgfin.evaluate.tables",
+    "kgfin.portfolio.metrics",
+    "kgfin.portfolio.allocators",
+    "kgfin.portfolio.deciles",
 ]
 
 
