@@ -57,10 +57,11 @@ class RollingFit:
 
 def _window_sum(a: np.ndarray, window: int) -> np.ndarray:
     """Sums of ``a`` (T, ...) over rows ``max(0, d - window) .. d - 1`` for every row d."""
-    c = np.zeros((a.shape[0] + 1, *a.shape[1:]), dtype=a.dtype)
-    np.cumsum(a, axis=0, out=c[1:])
-    out = c[:-1].copy()
-    out[window:] -= c[: a.shape[0] - window]
+    c = np.cumsum(a, axis=0)  # c[d] = a[0] + ... + a[d]
+    out = np.empty_like(c)
+    out[0] = 0
+    out[1:] = c[:-1]
+    np.subtract(out[window + 1:], c[: a.shape[0] - window - 1], out=out[window + 1:])
     return out
 
 
@@ -76,33 +77,38 @@ def _cholesky_solve(a: dict[tuple[int, int], np.ndarray], b: list[np.ndarray]) -
     chol: dict[tuple[int, int], np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for j in range(p):
-            d = a[(j, j)]
+            d = a[(j, j)].copy()
             for k in range(j):
-                d = d - chol[(j, k)] * chol[(j, k)]
-            chol[(j, j)] = np.sqrt(np.where(d > 0, d, np.nan))
+                d -= chol[(j, k)] * chol[(j, k)]
+            d[~(d > 0)] = np.nan
+            chol[(j, j)] = np.sqrt(d, out=d)
+            inv = 1.0 / chol[(j, j)]
             for i in range(j + 1, p):
-                s = a[(i, j)]
+                s = a[(i, j)].copy()
                 for k in range(j):
-                    s = s - chol[(i, k)] * chol[(j, k)]
-                chol[(i, j)] = s / chol[(j, j)]
+                    s -= chol[(i, k)] * chol[(j, k)]
+                s *= inv
+                chol[(i, j)] = s
         z: list[np.ndarray] = []
         for i in range(p):  # forward: L z = b
-            s = b[i]
+            s = np.array(b[i], dtype=float, copy=True)
             for k in range(i):
-                s = s - chol[(i, k)] * z[k]
-            z.append(s / chol[(i, i)])
+                s -= chol[(i, k)] * z[k]
+            s /= chol[(i, i)]
+            z.append(s)
         x: list[np.ndarray] = [np.empty(0)] * p
         for i in reversed(range(p)):  # backward: L' x = z
             s = z[i]
             for k in range(i + 1, p):
-                s = s - chol[(k, i)] * x[k]
-            x[i] = s / chol[(i, i)]
+                s -= chol[(k, i)] * x[k]
+            s /= chol[(i, i)]
+            x[i] = s
     return x
 
 
 def rolling_ols(
     y: np.ndarray, x: np.ndarray, window: int = 252, min_obs: int = 126, add_constant: bool = True,
-    block: int = 32,
+    block: int = 16,
 ) -> RollingFit:
     """Rolling OLS of every column of ``y`` on ``x``, applied one day ahead.
 

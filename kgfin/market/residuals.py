@@ -30,13 +30,7 @@ from pydantic import Field, model_validator
 
 from kgfin.config import KgfinConfig, resolve_config
 from kgfin.market.betas import rolling_ols
-from kgfin.market.returns import (
-    MarketInputError,
-    as_dates,
-    excess_returns,
-    require_columns,
-    to_wide,
-)
+from kgfin.market.returns import MarketInputError, as_dates, require_columns, take_strings, to_wide
 
 __all__ = ["FACTOR_MODELS", "ResidualConfig", "monthly_residuals", "residuals"]
 
@@ -95,37 +89,46 @@ def residuals(
     cfg = resolve_config(ResidualConfig, config, overrides)
     cols = FACTOR_MODELS[cfg.model]
     f = _factor_panel(factors, cols)
-    ex = excess_returns(returns, factors)
-    ret = to_wide(ex.dropna(subset=["ret"]), "ret")  # (T_r, N)
+    require_columns(returns, ["date", "ticker", "ret"], "returns")
+    ret = to_wide(returns[returns["ret"].notna()], "ret")  # (T_r, N)
     if ret.empty:
         raise MarketInputError("returns: no rows")
+    missing = ret.index.difference(f.index)
+    if len(missing):
+        raise MarketInputError(
+            f"factors: no row for {len(missing)} return date(s), first {missing[0].date()}, last {missing[-1].date()}"
+        )
     calendar = f.index[(f.index >= ret.index[0]) & (f.index <= ret.index[-1])]
     ret = ret.reindex(calendar)
     fx = f.loc[calendar, list(cols)].to_numpy()  # (T, K)
     rf = f.loc[calendar, "rf"].to_numpy()  # (T,)
 
-    excess = ret.to_numpy() - rf[:, None]  # (T, N)
+    values = ret.to_numpy()
+    excess = values - rf[:, None]  # (T, N)
     fit = rolling_ols(excess, fx, window=cfg.window, min_obs=cfg.min_obs)
     expected = fit.expected(fx, include_alpha=cfg.alpha_in_expected)
-    resid = excess - expected
 
-    rows, cols_idx = np.nonzero(ret.notna().to_numpy())  # date-major, tickers sorted
-    out = pd.DataFrame({
-        "date": calendar.to_numpy()[rows],
-        "ticker": ret.columns.to_numpy(dtype=object)[cols_idx],
-        "ret": ret.to_numpy()[rows, cols_idx],
-        "rf": rf[rows],
-        "excess": excess[rows, cols_idx],
-        "expected": expected[rows, cols_idx],
-        "resid": resid[rows, cols_idx],
-        "sigma": fit.sigma[rows, cols_idx],
-    })
-    out["sresid"] = out["resid"] / out["sigma"]
+    present = np.isfinite(values).ravel()  # date-major, tickers sorted
+    dense = bool(present.all())
+    keep = np.flatnonzero(present)
+    rows, tick = np.divmod(keep, values.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        columns = {"ret": values, "rf": None, "excess": excess, "expected": expected,
+                   "resid": excess - expected, "sigma": fit.sigma, "sresid": (excess - expected) / fit.sigma}
     if keep_betas:
-        out["alpha"] = fit.alpha[rows, cols_idx]
-        for k, name in enumerate(cols):
-            out[f"beta_{name}"] = fit.beta[rows, cols_idx, k]
-        out["nobs"] = fit.nobs[rows, cols_idx]
+        columns |= {"alpha": fit.alpha} | {f"beta_{c}": fit.beta[:, :, k] for k, c in enumerate(cols)}
+    body = np.empty((len(columns), keep.size))  # one row per output column: pandas keeps it as one block
+    for j, panel in enumerate(columns.values()):
+        if panel is None:
+            body[j] = rf[rows]
+        else:
+            flat = np.ravel(panel)
+            body[j] = flat if dense else flat[keep]
+    out = pd.DataFrame(body.T, columns=list(columns), copy=False)
+    out.insert(0, "ticker", take_strings(ret.columns.to_numpy(), tick))
+    out.insert(0, "date", calendar.to_numpy()[rows])
+    if keep_betas:
+        out["nobs"] = fit.nobs.ravel()[keep]
     return out
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from kgfin.errors import KgfinError
 
 __all__ = [
-    "MarketInputError", "compound", "excess_returns", "monthly_returns", "to_long", "to_wide",
+    "MarketInputError", "compound", "excess_returns", "monthly_returns", "take_strings", "to_long", "to_wide",
 ]
 
 
@@ -46,19 +46,34 @@ def to_wide(
     [[0.2, 0.1], [0.3, nan]]
     """
     require_columns(frame, [index, columns, value], what)
-    keys = frame[[index, columns]]
-    dup = keys.duplicated(keep=False)
-    if dup.any():
-        first = keys[dup].iloc[0].tolist()
-        raise MarketInputError(f"{what}: {int(dup.sum())} rows share a ({index}, {columns}) key, e.g. {first}")
     idx = as_dates(frame[index]) if index == "date" else pd.Index(frame[index])
     row_codes, rows = pd.factorize(idx, sort=True)
     col_codes, cols = pd.factorize(frame[columns].astype(str), sort=True)
-    out = np.full((len(rows), len(cols)), np.nan)
-    out[row_codes, col_codes] = frame[value].to_numpy(dtype=float)
-    wide = pd.DataFrame(out, index=rows, columns=pd.Index(cols, dtype=object, name=columns))
+    flat = row_codes.astype(np.int64) * len(cols) + col_codes
+    counts = np.bincount(flat, minlength=len(rows) * len(cols))
+    if (counts > 1).any():
+        cell = int(np.flatnonzero(counts > 1)[0])
+        key = [rows[cell // len(cols)], cols[cell % len(cols)]]
+        raise MarketInputError(
+            f"{what}: {int((counts[flat] > 1).sum())} rows share a ({index}, {columns}) key, e.g. {key}"
+        )
+    out = np.full(len(rows) * len(cols), np.nan)
+    out[flat] = frame[value].to_numpy(dtype=float)
+    wide = pd.DataFrame(out.reshape(len(rows), len(cols)), index=rows,
+                        columns=pd.Index(np.asarray(cols, dtype=object), dtype=object, name=columns))
     wide.index.name = index
     return wide
+
+
+def take_strings(values: np.ndarray, codes: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``values[codes]`` as a string column, built without a per-row Python object when
+    pandas stores strings in Arrow (which is much faster for long tables)."""
+    dtype = pd.Series(["x"]).dtype  # pandas' default string dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        import pyarrow as pa
+
+        return pd.array(pa.array(np.asarray(values, dtype=object).astype(str)).take(pa.array(codes)), dtype=dtype)
+    return np.asarray(values, dtype=object)[codes]
 
 
 def to_long(wide: pd.DataFrame, value: str = "ret", dropna: bool = True) -> pd.DataFrame:
