@@ -20,6 +20,7 @@ from kgfin.market import (
     excess_returns,
     monthly_residuals,
     monthly_returns,
+    residual_vector,
     residuals,
     to_long,
     to_wide,
@@ -85,6 +86,23 @@ def test_residuals_point_in_time() -> None:
     new = residuals(changed, factors, window=80, min_obs=40)
     before = base[base["date"] <= cut].reset_index(drop=True)
     pd.testing.assert_frame_equal(before, new[new["date"] <= cut].reset_index(drop=True), check_exact=True)
+    # and a month's compounded residual uses nothing after that month
+    month = cut.strftime("%Y-%m")
+    m_base, m_new = monthly_residuals(base), monthly_residuals(new)
+    pd.testing.assert_frame_equal(m_base[m_base["month"] < month].reset_index(drop=True),
+                                  m_new[m_new["month"] < month].reset_index(drop=True), check_exact=True)
+    assert (m_base["month"] < month).sum() > 0
+
+
+def test_residual_vector() -> None:
+    returns, factors = _market(6)
+    out = residuals(returns, factors, window=60, min_obs=30)
+    day = out["date"].iloc[-1]
+    eps = residual_vector(out, day, ["T2", "NOPE", "T0"])
+    last = out[out["date"] == day].set_index("ticker")["resid"]
+    np.testing.assert_allclose(eps, [last["T2"], 0.0, last["T0"]])
+    assert np.isnan(residual_vector(out, day, ["NOPE"], fill=np.nan)).all()
+    assert (residual_vector(out, out["date"].iloc[0], ["T0", "T1"]) == 0).all()  # no loadings yet
 
 
 def test_residuals_config_object_and_errors() -> None:

@@ -4,7 +4,13 @@ See ``docs/asset-pricing.md`` for the formulas and the point-in-time rules.
 """
 
 from kgfin.market.betas import RollingFit, rolling_ols
-from kgfin.market.residuals import FACTOR_MODELS, ResidualConfig, monthly_residuals, residuals
+from kgfin.market.residuals import (
+    FACTOR_MODELS,
+    ResidualConfig,
+    monthly_residuals,
+    residual_vector,
+    residuals,
+)
 from kgfin.market.returns import (
     MarketInputError,
     compound,
@@ -16,6 +22,6 @@ from kgfin.market.returns import (
 
 __all__ = [
     "FACTOR_MODELS", "MarketInputError", "ResidualConfig", "RollingFit", "compound",
-    "excess_returns", "monthly_residuals", "monthly_returns", "residuals", "rolling_ols",
+    "excess_returns", "monthly_residuals", "monthly_returns", "residual_vector", "residuals", "rolling_ols",
     "to_long", "to_wide",
 ]

@@ -12,11 +12,11 @@ holds ``window`` rows, as statsmodels' ``RollingOLS(..., expanding=True)`` does;
 applied on day d equals ``RollingOLS(..., missing="drop")`` params at row d - 1.
 
 How it is vectorised: the window sums of the cross-products ``X'X``, ``X'y`` and ``y'y``
-come from cumulative sums over time (one pass, every stock at once), and the small
+come from cumulative sums over time (one pass for a whole block of stocks), and the small
 (K+1) x (K+1) normal equations are solved by a Cholesky factorisation written out
 entry by entry, so that each step is one numpy operation over all (day, stock) pairs.
-Stocks with no missing day of their own share one ``X'X`` per day (one factorisation
-per day); stocks with gaps get their own, in chunks that bound memory. Every result is
+Stocks are processed in blocks (bounding memory). In a block without gaps every stock
+shares one ``X'X`` per day; a block with a gapped stock sums each stock's own. Every result is
 computed by the same element-wise operations whichever path a stock takes, so it does
 not depend on the other stocks, nor on any data after the day it is applied to (not
 even on whether a later day is missing).
@@ -126,6 +126,8 @@ def rolling_ols(
     t_len, n = y.shape
     xc = np.column_stack([np.ones(t_len), x]) if add_constant else x
     p = xc.shape[1]
+    if block < 1:
+        raise MarketInputError(f"rolling_ols: block must be >= 1, got {block}")
     if p == 0 or not p < min_obs <= window:
         raise MarketInputError(
             f"rolling_ols: need regressors and {p} < min_obs <= window (min_obs={min_obs}, window={window})"

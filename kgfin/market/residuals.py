@@ -32,7 +32,7 @@ from kgfin.config import KgfinConfig, resolve_config
 from kgfin.market.betas import rolling_ols
 from kgfin.market.returns import MarketInputError, as_dates, require_columns, take_strings, to_wide
 
-__all__ = ["FACTOR_MODELS", "ResidualConfig", "monthly_residuals", "residuals"]
+__all__ = ["FACTOR_MODELS", "ResidualConfig", "monthly_residuals", "residual_vector", "residuals"]
 
 FACTOR_MODELS: dict[str, tuple[str, ...]] = {
     "capm": ("mkt_rf",),
@@ -164,3 +164,21 @@ def monthly_residuals(daily: pd.DataFrame) -> pd.DataFrame:
         "n_days": n_days.to_numpy().ravel(),
     })
     return out[complete.to_numpy().ravel()].reset_index(drop=True)
+
+
+def residual_vector(
+    table: pd.DataFrame, date: str | pd.Timestamp, tickers: list[str] | np.ndarray, column: str = "resid",
+    fill: float = 0.0,
+) -> np.ndarray:
+    """The residuals of one day as a vector in the order of ``tickers`` (N,).
+
+    For the alignment reward: ``eps = residual_vector(resid, event_day, snapshot.tickers)``.
+    Companies without a value that day (no return yet, no fitted loadings) get ``fill``.
+    """
+    require_columns(table, ["date", "ticker", column], "residual table")
+    day = table[as_dates(table["date"]) == pd.Timestamp(date).normalize()]
+    values = pd.Series(day[column].to_numpy(dtype=float), index=day["ticker"].astype(str).to_numpy())
+    if values.index.has_duplicates:
+        raise MarketInputError(f"residual table: several rows for one ticker on {pd.Timestamp(date).date()}")
+    out = values.reindex(np.asarray(tickers, dtype=str)).to_numpy()
+    return np.where(np.isnan(out), fill, out)
