@@ -128,9 +128,11 @@ def test_reward_tiny_and_huge_values_are_scale_free() -> None:
     z = np.array([3.0, -1.0, 0.5])
     eps = np.array([1.0, -2.0, 0.25])
     base = ripple_reward(z, eps)
-    for c in (1e-300, 1e-150, 1e150):
+    for c in (1e-300, 1e-150, 1e150, 1e300):
         with np.errstate(all="raise"):
             assert ripple_reward(c * z, c * eps) == pytest.approx(base, abs=1e-12)
+    with np.errstate(all="raise"):
+        assert ripple_reward(1e300 * z, 1e-300 * eps) == pytest.approx(ripple_reward(1e6 * z, eps), abs=1e-12)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

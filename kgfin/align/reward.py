@@ -142,14 +142,18 @@ def ripple_reward(z: Any, eps: Any, lam: float = 0.1) -> float | np.ndarray:
         raise RewardInputError(f"lam must be finite and >= 0, got {lam}")
     single = zz.ndim == ee.ndim == 1
     zz, ee = np.broadcast_arrays(np.atleast_2d(zz), np.atleast_2d(ee))
-    # Cosine on rows rescaled by their largest entry: scale-free, no under- or overflow.
-    zs = zz / np.where(abs(zz).max(axis=1, keepdims=True) > 0, abs(zz).max(axis=1, keepdims=True), 1.0)
-    es = ee / np.where(abs(ee).max(axis=1, keepdims=True) > 0, abs(ee).max(axis=1, keepdims=True), 1.0)
+    # Both terms on rows rescaled by their largest entry: exact, and free of under- or overflow.
+    z_top = abs(zz).max(axis=1, keepdims=True)
+    e_top = abs(ee).max(axis=1, keepdims=True)
+    zs = zz / np.where(z_top > 0, z_top, 1.0)
+    es = ee / np.where(e_top > 0, e_top, 1.0)
     norms = np.linalg.norm(zs, axis=1) * np.linalg.norm(es, axis=1)
     dots = (zs * es).sum(axis=1)
     cos = np.clip(np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0), -1.0, 1.0)
-    l1 = abs(ee).sum(axis=1)
-    covered = np.minimum(abs(zz), abs(ee)).sum(axis=1)
+    with np.errstate(over="ignore"):
+        z_in_e = abs(zz) / np.where(e_top > 0, e_top, 1.0)  # |Z| in units of max|eps| (may be inf)
+    l1 = abs(es).sum(axis=1)
+    covered = np.minimum(z_in_e, abs(es)).sum(axis=1)
     coverage = np.clip(np.divide(covered, l1, out=np.zeros_like(l1), where=l1 > 0), 0.0, 1.0)
     reward = cos + lam * coverage
     return float(reward[0]) if single else reward

@@ -15,9 +15,9 @@ the n stocks with a signal are ranked by score (ties by ticker); the top
 scored stocks hold nothing (return 0). Rows cover every trading day from the first to
 the last held day.
 
-**Benchmarks** (:func:`allocator_backtest`): each day d from the ``lookback``-th on, the
-weights of an allocator (:mod:`kgfin.portfolio.allocators`) from the ``lookback`` days
-before d, over the stocks with a return on all of those days and on d.
+**Benchmarks** (:func:`allocator_backtest`): each day d with ``lookback`` trading days
+before it, the weights of an allocator (:mod:`kgfin.portfolio.allocators`) from those
+days, over the stocks with a return on all of them and on d.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def allocator_backtest(
 ) -> pd.DataFrame:
     """Daily-rebalanced benchmark portfolio: ``method`` in :data:`ALLOCATORS`.
 
-    Holds from the ``lookback``-th trading day (or ``start``) to the last (or ``end``).
+    Holds from the first day with ``lookback`` days of history (or ``start``, if later) to
+    the last day (or ``end``).
     Returns ``date, ret, gross, turnover, cost, n_assets``.
     """
     if method not in ALLOCATORS:
