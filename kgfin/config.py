@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kgfin.errors import KgfinError
 
-__all__ = ["ConfigError", "KgfinConfig", "apply_overrides", "load_config"]
+__all__ = ["ConfigError", "KgfinConfig", "apply_overrides", "load_config", "resolve_config"]
 
 
 class ConfigError(KgfinError, ValueError):
@@ -120,3 +120,21 @@ def load_config(
         return cls.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def resolve_config(cls: type[C], config: C | None = None, overrides: dict[str, Any] | None = None) -> C:
+    """``config`` (or ``cls``'s defaults) with keyword ``overrides`` applied, validated.
+
+    Lets library functions take ``config=`` and/or plain keyword arguments:
+    ``residuals(r, f, model="ff5")`` and ``residuals(r, f, config=cfg)`` are both valid.
+    """
+    if config is not None and not isinstance(config, cls):
+        raise ConfigError(f"expected a {cls.__name__}, got {type(config).__name__}")
+    if not overrides:
+        return config if config is not None else cls()
+    data = config.model_dump() if config is not None else {}
+    data.update(overrides)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, f"{cls.__name__} arguments")) from None

@@ -1,0 +1,25 @@
+"""Run the docstring examples of the asset-pricing, reward, statistics and portfolio modules."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "kgfin.market.returns",
+    "kgfin.align.reward",
+    "kgfin.evaluate.stats",
+    "kgfin.evaluate.tables",
+    "kgfin.portfolio.metrics",
+    "kgfin.portfolio.allocators",
+    "kgfin.portfolio.deciles",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
