@@ -221,12 +221,15 @@ def test_characteristics_are_point_in_time(default_synth_dir: Path) -> None:
 def test_docs_list_every_setting() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "synthetic-market.md").read_text()
 
-    def walk(model: type, prefix: str = "") -> list[str]:
-        keys = []
+    def walk(model: type, prefix: str = "") -> list[tuple[str, object]]:
+        rows = []
         for name, f in model.model_fields.items():
             sub = f.annotation
-            keys += walk(sub, f"{prefix}{name}.") if hasattr(sub, "model_fields") else [f"{prefix}{name}"]
-        return keys
+            if hasattr(sub, "model_fields"):
+                rows += walk(sub, f"{prefix}{name}.")
+            else:
+                rows.append((f"{prefix}{name}", list(f.default) if isinstance(f.default, tuple) else f.default))
+        return rows
 
-    missing = [k for k in walk(SynthConfig) if f"`{k}`" not in doc]
-    assert not missing, f"docs/synthetic-market.md lacks settings {missing}"
+    missing = [f"{k} = {d}" for k, d in walk(SynthConfig) if f"| `{k}` | `{d}` |" not in doc]
+    assert not missing, f"docs/synthetic-market.md lacks or misstates settings {missing}"

@@ -56,8 +56,8 @@ class ReturnsConfig(KgfinConfig):
 class AlphaConfig(KgfinConfig):
     """Planted next-month predictability (for the factor/news return models)."""
 
-    factor_alpha: float = Field(0.006, ge=0, description="monthly std of the factor-driven expected return")
-    news_alpha: float = Field(0.010, ge=0, description="monthly expected return per unit of tanh(news sentiment)")
+    factor_alpha: float = Field(0.012, ge=0, description="monthly std of the factor-driven expected return")
+    news_alpha: float = Field(0.020, ge=0, description="monthly expected return per unit of tanh(news sentiment)")
     regime_persistence: float = Field(0.85, ge=0, le=1, description="probability that the factor/news regime persists a month")
     news_halflife_days: float = Field(7.0, gt=0, description="half-life of news sentiment before the month end")
 
