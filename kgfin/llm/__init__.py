@@ -1,5 +1,6 @@
 """Language models: loading from a model spec (offline), prompts and output parsing."""
 
+from kgfin.llm.generate import chat_prompts, generate_replies
 from kgfin.llm.models import (
     DEFAULT_ENCODER,
     DEFAULT_MODEL,
@@ -12,6 +13,6 @@ from kgfin.llm.models import (
 )
 
 __all__ = [
-    "DEFAULT_ENCODER", "DEFAULT_MODEL", "TINY_MODEL", "ModelNotFoundError", "cache_dir",
-    "load_causal_lm", "load_encoder", "resolve_model_path",
+    "DEFAULT_ENCODER", "DEFAULT_MODEL", "TINY_MODEL", "ModelNotFoundError", "cache_dir", "chat_prompts",
+    "generate_replies", "load_causal_lm", "load_encoder", "resolve_model_path",
 ]

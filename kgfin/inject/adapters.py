@@ -1,0 +1,43 @@
+"""Several month adapters on one base model: load once, switch by name in milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kgfin.errors import KgfinError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+__all__ = ["attach_adapters"]
+
+
+def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], trainable: bool = False) -> PeftModel:
+    """Wrap ``base`` with the named LoRA adapters (frozen unless ``trainable``); the first is active.
+
+    Switch with ``model.set_adapter(name)``; ``with model.disable_adapter():`` gives the base.
+    Note that PEFT modifies ``base`` in place.
+    """
+    from peft import PeftModel
+
+    if not adapters:
+        raise KgfinError("no adapters given")
+    model = None
+    for name, path in adapters.items():
+        path = Path(path)
+        if not (path / "adapter_config.json").exists():
+            raise KgfinError(f"{path} is not a LoRA adapter folder (no adapter_config.json); train it with `kgfin inject`")
+        if model is None:
+            model = PeftModel.from_pretrained(base, path, adapter_name=name, is_trainable=trainable)
+        else:
+            model.load_adapter(path, adapter_name=name, is_trainable=trainable)
+    assert model is not None
+    model.set_adapter(next(iter(adapters)))
+    if not trainable:  # PEFT leaves the base's flags as they were: freeze everything for inference
+        for p in model.parameters():
+            p.requires_grad_(False)
+    model.eval()
+    return model
