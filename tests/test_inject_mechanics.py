@@ -54,7 +54,7 @@ def test_train_save_load_switch(tmp_path: Path) -> None:
     model = attach_adapters(base, {"2021-03": a.path, "2021-04": b.path})
     with torch.no_grad():
         out_a = model(**ids).logits
-        model.set_adapter("2021-04")
+        model.set_adapter("2021-04", inference_mode=True)
         out_b = model(**ids).logits
         with model.disable_adapter():
             out_base = model(**ids).logits

@@ -18,8 +18,9 @@ __all__ = ["attach_adapters"]
 def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], trainable: bool = False) -> PeftModel:
     """Wrap ``base`` with the named LoRA adapters (frozen unless ``trainable``); the first is active.
 
-    Switch with ``model.set_adapter(name)``; ``with model.disable_adapter():`` gives the base.
-    Note that PEFT modifies ``base`` in place.
+    Switch with ``model.set_adapter(name, inference_mode=True)`` (without ``inference_mode``
+    PEFT makes the activated adapter trainable); ``with model.disable_adapter():`` gives the
+    base. Note that PEFT modifies ``base`` in place.
     """
     from peft import PeftModel
 
@@ -35,7 +36,7 @@ def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], t
         else:
             model.load_adapter(path, adapter_name=name, is_trainable=trainable)
     assert model is not None
-    model.set_adapter(next(iter(adapters)))
+    model.set_adapter(next(iter(adapters)), inference_mode=not trainable)
     if not trainable:  # PEFT leaves the base's flags as they were: freeze everything for inference
         for p in model.parameters():
             p.requires_grad_(False)
