@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from kgfin.errors import KgfinError
-from kgfin.inject import InjectConfig, adapter_dir, attach_adapters, read_pairs, train_adapter
+from kgfin.inject import (
+    InjectConfig,
+    adapter_dir,
+    adapters_disabled,
+    attach_adapters,
+    read_pairs,
+    train_adapter,
+)
 from kgfin.llm import TINY_MODEL, load_causal_lm
 
 pytestmark = pytest.mark.integration
@@ -56,7 +63,7 @@ def test_train_save_load_switch(tmp_path: Path) -> None:
         out_a = model(**ids).logits
         model.set_adapter("2021-04", inference_mode=True)
         out_b = model(**ids).logits
-        with model.disable_adapter():
+        with adapters_disabled(model):
             out_base = model(**ids).logits
     assert not torch.allclose(out_a, out_b)
     assert torch.allclose(out_base, plain, atol=1e-6)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,14 +13,14 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel
 
-__all__ = ["attach_adapters"]
+__all__ = ["adapters_disabled", "attach_adapters"]
 
 
 def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], trainable: bool = False) -> PeftModel:
     """Wrap ``base`` with the named LoRA adapters (frozen unless ``trainable``); the first is active.
 
     Switch with ``model.set_adapter(name, inference_mode=True)`` (without ``inference_mode``
-    PEFT makes the activated adapter trainable); ``with model.disable_adapter():`` gives the
+    PEFT makes the activated adapter trainable); ``with adapters_disabled(model):`` gives the
     base. Note that PEFT modifies ``base`` in place.
     """
     from peft import PeftModel
@@ -42,3 +43,19 @@ def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], t
             p.requires_grad_(False)
     model.eval()
     return model
+
+
+@contextmanager
+def adapters_disabled(model: PeftModel) -> Iterator[PeftModel]:
+    """Run ``model`` as its base model, then restore every parameter's ``requires_grad``.
+
+    PEFT's own ``disable_adapter()`` makes the active adapter trainable again on exit, which
+    would silently unfreeze a frozen knowledge adapter.
+    """
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    try:
+        with model.disable_adapter():
+            yield model
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags[name])
