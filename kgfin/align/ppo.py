@@ -1,0 +1,299 @@
+"""PPO for a language-model policy with a reward *function* (TRL's current release has no PPO).
+
+One :meth:`PPOTrainer.step`, after Schulman et al. (2017) and the RLHF recipe of Ziegler et
+al. (2019) as TRL's PPOv2 implements it:
+
+1. **roll out**: sample a response to each prompt from the policy (temperature ``T``);
+2. **score**: ``reward_fn(prompts=..., completions=..., completion_ids=..., **columns)`` gives
+   one float per response (the calling convention of TRL's GRPO/RLOO reward functions);
+3. **per-token rewards**: ``r_t = -beta * (log pi(a_t) - log pi_ref(a_t))``, plus the score
+   on the response's last token (the KL penalty keeps the policy near the reference);
+4. **advantages** by GAE(gamma, lambda) from a value head on the policy's (detached) final
+   hidden states; ``returns = advantages + values``; advantages whitened;
+5. ``ppo_epochs`` passes over minibatches of the rollout: clipped ratio loss
+   ``-min(rho A, clip(rho, 1-eps, 1+eps) A)`` plus ``vf_coef`` x the clipped value loss.
+
+Shapes: B prompts, P prompt tokens (left-padded), T response tokens (right-padded),
+H hidden size. Log-probabilities are taken from ``logits / T`` so that they are those of
+the sampling distribution. Position ids come from the attention mask, as in generation.
+
+The trainer optimises whatever parameters of ``policy`` require gradients (an alignment
+LoRA, or the backbone) plus the value head. The reference is either a separate frozen
+model or a context manager that makes the policy act as the reference (e.g. with the
+alignment adapter switched off).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from kgfin.config import KgfinConfig
+
+__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "masked_mean", "masked_whiten", "policy_loss",
+           "value_loss"]
+
+RewardFn = Callable[..., Sequence[float]]
+
+
+class PPOConfig(KgfinConfig):
+    """PPO hyper-parameters (defaults follow TRL's PPOv2 where it has them)."""
+
+    batch_size: int = Field(8, ge=1, description="prompts per PPO step (one rollout)")
+    mini_batch_size: int = Field(4, ge=1, description="rollout rows per gradient step")
+    ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate (policy parameters and value head)")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip epsilon")
+    clip_range_value: float = Field(0.2, gt=0, description="value clip range")
+    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
+    kl_coef: float = Field(0.05, ge=0, description="beta: per-token KL penalty to the reference")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    max_new_tokens: int = Field(96, ge=1, description="response length limit")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of rollouts")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
+    missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
+    value_hidden: int = Field(64, ge=1, description="hidden units of the value head")
+    seed: int = Field(0, description="sampling and minibatch seed")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of ``x`` over entries where ``mask`` is 1."""
+    mask = mask.to(x.dtype)
+    if dim is None:
+        return (x * mask).sum() / mask.sum().clamp(min=1)
+    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` standardised over masked entries (zero outside the mask)."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over (B, T) per-token rewards and values.
+
+    ``mask`` marks each row's valid response tokens (a prefix of the row); the value after
+    the last valid token is 0. Returns (advantages, returns), zero outside the mask.
+
+    >>> r = torch.tensor([[0.0, 0.0, 1.0]]); v = torch.tensor([[0.5, 0.5, 0.5]]); m = torch.ones(1, 3)
+    >>> a, ret = gae(r, v, m, gamma=1.0, lam=1.0)
+    >>> a.tolist(), ret.tolist()
+    ([[0.5, 0.5, 0.5]], [[1.0, 1.0, 1.0]])
+    """
+    mask = mask.to(rewards.dtype)
+    b, t = rewards.shape
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros(b, dtype=rewards.dtype)
+    for i in reversed(range(t)):
+        next_value = values[:, i + 1] * mask[:, i + 1] if i + 1 < t else torch.zeros(b, dtype=rewards.dtype)
+        next_mask = mask[:, i + 1] if i + 1 < t else torch.zeros(b, dtype=rewards.dtype)
+        delta = rewards[:, i] + gamma * next_value - values[:, i]
+        last = delta + gamma * lam * last * next_mask
+        adv[:, i] = last * mask[:, i]
+    return adv, (adv + values) * mask
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped surrogate loss, the share of clipped tokens, and the approximate KL(old || new)."""
+    ratio = torch.exp(logp - old_logp)
+    loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip, 1 + clip))
+    clipped = ((ratio - 1).abs() > clip).to(logp.dtype)
+    approx_kl = 0.5 * (logp - old_logp) ** 2
+    return masked_mean(loss, mask), masked_mean(clipped, mask), masked_mean(approx_kl, mask)
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip: float) -> torch.Tensor:
+    """Clipped value loss: 0.5 * max((V - R)^2, (V_clipped - R)^2)."""
+    clipped = old_values + torch.clamp(values - old_values, -clip, clip)
+    return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+class ValueHead(nn.Module):
+    """Value of each response state from the policy's final hidden states (detached).
+
+    Shapes: hidden (B, T, H) -> values (B, T).
+    """
+
+    def __init__(self, hidden_size: int, hidden: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(hidden_size, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden.detach()).squeeze(-1)
+
+
+@dataclass
+class Rollout:
+    """One batch of prompts and sampled responses, with what PPO needs about them."""
+
+    input_ids: torch.Tensor  # (B, P + T)
+    attention_mask: torch.Tensor  # (B, P + T)
+    response_mask: torch.Tensor  # (B, T): valid response tokens (up to and including EOS)
+    prompt_length: int  # P
+    completions: list[str]
+    truncated: torch.Tensor  # (B,) bool: no EOS within max_new_tokens
+
+
+class PPOTrainer:
+    """Runs PPO steps on ``policy`` with ``reward_fn``; see the module docstring."""
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        tokenizer: Any,
+        reward_fn: RewardFn,
+        config: PPOConfig | None = None,
+        *,
+        reference_model: nn.Module | None = None,
+        reference_context: Callable[[], AbstractContextManager[Any]] | None = None,
+    ):
+        if (reference_model is None) == (reference_context is None):
+            raise ValueError("give exactly one of reference_model or reference_context")
+        self.cfg = config or PPOConfig()
+        self.policy, self.tok, self.reward_fn = policy, tokenizer, reward_fn
+        self.reference_model, self.reference_context = reference_model, reference_context
+        hidden = policy.config.hidden_size if hasattr(policy, "config") else policy.get_base_model().config.hidden_size
+        torch.manual_seed(self.cfg.seed)
+        self.value_head = ValueHead(hidden, self.cfg.value_hidden)
+        self.trainable = [p for p in policy.parameters() if p.requires_grad]
+        if not self.trainable:
+            raise ValueError("the policy has no trainable parameters")
+        self.optimizer = torch.optim.AdamW([*self.trainable, *self.value_head.parameters()], lr=self.cfg.learning_rate)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.steps_done = 0
+
+    # --- forward passes -----------------------------------------------------------------------
+
+    def _forward(self, model: nn.Module, ro: Rollout, rows: slice | torch.Tensor = slice(None),
+                 hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probs of the response tokens (B, T) and, if asked, final hidden states (B, T, H)."""
+        ids, att = ro.input_ids[rows], ro.attention_mask[rows]
+        pos = (att.cumsum(1) - 1).clamp(min=0)
+        p = ro.prompt_length
+        t = ids.shape[1] - p
+        # Only the T + 1 last positions' logits are needed: position i predicts token i + 1.
+        out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
+                    use_cache=False, logits_to_keep=t + 1)
+        logits = out.logits[:, :-1] / self.cfg.temperature  # (B, T, V)
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
+        return logp, (out.hidden_states[-1][:, p - 1:-1] if hidden else None)
+
+    def _reference_logp(self, ro: Rollout) -> torch.Tensor:
+        with torch.no_grad():
+            if self.reference_model is not None:
+                return self._forward(self.reference_model, ro)[0]
+            assert self.reference_context is not None
+            with self.reference_context():
+                return self._forward(self.policy, ro)[0]
+
+    # --- rollout ------------------------------------------------------------------------------
+
+    def rollout(self, prompts: Sequence[str]) -> Rollout:
+        """Sample one response per (already chat-formatted) prompt."""
+        tok = self.tok
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tok.padding_side = side
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+        with torch.no_grad():
+            out = self.policy.generate(
+                **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
+                top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            )
+        p = enc["input_ids"].shape[1]
+        response = out[:, p:]
+        is_eos = response == tok.eos_token_id
+        first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(is_eos[:, 0], response.shape[1], dtype=torch.long))
+        positions = torch.arange(response.shape[1])[None, :]
+        response_mask = (positions <= first_eos[:, None]).long() & (positions < response.shape[1]).long()
+        response = torch.where(response_mask.bool(), response, torch.full_like(response, tok.pad_token_id))
+        ids = torch.cat([enc["input_ids"], response], dim=1)
+        att = torch.cat([enc["attention_mask"], response_mask], dim=1)
+        texts = tok.batch_decode(response, skip_special_tokens=True)
+        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~is_eos.any(1))
+
+    # --- one PPO step -------------------------------------------------------------------------
+
+    def step(self, prompts: Sequence[str], **columns: Sequence[Any]) -> dict[str, float]:
+        """Roll out on ``prompts``, score the responses, update the policy; return statistics.
+
+        ``columns`` are per-prompt values passed on to the reward function (e.g. event ids).
+        """
+        cfg = self.cfg
+        self.policy.eval()  # no dropout: old and new log-probs agree exactly before the first update
+        ro = self.rollout(prompts)
+        ids = [row[m.bool()].tolist() for row, m in zip(ro.input_ids[:, ro.prompt_length:], ro.response_mask, strict=True)]
+        raw = self.reward_fn(prompts=list(prompts), completions=ro.completions, completion_ids=ids, **columns)
+        scores = torch.tensor([float(s) for s in raw], dtype=torch.float32)
+        if scores.shape[0] != len(prompts) or not torch.isfinite(scores).all():
+            raise ValueError("reward_fn must return one finite float per completion")
+        scores = scores - cfg.missing_eos_penalty * ro.truncated.float()
+        mask = ro.response_mask.float()
+        with torch.no_grad():
+            old_logp, hid = self._forward(self.policy, ro, hidden=True)
+            old_values = self.value_head(hid) * mask
+            ref_logp = self._reference_logp(ro)
+        kl = (old_logp - ref_logp) * mask
+        rewards = -cfg.kl_coef * kl
+        last = (mask.sum(1).long() - 1).clamp(min=0)
+        rewards[torch.arange(len(prompts)), last] += scores
+        adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages:
+            adv = masked_whiten(adv, mask)
+
+        stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
+        order_gen = torch.Generator().manual_seed(cfg.seed + self.steps_done)
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(len(prompts), generator=order_gen)
+            for lo in range(0, len(prompts), cfg.mini_batch_size):
+                rows = order[lo:lo + cfg.mini_batch_size]
+                logp, h = self._forward(self.policy, ro, rows, hidden=True)
+                values = self.value_head(h)
+                m = mask[rows]
+                pg, clipfrac, approx_kl = policy_loss(logp, old_logp[rows], adv[rows], m, cfg.clip_range)
+                vf = value_loss(values, old_values[rows], returns[rows], m, cfg.clip_range_value)
+                loss = pg + cfg.vf_coef * vf
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([*self.trainable, *self.value_head.parameters()], cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, v in zip(stats, (pg, vf, clipfrac, approx_kl), strict=True):
+                    stats[k].append(float(v))
+        self.steps_done += 1
+        return {
+            "score": float(scores.mean()), "kl": float(kl.sum(1).mean()),
+            "response_length": float(mask.sum(1).mean()), "truncated": float(ro.truncated.float().mean()),
+            **{k: float(sum(v) / len(v)) for k, v in stats.items()},
+            "advantage_std": float(adv[mask.bool()].std()) if mask.sum() > 1 else math.nan,
+        }
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer, value head, step count and sampling RNG (the policy's weights are saved separately)."""
+        return {"optimizer": self.optimizer.state_dict(), "value_head": self.value_head.state_dict(),
+                "steps_done": self.steps_done, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.value_head.load_state_dict(state["value_head"])
+        self.steps_done = int(state["steps_done"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,114 @@
+"""PPO: its pieces against hand computations, and toy problems whose optimal policy is known."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from kgfin.align.ppo import PPOConfig, PPOTrainer, gae, masked_whiten, policy_loss, value_loss
+from tests.toy_lm import toy_lm
+
+
+def test_gae_matches_hand_computation() -> None:
+    r = torch.tensor([[0.0, 0.0, 1.0, 9.0]])
+    v = torch.tensor([[0.2, 0.4, 0.6, 9.0]])
+    m = torch.tensor([[1, 1, 1, 0]])  # the fourth token is padding: its reward and value are ignored
+    adv, ret = gae(r, v, m, gamma=0.9, lam=0.5)
+    d2 = 1.0 - 0.6
+    d1 = 0.0 + 0.9 * 0.6 - 0.4
+    d0 = 0.0 + 0.9 * 0.4 - 0.2
+    a2, a1 = d2, d1 + 0.45 * d2
+    a0 = d0 + 0.45 * a1
+    assert adv.tolist()[0] == pytest.approx([a0, a1, a2, 0.0])
+    assert ret.tolist()[0] == pytest.approx([a0 + 0.2, a1 + 0.4, a2 + 0.6, 0.0])
+
+
+def test_clipped_losses() -> None:
+    old = torch.zeros(1, 2)
+    new = torch.log(torch.tensor([[1.5, 0.5]])).requires_grad_()  # ratios 1.5 and 0.5
+    adv = torch.tensor([[1.0, -1.0]])
+    loss, clipfrac, _ = policy_loss(new, old, adv, torch.ones(1, 2), clip=0.2)
+    # token 1: max(-1.5, -1.2) = -1.2; token 2: max(0.5, 0.8) = 0.8: both take the clipped term
+    assert float(loss.detach()) == pytest.approx((-1.2 + 0.8) / 2)
+    assert float(clipfrac) == 1.0
+    loss.backward()
+    assert torch.allclose(new.grad, torch.zeros(1, 2))  # no gradient beyond the clip
+    vl = value_loss(torch.tensor([[2.0]]), torch.tensor([[0.0]]), torch.tensor([[1.0]]), torch.ones(1, 1), clip=0.2)
+    assert float(vl) == pytest.approx(0.5 * max((2 - 1) ** 2, (0.2 - 1) ** 2))
+    w = masked_whiten(torch.tensor([[1.0, 2.0, 3.0, 100.0]]), torch.tensor([[1, 1, 1, 0]]))
+    assert float(w[0, :3].mean()) == pytest.approx(0.0, abs=1e-6) and float(w[0, 3]) == 0.0
+
+
+def _trainer(kl: float, max_new_tokens: int = 1, seed: int = 0) -> tuple[PPOTrainer, int, torch.nn.Module]:
+    model, tok = toy_lm(seed)
+    ref = copy.deepcopy(model)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    target = tok.convert_tokens_to_ids("b")
+
+    def reward(prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_: object) -> list[float]:
+        return [sum(i == target for i in ids) / max(len(ids), 1) for ids in completion_ids]
+
+    cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2,
+                    max_new_tokens=max_new_tokens, kl_coef=kl, seed=seed)
+    return PPOTrainer(model, tok, reward, cfg, reference_model=ref), target, ref
+
+
+def test_bandit_reaches_the_optimal_policy() -> None:
+    trainer, _, ref = _trainer(kl=0.0)
+    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(25)]
+    assert scores[0] < 0.5 and min(scores[-5:]) == 1.0
+    # the deterministic optimum's KL to the reference is -log p_ref(b)
+    kl = trainer.step(["pick one"] * 16)["kl"]
+    enc = trainer.tok(["pick one"], return_tensors="pt")
+    with torch.no_grad():
+        p_ref = torch.softmax(ref(**enc).logits[0, -1], -1)[trainer.tok.convert_tokens_to_ids("b")]
+    assert kl == pytest.approx(-math.log(float(p_ref)), rel=0.05)
+
+
+def test_kl_penalty_gives_the_regularised_optimum() -> None:
+    """With beta = 1 the optimum is pi*(b) = p e / (p e + 1 - p), p = p_ref(b) (Ziegler et al. 2019)."""
+    trainer, target, ref = _trainer(kl=1.0)
+    enc = trainer.tok(["pick one"], return_tensors="pt")
+    with torch.no_grad():
+        p = float(torch.softmax(ref(**enc).logits[0, -1], -1)[target])
+    optimum = p * math.e / (p * math.e + 1 - p)
+    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(40)]
+    assert sum(scores[-20:]) / 20 == pytest.approx(optimum, abs=0.1)
+    assert optimum < 0.5  # far from the unregularised optimum of 1
+
+
+def test_multi_token_credit_assignment() -> None:
+    trainer, _, _ = _trainer(kl=0.0, max_new_tokens=4)
+    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(25)]
+    assert scores[0] < 0.3 and sum(scores[-3:]) / 3 > 0.95
+
+
+def test_deterministic_and_checkpointable() -> None:
+    a, _, _ = _trainer(kl=0.1)
+    b, _, _ = _trainer(kl=0.1)
+    assert [a.step(["pick one"] * 16) for _ in range(3)] == [b.step(["pick one"] * 16) for _ in range(3)]
+    state = copy.deepcopy(a.state_dict())
+    weights = copy.deepcopy(a.policy.state_dict())
+    next_a = a.step(["pick one"] * 16)
+    c, _, _ = _trainer(kl=0.1)
+    c.policy.load_state_dict(weights)
+    c.load_state_dict(state)
+    assert c.step(["pick one"] * 16) == next_a
+
+
+def test_bad_reward_and_setup_are_errors() -> None:
+    model, tok = toy_lm(0)
+    with pytest.raises(ValueError, match="exactly one"):
+        PPOTrainer(model, tok, lambda **_: [], PPOConfig())
+    trainer = PPOTrainer(model, tok, lambda completions, **_: [float("nan")] * len(completions),
+                         PPOConfig(batch_size=2, max_new_tokens=1), reference_model=copy.deepcopy(model))
+    with pytest.raises(ValueError, match="one finite float"):
+        trainer.step(["pick one"] * 2)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        PPOTrainer(model, tok, lambda **_: [], PPOConfig(), reference_model=model)
