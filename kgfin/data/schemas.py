@@ -16,7 +16,7 @@ Column kinds:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["TABLES", "Column", "RowCheck", "TableSchema"]

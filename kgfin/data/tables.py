@@ -58,7 +58,7 @@ def _arrow_schema(frame: pd.DataFrame, kinds: dict[str, str]) -> pa.Schema:
             t = pa.date32()
         elif kind == "datetime":
             t = pa.timestamp("s")
-        elif kind in ("str", "month", "tickers") or dtype == object or pd.api.types.is_string_dtype(dtype):
+        elif kind in ("str", "month", "tickers") or pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
             t = pa.string()
         elif pd.api.types.is_bool_dtype(dtype):
             t = pa.bool_()
