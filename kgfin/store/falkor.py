@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -208,32 +209,52 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the server (flushing its data to disk); True if one was running."""
-        import redis
-
         with self._lock():
             st = self.status()
             if not st.running:
                 self._cleanup()
                 return False
-            try:
-                r = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout, socket_connect_timeout=2)
-                r.execute_command("SHUTDOWN", "SAVE")
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                pass  # the server closes the connection as it exits
-            except redis.exceptions.ResponseError as exc:
-                log.warning("FalkorDB refused SHUTDOWN (%s); terminating it", exc)
-            if st.pid is not None:
-                deadline = time.monotonic() + timeout
-                while time.monotonic() < deadline and _alive(st.pid):
-                    time.sleep(0.02)
-                if _alive(st.pid):
-                    self._kill(st.pid)
-                child = _CHILDREN.pop(st.pid, None)
-                if child is not None:
-                    child.wait(timeout=5)
+            log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+            # SHUTDOWN SAVE is sent without waiting for a reply (none comes: the connection closes
+            # only when the process ends); _wait_exit follows the shutdown through the log.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                try:
+                    conn.settimeout(2.0)
+                    conn.connect(str(self.socket))
+                    conn.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
+                except OSError as exc:
+                    log.warning("cannot send SHUTDOWN to %s (%s); terminating the server", self.socket, exc)
+                if st.pid is not None:
+                    self._wait_exit(st.pid, log_start, timeout)
             self._cleanup()
             log.info("FalkorDB in %s stopped", self.data_dir)
             return True
+
+    def _wait_exit(self, pid: int, log_start: int, timeout: float) -> None:
+        # After "ready to exit" (data saved, socket removed) the module's threads can take
+        # seconds to wind down; nothing is left to persist, so the process is ended then.
+        deadline = time.monotonic() + timeout
+        done_at = None
+        while time.monotonic() < deadline and _alive(pid):
+            if done_at is None and self._log_since(log_start).find("ready to exit") >= 0:
+                done_at = time.monotonic()
+            if done_at is not None and time.monotonic() - done_at > 0.2:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        if _alive(pid):
+            self._kill(pid)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            child.wait(timeout=5)
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
 
 
 def _plain(value: Any) -> Any:
@@ -384,7 +405,12 @@ class FalkorStore(GraphStore):
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from None
 
     def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        res = self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
+        try:
+            res = self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
+        except QueryError as exc:
+            if "empty key" in str(exc):  # nothing written yet: the graph does not exist
+                return [], []
+            raise
         columns = [h[1] for h in res.header]
         return columns, [[_plain(v) for v in row] for row in res.result_set]
 
