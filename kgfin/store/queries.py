@@ -194,7 +194,7 @@ class QueryParam:
             try:
                 value = _TYPES[self.type](value)
             except ValueError:
-                raise QueryError(f"{where}: {value!r} is not a {self.type}") from None
+                raise QueryError(f"{where}: expected {self.type}, got {value!r}") from None
         if self.type == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if self.type == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
