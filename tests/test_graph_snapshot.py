@@ -11,7 +11,14 @@ import pytest
 
 from kgfin.data import load_market
 from kgfin.errors import KgfinError
-from kgfin.graph import GraphConfig, GraphSnapshot, MuConfig, MuRule, build_snapshot, export_snapshot
+from kgfin.graph import (
+    GraphConfig,
+    GraphSnapshot,
+    MuConfig,
+    MuRule,
+    build_snapshot,
+    export_snapshot,
+)
 
 
 def small_snapshot(config: GraphConfig | None = None) -> GraphSnapshot:

@@ -13,7 +13,14 @@ from graph_fixtures import query_params, small_snapshots
 from graph_oracles import ORACLES, assert_frames_match
 
 from kgfin.graph import GraphSnapshot
-from kgfin.store import EmbeddedServer, FalkorStore, QueryError, ReadOnlyError, StoreError, open_store
+from kgfin.store import (
+    EmbeddedServer,
+    FalkorStore,
+    QueryError,
+    ReadOnlyError,
+    StoreError,
+    open_store,
+)
 from kgfin.store.falkor import PID_FILE
 
 pytestmark = pytest.mark.integration

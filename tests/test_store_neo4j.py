@@ -3,10 +3,12 @@
 By default it runs against FalkorDB's experimental Bolt endpoint (started here), which
 exercises the driver code path: connection retries, batched UNWIND writes in managed
 transactions, reads, schema fallback. Known limits of that endpoint (docs/neo4j.md): float
-parameters keep 6 decimals, read transactions do not block writes, parameters over ~4 KB
-crash it (hence batch_size=20). Tests marked ``neo4j`` need a real Neo4j 5 server and run
-only when KGFIN_NEO4J_URI is set (user/password in KGFIN_NEO4J_USER/KGFIN_NEO4J_PASSWORD);
-they write the small synthetic months there and delete them afterwards.
+parameters keep 6 decimals, quotes (') and backslashes in string parameters break, read
+transactions do not block writes, parameters over ~4 KB crash it (hence batch_size=20).
+
+Tests marked ``neo4j`` need a real Neo4j 5 server and run only when KGFIN_NEO4J_URI is set
+(user/password in KGFIN_NEO4J_USER/KGFIN_NEO4J_PASSWORD); they write the small synthetic
+months there and delete them afterwards.
 """
 
 from __future__ import annotations

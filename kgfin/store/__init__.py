@@ -23,6 +23,7 @@ from kgfin.errors import KgfinError
 from kgfin.store.base import GraphStore, StoreError, WriteSummary
 from kgfin.store.falkor import EmbeddedServer, FalkorStore, ServerStatus
 from kgfin.store.neo4j import Neo4jStore
+from kgfin.store.pipeline import build_into_store, expand_months, load_graph_tables
 from kgfin.store.queries import (
     NamedQuery,
     QueryError,
@@ -35,9 +36,9 @@ from kgfin.store.queries import (
 
 __all__ = [
     "DEFAULT_STORE_DIR", "EmbeddedServer", "FalkorStore", "GraphStore", "NamedQuery", "Neo4jStore",
-    "QueryError", "ReadOnlyError", "ServerStatus", "StoreError", "WriteSummary", "check_read_only",
-    "clean_params", "graph_settings", "is_neo4j_uri", "load_queries", "open_store", "parse_param",
-    "read_env_file",
+    "QueryError", "ReadOnlyError", "ServerStatus", "StoreError", "WriteSummary", "build_into_store",
+    "check_read_only", "clean_params", "expand_months", "graph_settings", "is_neo4j_uri",
+    "load_graph_tables", "load_queries", "open_store", "parse_param", "read_env_file", "store_target",
 ]
 
 DEFAULT_STORE_DIR = Path(".kgfin/graph")
@@ -80,6 +81,13 @@ def is_neo4j_uri(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(_NEO4J_SCHEMES)
 
 
+def store_target(target: str | Path | None = None, env_file: str | Path | None = ".env") -> str | Path:
+    """The store that ``open_store(target)`` would open: a URI string or a directory path."""
+    if target is not None and target != "":
+        return target
+    return graph_settings(env_file).get("KGFIN_GRAPH_URI") or DEFAULT_STORE_DIR
+
+
 def open_store(
     target: str | Path | None = None,
     *,
@@ -94,8 +102,7 @@ def open_store(
     ``batch_size`` sets the rows per write batch (also ``KGFIN_GRAPH_BATCH_SIZE``).
     """
     settings = graph_settings(env_file)
-    if target is None or target == "":
-        target = settings.get("KGFIN_GRAPH_URI") or DEFAULT_STORE_DIR
+    target = store_target(target, env_file)
     if batch_size is None and settings.get("KGFIN_GRAPH_BATCH_SIZE"):
         try:
             batch_size = int(settings["KGFIN_GRAPH_BATCH_SIZE"])
