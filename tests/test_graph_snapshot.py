@@ -76,6 +76,13 @@ def test_stats_table6() -> None:
     assert (st.directors, st.funds, st.cpc_groups, st.seats, st.holdings) == (2, 1, 1, 3, 2)
 
 
+def test_empty_snapshot() -> None:
+    snap = GraphSnapshot("2020-03", small_snapshot().companies, {})
+    st = snap.stats()
+    assert st.pairs == 0 and st.total_edges == 0 and st.share_1 == 0.0
+    assert snap.mu().nnz == 0 and snap.to_networkx().number_of_edges() == 0
+
+
 def test_validation_errors() -> None:
     snap = small_snapshot()
     with pytest.raises(KgfinError, match="not a listed company"):

@@ -192,12 +192,17 @@ class GraphSnapshot:
 
     def stats(self) -> SnapshotStats:
         """Nodes, edges per type and the share of linked pairs with 1, 2 or 3+ relation types."""
-        pairs = []
+        index = pd.Index(self.companies["ticker"])
+        n = len(index)
+        keys = []
         for frame in self.edges.values():
-            if len(frame):
-                s, t = frame["source"].to_numpy(), frame["target"].to_numpy()
-                pairs.append(pd.DataFrame({"a": np.where(s < t, s, t), "b": np.where(s < t, t, s)}).drop_duplicates())
-        n_types = pd.concat(pairs).groupby(["a", "b"]).size() if pairs else pd.Series(dtype=int)
+            i = index.get_indexer(frame["source"]).astype(np.int64)
+            j = index.get_indexer(frame["target"]).astype(np.int64)
+            key = np.minimum(i, j) * n + np.maximum(i, j)
+            keys.append(pd.unique(key))  # a relation counts a pair once (SUPPLIES may link it both ways)
+        key = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
+        n_types = pd.Series(np.diff(np.r_[starts, key.size]))  # relation types per linked pair
         total = int(n_types.size)
 
         def share(mask: pd.Series) -> float:

@@ -2,8 +2,8 @@
 
 :class:`EmbeddedServer` starts ``redis-server`` with the FalkorDB module as a local process
 listening only on a unix socket in the data directory (no TCP port), persisted there as
-``falkordb.rdb`` (saved after every snapshot written, every few minutes while writes
-happen, and on stop), and records its pid in ``falkordb.pid``. A running server is reused;
+``falkordb.rdb`` (saved in the background after every snapshot written, every few minutes
+while writes happen, and on stop), and records its pid in ``falkordb.pid``. A running server is reused;
 a pid file or socket left by a dead server is cleaned up. :class:`FalkorStore` speaks to it
 (or to any FalkorDB given by URL) with the ``falkordb`` client.
 """
@@ -337,6 +337,28 @@ def params_header(params: dict[str, Any]) -> str:
     return "CYPHER " + " ".join(f"`{k}`={_literal(v)}" for k, v in params.items()) + " "
 
 
+def _cell(cell: list[Any], graph: Any) -> Any:
+    """One value of a compact reply, decoded: scalars directly (fast), entities by the falkordb client."""
+    kind, value = cell
+    if kind == 2:  # string
+        return value
+    if kind == 5:  # double
+        return float(value)
+    if kind == 3:  # integer
+        return int(value)
+    if kind == 1:  # null
+        return None
+    if kind == 4:  # boolean
+        return value == "true"
+    if kind == 6:  # array
+        return [_cell(c, graph) for c in value]
+    if kind == 10:  # map
+        return {value[i]: _cell(value[i + 1], graph) for i in range(0, len(value), 2)}
+    from falkordb.query_result import parse_scalar
+
+    return _plain(parse_scalar(cell, graph))  # nodes, edges, paths, points, temporal values
+
+
 def _close_at_exit(ref: weakref.ref[FalkorStore]) -> None:
     store = ref()
     if store is not None:
@@ -390,33 +412,35 @@ class FalkorStore(GraphStore):
     def describe(self) -> str:
         return f"falkordb:{self._where} (graph {self.graph_name})"
 
-    def _call(self, command: str, text: str) -> Any:
+    def _call(self, command: str, text: str) -> tuple[list[str], list[list[Any]]]:
+        """Run one command; return column names and rows of plain values."""
         import redis
-        from falkordb.query_result import QueryResult
 
         if self._closed:
             raise StoreError(f"{self.describe()} is closed")
         try:
             response = self._graph.execute_command(command, self.graph_name, text, "--compact")
-            return QueryResult(self._graph, response)
         except redis.exceptions.ResponseError as exc:
             raise QueryError(f"FalkorDB refused the query: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from None
+        for part in (response[0], response[-1]):
+            if isinstance(part, redis.exceptions.ResponseError):  # a run-time error inside the reply
+                raise QueryError(f"FalkorDB refused the query: {part}")
+        if len(response) < 3:  # statistics only (a write without RETURN)
+            return [], []
+        return [h[1] for h in response[0]], [[_cell(c, self._graph) for c in row] for row in response[1]]
 
     def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         try:
-            res = self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
+            return self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
         except QueryError as exc:
             if "empty key" in str(exc):  # nothing written yet: the graph does not exist
                 return [], []
             raise
-        columns = [h[1] for h in res.header]
-        return columns, [[_plain(v) for v in row] for row in res.result_set]
 
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
-        res = self._call("GRAPH.QUERY", params_header(params) + cypher)
-        return [[_plain(v) for v in row] for row in res.result_set]
+        return self._call("GRAPH.QUERY", params_header(params) + cypher)[1]
 
     def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any,
                     grouped: bool = False) -> None:
@@ -453,16 +477,25 @@ class FalkorStore(GraphStore):
                     raise StoreError(f"FalkorDB refused {item.portable()!r}: {exc}") from None
 
     def flush(self) -> None:
-        """Save the embedded server's snapshot file now (a server given by URL keeps its own settings)."""
-        # Persist now: the embedded server keeps an RDB snapshot (no append-only file, whose
-        # replay re-runs every write query and is far slower than loading the snapshot).
+        """Start saving the embedded server's snapshot file (a server given by URL keeps its own settings).
+
+        The save runs in a forked child (BGSAVE), so writing goes on meanwhile; a failed
+        background save makes the server refuse further writes until one succeeds, and
+        stopping the server always saves in the foreground.
+        """
+        # An RDB snapshot, not an append-only file: replaying the latter re-runs every write
+        # query and is far slower than loading the snapshot.
         if self.server is not None:
             import redis
 
             try:
-                self._db.connection.execute_command("SAVE")
+                self._db.connection.execute_command("BGSAVE", "SCHEDULE")
             except redis.exceptions.RedisError as exc:
-                raise StoreError(f"FalkorDB could not save {self.describe()}: {exc}") from None
+                log.warning("background save failed to start (%s); saving in the foreground", exc)
+                try:
+                    self._db.connection.execute_command("SAVE")
+                except redis.exceptions.RedisError as exc2:
+                    raise StoreError(f"FalkorDB could not save {self.describe()}: {exc2}") from None
 
     def close(self) -> None:
         """Close the connection; stop the server if this store started it (and not keep_running)."""
