@@ -118,7 +118,10 @@ def _numpy_correlations(p: pd.DataFrame, month: str, cfg: GraphConfig) -> pd.Ser
     return pd.Series(corr[i, j], index=pd.MultiIndex.from_arrays([firms[i], firms[j]]))
 
 
-def test_tech_similar_equals_numpy_correlation() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_tech_similar_equals_numpy_correlation(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not dense:  # the path for many CPC groups (sparse products)
+        monkeypatch.setattr("kgfin.graph.builders.DENSE_LIMIT", 0)
     rng = np.random.default_rng(3)
     p = _random_patents(rng, firms=12, per_firm=8, month=M)
     p.loc[p["ticker"] == "T11", "grant_date"] = pd.Timestamp("2010-01-05")  # outside the window

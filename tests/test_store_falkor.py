@@ -232,3 +232,22 @@ def _is_child_redis(proc: Path) -> bool:
         return False
     ppid = int(stat.rsplit(")", 1)[1].split()[1])
     return b"redis-server" in cmd and ppid == os.getpid() and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_half_written_month_is_hidden_then_replaced(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    from kgfin.store import model as m
+
+    (m1, s1), (m2, s2) = list(snaps.items())[:2]
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(s1)
+        # what an interrupted write of m2 leaves: an incomplete Snapshot node and some relationships
+        st._write(m.SNAPSHOT_BEGIN, {"month": m2})
+        st._write(m.edges_write("SUPPLIES"), {"month": m2, "rows": [
+            {"a": s1.tickers[0], "edges": [{"b": s1.tickers[1], "value_usd": 1.0, "weight": 1.0, "reverse_weight": 1.0}]}]})
+        assert st.months() == [m1]
+        with pytest.raises(StoreError, match="not in the store"):
+            st.read_snapshot(m2)
+        st.write_snapshot(s2)
+        assert st.months() == [m1, m2]
+        assert st.read_snapshot(m2).differences(s2) == []
+        assert st.counts()["SUPPLIES"] == len(s1.edges["SUPPLIES"]) + len(s2.edges["SUPPLIES"])

@@ -44,6 +44,7 @@ HOLDING_COLUMNS = ["fund_id", "ticker", "weight"]
 CPC_COLUMNS = ["ticker", "cpc_group", "patents", "share"]
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+DENSE_LIMIT = 25_000_000  # firms x CPC groups up to which TECH_SIMILAR uses dense products (200 MB)
 
 
 def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -285,25 +286,34 @@ def tech_similar(patents: pd.DataFrame, month: str, cfg: GraphConfig | None = No
         return empty_edges(TECH_SIMILAR)
     x = sp.csr_matrix((np.ones(len(p)), (f_codes, g_codes)), shape=(n, g))
     x = sp.diags(1.0 / np.asarray(x.sum(axis=1)).ravel()) @ x  # (N, G) shares, rows sum to 1
-    # Every share vector has mean 1/G, so cov(i, j) = x_i.x_j / G - 1/G^2.
-    sd = np.sqrt(np.maximum(np.asarray(x.multiply(x).sum(axis=1)).ravel() / g - 1.0 / g**2, 0.0))  # (N,)
-    valid = sd > 1e-12
-    xt = x.T.tocsc()
+    # Every share vector has mean 1/G: corr(i, j) = (x_i.x_j - 1/G) / (|x_i - 1/G| |x_j - 1/G|).
+    norm = np.sqrt(np.maximum(np.asarray(x.multiply(x).sum(axis=1)).ravel() - 1.0 / g, 0.0))  # (N,)
+    valid = norm > 1e-12  # a flat share vector has no correlation
+    scale = np.where(valid, 1.0 / np.where(valid, norm, 1.0), 0.0)
+    if n * g <= DENSE_LIMIT:  # few CPC groups: one dense product per chunk
+        z = (x.toarray() - 1.0 / g) * scale[:, None]  # (N, G) centred, unit-length rows
+
+        def block(lo: int, hi: int) -> np.ndarray:
+            return z[lo:hi] @ z.T
+    else:  # many groups: sparse products, centred afterwards
+        xt = x.T.tocsc()
+
+        def block(lo: int, hi: int) -> np.ndarray:
+            return ((x[lo:hi] @ xt).toarray() - 1.0 / g) * scale[lo:hi, None] * scale[None, :]
+    floor = -np.inf
     rows, cols, vals = [], [], []
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
-        dot = (x[lo:hi] @ xt).toarray()  # (C, N)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = (dot / g - 1.0 / g**2) / (sd[lo:hi, None] * sd[None, :])
-        corr[~valid[lo:hi], :] = np.nan
-        corr[:, ~valid] = np.nan
-        corr[np.arange(hi - lo), np.arange(lo, hi)] = np.nan
-        ok = np.isfinite(corr)
+        corr = block(lo, hi)  # (C, N) correlations
+        corr[~valid[lo:hi], :] = floor
+        corr[:, ~valid] = floor
+        corr[np.arange(hi - lo), np.arange(lo, hi)] = floor
+        ok = corr > floor
         if cfg.tech_threshold is not None:
             ok &= corr >= cfg.tech_threshold
         if cfg.tech_top_k is not None and cfg.tech_top_k < n - 1:
             # The k-th largest candidate per row bounds the set; exact ties are settled below.
-            masked = np.where(ok, corr, -np.inf)
+            masked = np.where(ok, corr, floor)
             kth = -np.partition(-masked, cfg.tech_top_k - 1, axis=1)[:, cfg.tech_top_k - 1]
             ok &= masked >= kth[:, None]
         r, c = np.nonzero(ok)

@@ -1,6 +1,6 @@
 """GraphStore: one interface over the embedded FalkorDB store and Neo4j.
 
-The backends implement four primitives (read, write, schema, close); everything else -
+The backends implement a few primitives (read, write, schema, flush, close); everything else -
 writing and reading snapshots, months, statistics, read-only queries - is shared here and
 runs the same Cypher text (:mod:`kgfin.store.model`) on both.
 
@@ -184,8 +184,12 @@ class GraphStore(ABC):
         t0 = time.perf_counter()
         self.ensure_schema()
         month = snap.month
-        for stmt in m.delete_statements():
-            self._repeat_delete(stmt, {"month": month})
+        # A month written before (even half-way: its Snapshot node is created first) is removed
+        # first; a new month skips the removal scans, which grow with the store.
+        replacing = bool(self._scalar(m.SNAPSHOT_EXISTS, {"month": month}))
+        if replacing:
+            for stmt in m.delete_statements():
+                self._repeat_delete(stmt, {"month": month})
         nodes = {
             "Company": snap.companies.rename(columns={"ticker": "key"}),
             "Director": pd.DataFrame({"key": sorted(snap.seats["director_id"].unique())}, dtype=object),
@@ -203,8 +207,9 @@ class GraphStore(ABC):
             self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
             for rel, frame in rels.items():
                 self._write_rows(m.edges_write(rel), frame, {"month": month}, bar, grouped=True)
-        for stmt in m.ORPHANS:
-            self._repeat_delete(stmt, {})
+        if replacing:  # only a replaced month can leave nodes that nothing refers to
+            for stmt in m.ORPHANS:
+                self._repeat_delete(stmt, {})
         stats = json.dumps(snap.stats().as_dict(), sort_keys=True)
         self._write(m.SNAPSHOT_FINISH, {"month": month, "config": snap.config.model_dump_json(),
                                         "stats": stats, "version": __version__})

@@ -54,6 +54,7 @@ SNAPSHOT_COMPANIES = (
 SNAPSHOT_FINISH = (
     "MATCH (s:Snapshot {month: $month}) "
     "SET s.complete = true, s.config = $config, s.stats = $stats, s.kgfin_version = $version")
+SNAPSHOT_EXISTS = "MATCH (s:Snapshot {month: $month}) RETURN count(s) AS n"
 SNAPSHOT_INFO = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS complete, s.config AS config"
 SNAPSHOT_READ_COMPANIES = (
     "MATCH (s:Snapshot {month: $month})-[h:HAS_COMPANY]->(c:Company) "
@@ -98,7 +99,7 @@ def delete_statements() -> list[str]:
 
 ORPHANS = [
     f"MATCH (n:{label}) OPTIONAL MATCH {pattern} WITH n, count(r) AS k WHERE k = 0 "
-    "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
+    "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
     for label, pattern in (("Director", "(n)-[r:SITS_ON]->()"), ("Fund", "(n)-[r:HOLDS]->()"),
                            ("CPC", "()-[r:PATENTS_IN]->(n)"), ("Company", "(:Snapshot)-[r:HAS_COMPANY]->(n)"))
 ]
