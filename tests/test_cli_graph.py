@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from kgfin.cli import app
 from kgfin.data import load_market
 from kgfin.graph import data_months
+from kgfin.runinfo import read_manifest
 from kgfin.store import EmbeddedServer, ReadOnlyError
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Iterator
         assert result.exit_code == 0, result.output
         assert months[0] in result.output and months[1] in result.output
         assert not EmbeddedServer(store).status().running  # build stopped the server it started
+        manifest = read_manifest(store)
+        assert manifest["command"] == "kgfin graph build" and manifest["months"] == months
+        assert manifest["config"]["tech_top_k"] == 10
         yield store, months
     finally:
         EmbeddedServer(store).stop()

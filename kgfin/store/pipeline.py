@@ -58,13 +58,24 @@ def build_into_store(
     cfg: GraphConfig | None = None,
     progress: bool = False,
 ) -> list[WriteSummary]:
-    """Build each month's snapshot from ``data`` and write it to ``store`` (months: see :func:`expand_months`)."""
+    """Build each month's snapshot from ``data`` and write it to ``store`` (months: see :func:`expand_months`).
+
+    Each Snapshot node keeps the config it was built with; an embedded store's directory also
+    gets ``kgfin-run.json`` (config, months, versions) for the last build.
+    """
     from tqdm.auto import tqdm
 
+    from kgfin.runinfo import write_manifest
+    from kgfin.store.falkor import FalkorStore
+
+    cfg = cfg or GraphConfig()
     market = data if isinstance(data, MarketData) else load_graph_tables(data)
     chosen = expand_months(months, data_months(market))
     summaries = []
     for month in tqdm(chosen, desc="graph months", unit="month", disable=not progress):
         summaries.append(store.write_snapshot(build_snapshot(market, month, cfg), progress=False))
     log.info("wrote %d month(s) to %s", len(summaries), store.describe())
+    if isinstance(store, FalkorStore) and store.server is not None:  # an embedded store is a run directory
+        write_manifest(store.server.data_dir, "kgfin graph build", cfg, extra={
+            "months": chosen, "relationships": {s.month: s.relationships for s in summaries}})
     return summaries
