@@ -1,9 +1,9 @@
 """Monthly company knowledge graphs: relation builders, GraphSnapshot and the interaction measure μ.
 
->>> from kgfin.data import load_market                      # doctest: +SKIP
->>> from kgfin.graph import GraphConfig, build_snapshot     # doctest: +SKIP
->>> snap = build_snapshot(load_market("data/synth"), "2014-06", GraphConfig())  # doctest: +SKIP
->>> snap.stats().edges, snap.mu().shape                     # doctest: +SKIP
+    from kgfin.data import load_market
+    from kgfin.graph import GraphConfig, build_snapshot
+    snap = build_snapshot(load_market("data/synth"), "2014-06", GraphConfig())
+    snap.stats().edges, snap.mu().shape
 """
 
 from kgfin.graph.builders import (

