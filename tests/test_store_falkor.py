@@ -251,3 +251,10 @@ def test_half_written_month_is_hidden_then_replaced(tmp_path: Path, snaps: dict[
         assert st.months() == [m1, m2]
         assert st.read_snapshot(m2).differences(s2) == []
         assert st.counts()["SUPPLIES"] == len(s1.edges["SUPPLIES"]) + len(s2.edges["SUPPLIES"])
+
+
+def test_small_batches(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(tmp_path / "g", batch_size=37) as st:  # many batches, groups split across batches
+        st.write_snapshot(snap)
+        assert st.read_snapshot(month).differences(snap) == []

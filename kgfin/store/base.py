@@ -142,13 +142,19 @@ class GraphStore(ABC):
         columns, rows = self._read(cypher, params)
         return pd.DataFrame(rows, columns=columns)
 
-    def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any,
-                    grouped: bool = False) -> None:
-        """Run ``cypher`` over ``frame`` in batches of ``batch_size`` rows passed as ``$rows``
-        (``grouped``: as :func:`grouped_records`)."""
+    def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any) -> None:
+        """Run ``cypher`` over ``frame`` in batches of ``batch_size`` rows passed as ``$rows``."""
         for lo in range(0, len(frame), self.batch_size):
             chunk = frame.iloc[lo:lo + self.batch_size]
-            self._write(cypher, {"rows": grouped_records(chunk) if grouped else records(chunk), **params})
+            self._write(cypher, {"rows": records(chunk), **params})
+            bar.update(len(chunk))
+
+    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str, bar: Any) -> None:
+        """Create ``rel`` relationships of ``month`` from ``frame`` (columns a, b, properties) in batches."""
+        cypher = m.edges_write(rel)
+        for lo in range(0, len(frame), self.batch_size):
+            chunk = frame.iloc[lo:lo + self.batch_size]
+            self._write(cypher, {"rows": grouped_records(chunk), "month": month})
             bar.update(len(chunk))
 
     def _repeat_delete(self, cypher: str, params: dict[str, Any], limit: int = 50_000) -> int:
@@ -206,7 +212,7 @@ class GraphStore(ABC):
                 self._write_rows(m.node_merge(label), frame, {}, bar)
             self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
             for rel, frame in rels.items():
-                self._write_rows(m.edges_write(rel), frame, {"month": month}, bar, grouped=True)
+                self._write_edges(rel, frame, month, bar)
         if replacing:  # only a replaced month can leave nodes that nothing refers to
             for stmt in m.ORPHANS:
                 self._repeat_delete(stmt, {})

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kgfin.store import model
 from kgfin.store.base import GraphStore, StoreError, group_bounds
 from kgfin.store.model import parse_schema
 from kgfin.store.queries import QueryError, graphdb_dir
@@ -442,25 +443,33 @@ class FalkorStore(GraphStore):
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
         return self._call("GRAPH.QUERY", params_header(params) + cypher)[1]
 
-    def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any,
-                    grouped: bool = False) -> None:
-        # Pipelined: the next batch's text is built while the server runs the current one.
+    def _pipelined(self, texts: Any, bar: Any) -> None:
+        """Send ``(text, rows)`` pairs, building the next text while the server runs the current one."""
         from concurrent.futures import ThreadPoolExecutor
 
-        extra = params_header(params)[len("CYPHER "):] if params else ""
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
-            for lo in range(0, len(frame), self.batch_size):
-                chunk = frame.iloc[lo:lo + self.batch_size]
-                rows = grouped_literal(chunk) if grouped else rows_literal(chunk)
-                text = f"CYPHER `rows`={rows} {extra}{cypher}"
+            for text, n in texts:
+                future = pool.submit(self._call, "GRAPH.QUERY", text)
                 if pending is not None:
                     pending[0].result()
                     bar.update(pending[1])
-                pending = (pool.submit(self._call, "GRAPH.QUERY", text), len(chunk))
+                pending = (future, n)
             if pending is not None:
                 pending[0].result()
                 bar.update(pending[1])
+
+    def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any) -> None:
+        extra = params_header(params)[len("CYPHER "):] if params else ""
+        texts = ((f"CYPHER `rows`={rows_literal(frame.iloc[lo:lo + self.batch_size])} {extra}{cypher}",
+                  len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
+        self._pipelined(texts, bar)
+
+    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str, bar: Any) -> None:
+        cypher = model.edges_write(rel)
+        texts = ((f"CYPHER `rows`={grouped_literal(frame.iloc[lo:lo + self.batch_size])} `month`={_literal(month)} "
+                  f"{cypher}", len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
+        self._pipelined(texts, bar)
 
     def _create_schema(self) -> None:
         import redis
@@ -485,17 +494,27 @@ class FalkorStore(GraphStore):
         """
         # An RDB snapshot, not an append-only file: replaying the latter re-runs every write
         # query and is far slower than loading the snapshot.
-        if self.server is not None:
-            import redis
+        if self.server is None:
+            return
+        import redis
 
+        deadline = time.monotonic() + 300
+        while True:
             try:
-                self._db.connection.execute_command("BGSAVE", "SCHEDULE")
-            except redis.exceptions.RedisError as exc:
+                self._db.connection.execute_command("BGSAVE")
+                return
+            except redis.exceptions.ResponseError as exc:
+                if "in progress" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # an earlier save is still running: start a fresh one after it
+                    continue
                 log.warning("background save failed to start (%s); saving in the foreground", exc)
-                try:
-                    self._db.connection.execute_command("SAVE")
-                except redis.exceptions.RedisError as exc2:
-                    raise StoreError(f"FalkorDB could not save {self.describe()}: {exc2}") from None
+            except redis.exceptions.RedisError as exc:
+                raise StoreError(f"FalkorDB could not save {self.describe()}: {exc}") from None
+            try:
+                self._db.connection.execute_command("SAVE")
+                return
+            except redis.exceptions.RedisError as exc:
+                raise StoreError(f"FalkorDB could not save {self.describe()}: {exc}") from None
 
     def close(self) -> None:
         """Close the connection; stop the server if this store started it (and not keep_running)."""
