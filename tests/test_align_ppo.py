@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from toy_lm import toy_lm
 
 from kgfin.align.ppo import PPOConfig, PPOTrainer, gae, masked_whiten, policy_loss, value_loss
-from tests.toy_lm import toy_lm
 
 
 def test_gae_matches_hand_computation() -> None:
