@@ -336,6 +336,144 @@ def graph_status(store: StoreOption = None) -> None:
     console.print(f"FalkorDB for {st.data_dir}: {st.state}{detail}")
 
 
+# --- instruction pairs and knowledge injection (kgfin.instruct, kgfin.inject) ---------------------
+
+InjectRecipe = Annotated[Path, typer.Option("--config", help="Recipe with instruct / inject / memory_eval sections.")]
+MonthsOption = Annotated[list[str], typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable).")]
+
+evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+def _section(overrides: list[str] | None, section: str) -> list[str]:
+    """The ``--set section.key=value`` overrides of one recipe section, without the prefix."""
+    return [o.split(".", 1)[1] for o in overrides or [] if o.startswith(section + ".")]
+
+
+def _unknown_sections(overrides: list[str] | None, sections: tuple[str, ...]) -> None:
+    bad = [o for o in overrides or [] if o.split(".", 1)[0] not in sections]
+    if bad:
+        raise CliError(f"--set must name a recipe section ({', '.join(sections)}): {', '.join(bad)}")
+
+
+def _snapshot_reader(store: str | None) -> tuple[object, object]:
+    """(open store, month -> GraphSnapshot | None) over the graph store."""
+    from kgfin.store import open_store
+
+    st = open_store(store)
+    months = set(st.months())
+    if not months:
+        st.close()
+        raise CliError(f"the graph store {st.describe()} holds no months: run `kgfin graph build DATA_DIR` first")
+    return st, (lambda m: st.read_snapshot(m) if m in months else None)
+
+
+@app.command("instruct")
+def instruct(
+    month: MonthsOption,
+    store: StoreOption = None,
+    config: InjectRecipe = Path("training/inject.yaml"),
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for pairs-YYYY-MM.jsonl files.")] = Path("instructions"),
+) -> None:
+    """Generate instruction pairs from the graph of each MONTH (plus the rotating buffer of earlier months)."""
+    from collections import Counter
+
+    from kgfin.config import load_config
+    from kgfin.instruct import InstructConfig, training_pairs, write_pairs
+    from kgfin.runinfo import write_manifest
+    from kgfin.store import expand_months
+
+    _unknown_sections(set_, ("instruct",))
+    cfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
+    st, snapshot_of = _snapshot_reader(store)
+    try:
+        months = expand_months(month, st.months())
+        table = Table(title=f"instruction pairs -> {out}", box=box.SIMPLE)
+        for col in ("month", "retrieval", "judgment", "question", "carried", "total"):
+            table.add_column(col, justify="left" if col == "month" else "right")
+        for m in months:
+            pairs = training_pairs(m, snapshot_of, cfg)
+            path = write_pairs(pairs, out / f"pairs-{m}.jsonl")
+            fam = Counter(p.family for p in pairs if not p.carried)
+            table.add_row(m, *(f"{fam[f]:,}" for f in ("retrieval", "judgment", "question")),
+                          f"{sum(p.carried for p in pairs):,}", f"{len(pairs):,}")
+            console.print(f"wrote {path}", highlight=False)
+    finally:
+        st.close()
+    write_manifest(out, "kgfin instruct", cfg, extra={"months": months})
+    console.print(table)
+
+
+@app.command("inject")
+def inject(
+    month: Annotated[str, typer.Option("--month", "-m", help="Month YYYY-MM whose adapter to train.")],
+    pairs: Annotated[Path | None, typer.Option(help="Pairs JSONL (default: instructions/pairs-MONTH.jsonl).")] = None,
+    config: InjectRecipe = Path("training/inject.yaml"),
+    set_: SetOption = None,
+    adapters: Annotated[Path, typer.Option(help="Folder of month adapters (kg-YYYY-MM/).")] = Path("adapters"),
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
+) -> None:
+    """Train MONTH's knowledge adapter (LoRA) on its instruction pairs."""
+    from kgfin.config import load_config
+    from kgfin.inject import InjectConfig, adapter_dir, read_pairs, sha256_file, train_adapter
+
+    _unknown_sections(set_, ("inject",))
+    cfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
+    path = pairs or Path("instructions") / f"pairs-{month}.jsonl"
+    if not path.exists():
+        raise CliError(f"{path} not found: run `kgfin instruct --month {month}` first or pass --pairs")
+    info = train_adapter(read_pairs(path), adapter_dir(adapters, month), cfg, month=month,
+                         pairs_sha256=sha256_file(path), resume=resume)
+    table = Table(title=f"knowledge adapter -> {info.path}", box=box.SIMPLE, show_header=False)
+    for key, value in (("pairs", f"{info.n_pairs:,}"), ("steps", f"{info.steps:,}"),
+                       ("trainable parameters", f"{info.trainable_params:,} ({info.trainable_share:.2%})"),
+                       ("seconds per step", f"{info.seconds_per_step:.2f}"), ("tokens per second", f"{info.tokens_per_second:.0f}"),
+                       ("peak memory", f"{info.peak_rss_mb:,.0f} MB"), ("final loss", f"{info.final_loss:.4f}" if info.final_loss else "-")):
+        table.add_row(key, value)
+    console.print(table)
+
+
+@evaluate_app.command("injection")
+def evaluate_injection(
+    month: Annotated[str, typer.Option("--month", "-m", help="Month YYYY-MM to test.")],
+    store: StoreOption = None,
+    switch_month: Annotated[str | None, typer.Option(help="Second month: load both adapters and cross-check.")] = None,
+    ablations: Annotated[bool, typer.Option(help="Also train one adapter without each pair family.")] = False,
+    config: InjectRecipe = Path("training/inject.yaml"),
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/injection"),
+) -> None:
+    """Memory accuracy (FinRipple appendix E.1): subgraph pairs, 8:2 split, exact match / F1 per family."""
+    from kgfin.config import load_config
+    from kgfin.inject import InjectConfig
+    from kgfin.inject.evaluation import MemoryEvalConfig, run_memory_eval
+    from kgfin.instruct import InstructConfig
+
+    sections = ("instruct", "inject", "memory_eval")
+    _unknown_sections(set_, sections)
+    extra = [f"switch_month={switch_month}"] if switch_month else []
+    extra += ["ablations=true"] if ablations else []
+    mcfg = load_config(MemoryEvalConfig, config, _section(set_, "memory_eval") + extra, section="memory_eval")
+    icfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
+    jcfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
+    st, snapshot_of = _snapshot_reader(store)
+    try:
+        result = run_memory_eval(snapshot_of, month, out / month, mcfg, icfg, jcfg)
+    finally:
+        st.close()
+    table = Table(title=f"memory accuracy, {month} ({out / month})", box=box.SIMPLE)
+    for col in ("split", "family", "pairs", "exact match", "F1"):
+        table.add_column(col, justify="right" if col in ("pairs", "exact match", "F1") else "left")
+    for r in result.table.itertuples():
+        table.add_row(r.split, r.family, f"{r.pairs}", f"{r.exact_match:.1%}", f"{r.f1:.1%}")
+    console.print(table)
+    if result.ablations is not None:
+        console.print(result.ablations.to_markdown(index=False, floatfmt=".3f"))
+    for key, value in result.switching.items():
+        console.print(f"{key}: {value:.3f}")
+
+
 def main() -> None:
     """Console-script entry point: expected errors become one-line messages, exit code 2."""
     try:
