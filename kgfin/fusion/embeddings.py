@@ -119,7 +119,9 @@ class NewsEmbedder:
 
         cache = self._load_cache()
         keys = [self.key(t) for t in texts]
-        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
+        # distinct uncached texts, longest first (batches of similar length waste little on padding)
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items(),
+                      key=lambda kt: (-len(kt[1]), kt[0]))
         if todo:
             model, tok = self.model()
             bs = self.config.batch_size

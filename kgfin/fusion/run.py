@@ -204,18 +204,18 @@ def _plots(run: FusionRun, out: Path) -> None:
         fig.savefig(out / "component_curves.png", dpi=110)
         plt.close(fig)
     if not run.grad_var.empty:
-        g = run.grad_var[run.grad_var["loss"] == "trajectory"]
-        variants = sorted(g["variant"].unique())
+        g = run.grad_var[(run.grad_var["loss"] == "trajectory") & ~run.grad_var["variant"].str.contains("+", regex=False)]
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for comp, gc in g[g["component"] != "gate"].groupby("component"):
-            for v in variants:
-                gv = gc[gc["variant"] == v]
-                style = "-" if "decoupled" in v else "--"
-                axes[0].plot(gv["epoch"], gv["raw"], style, marker="o", ms=3, label=f"{comp} ({v.split('_')[1]})")
-                axes[1].plot(gv["epoch"], gv["relative"], style, marker="o", ms=3, label=f"{comp} ({v.split('_')[1]})")
+        colours = dict(zip(["factors", "news", "fusion"], ["C0", "C1", "C2"], strict=True))
+        for (v, comp), gc in g[g["component"] != "gate"].groupby(["variant", "component"]):
+            style = "-" if "decoupled" in v else "--"
+            label = f"{comp} ({v.split('_', 1)[1]})"
+            for ax, col in zip(axes, ("raw", "relative"), strict=True):
+                ax.plot(gc["epoch"], gc[col], style, color=colours.get(comp, "C3"), marker="o", ms=3, label=label)
         axes[0].set(yscale="log", title="step-gradient variance per parameter", xlabel="epoch")
         axes[1].set(yscale="log", title="relative variance (var / |mean|^2)", xlabel="epoch")
         axes[0].legend(fontsize=7)
+        fig.suptitle("mixture components, without ripple: decoupled (solid) vs conventional (dashed)", fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "grad_variance.png", dpi=110)
         plt.close(fig)

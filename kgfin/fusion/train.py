@@ -150,7 +150,7 @@ class FitResult:
     ripple: bool
     lora: bool
     predictions: pd.DataFrame  # month, target_month, ticker, split, pred [, comp_<k>, weight_<k>]
-    history: pd.DataFrame  # epoch, split, series, mse, ic   (series: output or a component name)
+    history: pd.DataFrame  # epoch, split, series, mse, ic (validation only)   (series: output or a component)
     grad_var: pd.DataFrame  # epoch, loss, component, raw, relative, grad_norm, n_params
     best_epoch: int
     seconds: float
@@ -247,7 +247,7 @@ def _epoch_history(model: nn.Module, name: str, data: ModelData, inp: _Inputs, e
         series = {"output": p["pred"]} | {k[5:]: v for k, v in p.items() if k.startswith("comp_")}
         for s, v in series.items():
             rows_out.append({"epoch": epoch, "split": split, "series": s, "mse": float(np.mean((y - v) ** 2)),
-                             "ic": _ic(keys, v, y)})
+                             "ic": _ic(keys, v, y) if split == "valid" else np.nan})
     return rows_out
 
 
@@ -353,7 +353,7 @@ def _fit(name: str, data: ModelData, cfg: FusionConfig, use_ripple: bool, encode
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": tc.lr}]
     if encoder is not None:
         groups.append({"params": encoder.trainable_parameters(), "lr": cfg.lora.lr})
-    opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
+    opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay, foreach=True)
     train_rows = data.rows["train"]
     steps_per_epoch = math.ceil(len(train_rows) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
