@@ -142,12 +142,14 @@ def fuse(
     table = Table(title=f"test months {run.split_months['test'][0]}..{run.split_months['test'][-1]} "
                         f"(predicting the following month's return)")
     for col in ("model", "ripple", "lora", "LO ann.", "LO Sharpe", "LS ann.", "LS Sharpe", "IC", "IC t", "MAPE"):
-        table.add_column(col, justify="left" if col in ("model", "ripple") else "right")
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     for r in run.table.itertuples():
-        table.add_row(r.model, r.ripple, "yes" if r.lora else "-", f"{r.lo_annual_return:.2%}", f"{r.lo_sharpe:.2f}",
-                      f"{r.ls_annual_return:.2%}", f"{r.ls_sharpe:.2f}", f"{r.ic_mean:.3f}", f"{r.ic_t:.2f}",
-                      f"{r.mape:.2f}")
+        table.add_row(r.model, "-" if r.ripple == "none" else "yes", "yes" if r.lora else "-",
+                      f"{r.lo_annual_return:.1%}", f"{r.lo_sharpe:.2f}", f"{r.ls_annual_return:.1%}", f"{r.ls_sharpe:.2f}",
+                      f"{r.ic_mean:.3f}", f"{r.ic_t:.2f}", f"{r.mape:.2f}")
     console.print(table)
+    if run.ripple_label:
+        console.print(f"ripple input: {run.ripple_label}")
     t = run.timings
     speed = f", {t['headlines_per_second']:.0f} headlines/s" if t["headlines_per_second"] else " (all cached)"
     console.print(f"news: {t['texts']} texts, {t['texts_embedded']} embedded in {t['embed_seconds']:.1f} s{speed}; "
@@ -185,7 +187,8 @@ def demo(
 
     console.print("[bold]kgfin demo[/bold] - stages built so far: synthetic market, data validation.")
     console.print("Not built yet: knowledge graphs, instruction pairs, knowledge injection, alignment, "
-                  "ripple evaluation, fusion models, backtests, report.")
+                  "ripple evaluation, backtests, report. Fusion models run separately: "
+                  f"kgfin fuse --data {run_dir / 'data'}")
     cfg = load_config(SynthConfig, overrides={"seed": seed})
     data_dir = run_dir / "data"
     if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):

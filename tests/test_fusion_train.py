@@ -100,6 +100,15 @@ def test_validation_selection_and_ripple_checks(small_data) -> None:
     assert data.x_r[panel.has_ripple, 1].all() and not data.x_r[~panel.has_ripple].any()
 
 
+def test_a_factors_only_run_needs_no_news_vectors(small_data) -> None:
+    panel, _, cfg = small_data
+    data = prepare_data(panel, None, cfg, d_n=4)
+    res = fit_model("factors_alone", data, cfg)
+    assert np.isfinite(res.predictions["pred"]).all()
+    with pytest.raises(KgfinError, match="needs news vectors"):
+        fit_model("news_alone", data, cfg)
+
+
 @pytest.mark.integration
 def test_lora_fine_tuning_trains_only_the_adapters(small_data) -> None:
     from kgfin.fusion.lora import LoraNewsEncoder

@@ -123,9 +123,13 @@ def run_fusion(
     needs_news = any(m in NEWS_MODELS for m in cfg.models)
     embedder = NewsEmbedder(cfg.embed)
     t0 = time.perf_counter()
-    vectors = embedder.embed(panel.texts, progress=progress) if needs_news and panel.texts else None
+    vectors = None
+    if needs_news:
+        vectors = embedder.embed(panel.texts, progress=progress)
+        if not panel.texts:
+            log.warning("no stock-month has news in its window: every news model sees only the no-news vector")
     t_embed = time.perf_counter() - t0
-    d_n = vectors.shape[1] if vectors is not None else (embedder.dim() if needs_news else 1)
+    d_n = vectors.shape[1] if vectors is not None and len(vectors) else (embedder.dim() if needs_news else 1)
     data = prepare_data(panel, vectors, cfg, d_n=d_n)
     lora_data: ModelData | None = None
 

@@ -178,7 +178,7 @@ class _Inputs:
         if self.encoder is not None:
             x_n = self.encoder.rows(self.data.panel, rows, grad=grad)
         else:
-            x_n = self.x_n[idx]
+            x_n = self.x_n[idx] if self.x_n is not None else None  # None: a factors-only run
         x_r = self.x_r[idx] if self.x_r is not None else None
         return self.x_f[idx], x_n, self.has_news[idx], x_r
 
@@ -349,6 +349,8 @@ def _fit(name: str, data: ModelData, cfg: FusionConfig, use_ripple: bool, encode
     d_r = 2 if use_ripple else 0
     model = build_model(name, data.panel.x_f.shape[1], data.d_n, d_r, cfg.model.hidden, cfg.model.proj_dim,
                         tc.dropout, cfg.model.mixture_fusion)
+    if data.x_n is None and encoder is None and name != "factors_alone":
+        raise KgfinError(f"{name} needs news vectors (or a fine-tuned encoder); prepare_data got none")
     inp = _Inputs(data, use_ripple, encoder)
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": tc.lr}]
     if encoder is not None:
