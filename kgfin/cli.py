@@ -117,8 +117,8 @@ def fuse(
     config: Annotated[Path | None, typer.Option(help="YAML recipe with a FusionConfig (e.g. training/fusion.yaml).")] = None,
     set_: SetOption = None,
     ripple: Annotated[str | None, typer.Option(
-        "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth, a "
-                         "ceiling) or 'propagation' (observable baseline). Omit to train without ripple.")] = None,
+        "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
+                         "perfect ripple knowledge) or 'propagation' (observable baseline). Omit to train without ripple.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced if it exists).")] = Path("runs/fuse"),
     models: Annotated[str | None, typer.Option(help="Comma-separated models (default: all eight).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,

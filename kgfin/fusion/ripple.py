@@ -7,7 +7,8 @@ measure the ripple path on the synthetic market; **neither is an LLM output**:
 
 * ``oracle``: the planted shocks of the synthetic market (``truth/impacts``: the event-day
   shock of every affected firm, focal and counterpart included), summed per stock over the
-  month's events. A ceiling: no model can know these.
+  month's events: perfect ripple knowledge, which no model has (an upper bound of ripple
+  accuracy, not of what ripple scores add to return prediction).
 * ``propagation``: a baseline from observable data only. Each news item's focal company
   (its first ticker) gets its market reaction ``Y`` = its return on the trading day the
   news is priced minus that day's cross-sectional mean; ``Y`` is pushed one hop through the
@@ -37,7 +38,7 @@ from kgfin.fusion.features import FusionInputError, rebalance_times
 __all__ = ["RIPPLE_SOURCES", "assign_months", "oracle_ripple", "propagation_ripple"]
 
 RIPPLE_SOURCES = {
-    "oracle": "oracle: planted shocks (truth/impacts), a ceiling, not a model output",
+    "oracle": "oracle: planted shocks (truth/impacts), perfect ripple knowledge, not a model output",
     "propagation": "propagation baseline: focal market reaction through observed supply links, not an LLM",
 }
 
