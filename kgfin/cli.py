@@ -112,6 +112,69 @@ def data_validate(
     console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
 
 
+@app.command("fuse")
+def fuse(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data directory (stock_factors, returns, news).")] = Path("data/synth"),
+    config: Annotated[Path | None, typer.Option(help="YAML recipe with a FusionConfig (e.g. training/fusion.yaml).")] = None,
+    set_: SetOption = None,
+    ripple: Annotated[str | None, typer.Option(
+        "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
+                         "perfect ripple knowledge) or 'propagation' (observable baseline). Omit to train without ripple.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced if it exists).")] = Path("runs/fuse"),
+    models: Annotated[str | None, typer.Option(help="Comma-separated models (default: all eight).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+) -> None:
+    """Train the factor/news/ripple return models, build decile portfolios and the results table."""
+    from kgfin.config import load_config
+    from kgfin.data import load_market
+    from kgfin.fusion.config import FusionConfig
+
+    flags: dict[str, object] = {"seed": seed}
+    if models:
+        flags["models"] = "[" + ",".join(m.strip() for m in models.split(",") if m.strip()) + "]"
+    cfg = load_config(FusionConfig, config, _overrides(flags, set_))
+    market = load_market(data)
+    ripple_frame, label = _ripple_input(ripple, data, market, cfg)
+
+    from kgfin.fusion.run import run_fusion, write_outputs
+
+    run = run_fusion(market, cfg, ripple=ripple_frame, ripple_label=label, data_dir=data, progress=True)
+    write_outputs(run, out, cfg, command="kgfin fuse", extra={"data": data.name})
+    table = Table(title=f"test months {run.split_months['test'][0]}..{run.split_months['test'][-1]} "
+                        f"(predicting the following month's return)")
+    for col in ("model", "ripple", "lora", "LO ann.", "LO Sharpe", "LS ann.", "LS Sharpe", "IC", "IC t", "MAPE"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+    for r in run.table.itertuples():
+        table.add_row(r.model, "-" if r.ripple == "none" else "yes", "yes" if r.lora else "-",
+                      f"{r.lo_annual_return:.1%}", f"{r.lo_sharpe:.2f}", f"{r.ls_annual_return:.1%}", f"{r.ls_sharpe:.2f}",
+                      f"{r.ic_mean:.3f}", f"{r.ic_t:.2f}", f"{r.mape:.2f}")
+    console.print(table)
+    if run.ripple_label:
+        console.print(f"ripple input: {run.ripple_label}")
+    t = run.timings
+    speed = f", {t['headlines_per_second']:.0f} headlines/s" if t["headlines_per_second"] else " (all cached)"
+    console.print(f"news: {t['texts']} texts, {t['texts_embedded']} embedded in {t['embed_seconds']:.1f} s{speed}; "
+                  f"training {t['train_seconds']:.1f} s; total {t['total_seconds']:.1f} s -> {out}")
+
+
+def _ripple_input(ripple: str | None, data: Path, market: object, cfg: object) -> tuple[object, str | None]:
+    if ripple is None:
+        return None, None
+    import pandas as pd
+
+    from kgfin.fusion.features import load_ripple
+    from kgfin.fusion.ripple import RIPPLE_SOURCES, oracle_ripple, propagation_ripple
+
+    rebalance = cfg.features.rebalance_time
+    if ripple == "oracle":
+        days = pd.DatetimeIndex(pd.to_datetime(market.returns["date"]).unique())
+        return oracle_ripple(data, days, rebalance), RIPPLE_SOURCES["oracle"]
+    if ripple == "propagation":
+        return propagation_ripple(market, rebalance), RIPPLE_SOURCES["propagation"]
+    path = Path(ripple)
+    return load_ripple(path), cfg.ripple.source or f"file {path.name}"
+
+
 @app.command("demo")
 def demo(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Where the demo writes its outputs.")] = Path("runs/demo"),
@@ -125,7 +188,8 @@ def demo(
 
     console.print("[bold]kgfin demo[/bold] - stages built so far: synthetic market, data validation.")
     console.print("Not built yet: knowledge graphs, instruction pairs, knowledge injection, alignment, "
-                  "ripple evaluation, fusion models, backtests, report.")
+                  "ripple evaluation, backtests, report. Fusion models run separately: "
+                  f"kgfin fuse --data {run_dir / 'data'}")
     cfg = load_config(SynthConfig, overrides={"seed": seed})
     data_dir = run_dir / "data"
     if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):
