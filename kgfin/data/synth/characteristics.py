@@ -7,6 +7,7 @@ follow persistent firm-level AR(1) processes (value, profitability, investment, 
 The expected return of month m+1 mixes a factor part and a news part:
 
     alpha_i = (1 - rho_i) * factor_alpha * score_i  +  rho_i * news_alpha * tanh(sentiment_i)
+              + ripple_drift * (month-m ripple shocks of firm i)
 
 * ``score``: a fixed combination of standardised characteristics (``PREMIA``), scaled
   to unit cross-sectional standard deviation;
@@ -14,7 +15,9 @@ The expected return of month m+1 mixes a factor part and a news part:
   the month end (half-life ``news_halflife_days``);
 * ``rho``: news relevance, high in the news-driven regime and for small firms:
   ``rho = sigmoid(-1.5 + 3 * regime - 0.8 * size_z)``. The regime is a two-state Markov
-  chain; in the news regime firms get more soft news (visible as ``news_count_1m``).
+  chain; in the news regime firms get more soft news (visible as ``news_count_1m``);
+* the ripple part: linked firms under-react, so part of a ripple shock arrives as drift over
+  the next month (computed in :mod:`kgfin.data.synth.market` from the month's effects).
 """
 
 from __future__ import annotations

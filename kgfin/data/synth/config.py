@@ -58,6 +58,8 @@ class AlphaConfig(KgfinConfig):
 
     factor_alpha: float = Field(0.012, ge=0, description="monthly std of the factor-driven expected return")
     news_alpha: float = Field(0.020, ge=0, description="monthly expected return per unit of tanh(news sentiment)")
+    ripple_drift: float = Field(0.5, ge=0, description="share of each firm's ripple shocks (hop >= 1) of a month "
+                                "that is priced only over the following month (under-reaction to news about linked firms)")
     regime_persistence: float = Field(0.85, ge=0, le=1, description="probability that the factor/news regime persists a month")
     news_halflife_days: float = Field(7.0, gt=0, description="half-life of news sentiment before the month end")
 

@@ -323,7 +323,8 @@ def _generate(cfg: SynthConfig, out: Path, progress: bool) -> SynthSummary:
         log_cap = uni.log_cap0.copy()
         # Month 0 has no planted alpha: there is no earlier month to predict it from.
         zeros = np.zeros(n)
-        alpha_parts = {"rho": zeros, "factor_alpha": zeros, "news_alpha": zeros, "sentiment": zeros}
+        alpha_parts = {"rho": zeros, "factor_alpha": zeros, "news_alpha": zeros, "ripple_alpha": zeros,
+                       "sentiment": zeros}
         alpha = zeros
         carry = np.zeros(n)
         prev_monthly = np.zeros(n)
@@ -385,13 +386,16 @@ def _generate(cfg: SynthConfig, out: Path, progress: bool) -> SynthSummary:
             if k + 1 < cfg.months:
                 size_z = (log_cap - log_cap.mean()) / log_cap.std()
                 rho = 1 / (1 + np.exp(-(-1.5 + 3.0 * regimes[k + 1] - 0.8 * size_z)))
+                ripple = ev.effects[ev.effects["hop"] >= 1].groupby("ticker")["shock"].sum()
                 alpha_parts = {
                     "rho": rho,
                     "factor_alpha": cfg.alpha.factor_alpha * CharacteristicsModel.factor_score(stock_chars),
                     "news_alpha": cfg.alpha.news_alpha * np.tanh(ev.sentiment),
+                    "ripple_alpha": cfg.alpha.ripple_drift * ripple.reindex(tickers, fill_value=0.0).to_numpy(),
                     "sentiment": ev.sentiment,
                 }
-                alpha = (1 - rho) * alpha_parts["factor_alpha"] + rho * alpha_parts["news_alpha"]
+                alpha = ((1 - rho) * alpha_parts["factor_alpha"] + rho * alpha_parts["news_alpha"]
+                         + alpha_parts["ripple_alpha"])
             prev_day = days.values[-1]
     finally:
         for w in (*writers.values(), *truth.values()):
