@@ -182,14 +182,19 @@ def demo(
 ) -> None:
     """Run the main job on the embedded default (the stages built so far)."""
     from kgfin.config import load_config
-    from kgfin.data import validate_dir
+    from kgfin.data import load_market, validate_dir
     from kgfin.data.synth import SynthConfig, synthesize
+    from kgfin.fusion.config import FusionConfig
+    from kgfin.fusion.ripple import RIPPLE_SOURCES, propagation_ripple
+    from kgfin.fusion.run import run_fusion, write_outputs
     from kgfin.runinfo import MANIFEST_NAME, read_manifest
+    from kgfin.store import build_into_store, open_store
 
-    console.print("[bold]kgfin demo[/bold] - stages built so far: synthetic market, data validation.")
-    console.print("Not built yet: knowledge graphs, instruction pairs, knowledge injection, alignment, "
-                  "ripple evaluation, backtests, report. Fusion models run separately: "
-                  f"kgfin fuse --data {run_dir / 'data'}")
+    console.print("[bold]kgfin demo[/bold]: synthetic market -> validation -> monthly graphs in the embedded store "
+                  "-> factor/news/ripple return models and decile portfolios.")
+    console.print("Built but not in the demo yet (CPU time): instruction pairs and knowledge adapters "
+                  "(kgfin instruct / inject / evaluate injection). Not built yet: market alignment, ripple "
+                  "evaluation, HTML report.")
     cfg = load_config(SynthConfig, overrides={"seed": seed})
     data_dir = run_dir / "data"
     if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):
@@ -203,6 +208,25 @@ def demo(
         raise CliError(f"generated data failed validation: {problems[0]}")
     console.print(f"2. validation: all tables in {data_dir} pass")
     _print_truth_summary(data_dir)
+    with open_store(run_dir / "graph") as store:
+        summaries = build_into_store(data_dir, store, progress=True)
+        console.print(f"3. graphs: {len(summaries)} monthly snapshots, "
+                      f"{sum(sum(s.relationships.values()) for s in summaries):,} relationships -> {store.describe()}")
+    fcfg = load_config(FusionConfig, Path("training/fusion.yaml") if Path("training/fusion.yaml").exists() else None,
+                       [f"seed={seed}"])
+    market = load_market(data_dir)
+    ripple = propagation_ripple(market, fcfg.features.rebalance_time)
+    run = run_fusion(market, fcfg, ripple=ripple, ripple_label=RIPPLE_SOURCES["propagation"], data_dir=data_dir,
+                     progress=True)
+    write_outputs(run, run_dir / "fusion", fcfg, command="kgfin demo")
+    table = Table(title=f"4. return models, test months {run.split_months['test'][0]}..{run.split_months['test'][-1]} "
+                        f"(ripple input: propagation baseline)", box=box.SIMPLE)
+    for col in ("model", "ripple", "LS Sharpe", "IC"):
+        table.add_column(col, justify="left" if col in ("model", "ripple") else "right")
+    for r in run.table.itertuples():
+        table.add_row(r.model, "-" if r.ripple == "none" else "yes", f"{r.ls_sharpe:.2f}", f"{r.ic_mean:.3f}")
+    console.print(table)
+    console.print(f"outputs: {run_dir} (data, graph store, fusion results with kgfin-run.json manifests)")
 
 
 def _print_truth_summary(data_dir: Path) -> None:
