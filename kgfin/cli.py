@@ -562,6 +562,60 @@ def evaluate_injection(
         console.print(f"{key}: {value:.3f}")
 
 
+# --- market alignment (kgfin.align) ---------------------------------------------------------
+
+
+@app.command("align")
+def align_cmd(
+    month: MonthsOption,
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, daily factors).")] = Path("data/synth"),
+    store: StoreOption = None,
+    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
+    config: Annotated[Path, typer.Option("--config", help="Alignment recipe.")] = Path("training/align.yaml"),
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many PPO steps (resume later).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
+) -> None:
+    """Align the model with the market by PPO on the news of each MONTH (knowledge adapters frozen)."""
+    import pandas as pd
+
+    from kgfin.align.config import AlignConfig
+    from kgfin.align.trainer import align, reward_trend
+    from kgfin.config import load_config
+    from kgfin.data import load_market
+    from kgfin.store import expand_months
+
+    cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
+    market = load_market(data, ["companies", "news", "returns", "factors_daily"])
+    st, snapshot_of = _snapshot_reader(store)
+    try:
+        months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
+
+        def read(m: str) -> object:
+            snap = snapshot_of(m)
+            if snap is None:
+                raise CliError(f"the graph store {st.describe()} has no month {m} (news of {months[0]} is read with "
+                               f"the graph {cfg.events.graph_lag_months} month(s) earlier): run `kgfin graph build`")
+            return snap
+
+        result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
+    finally:
+        st.close()
+    if result.log.empty:
+        console.print("no PPO steps were run")
+        return
+    first, last = reward_trend(result.log)
+    table = Table(title=f"alignment -> {out}", box=box.SIMPLE, show_header=False)
+    for key, value in (("PPO steps", f"{result.steps:,}"), ("months", f"{months[0]}..{months[-1]}"),
+                       ("mean reward, first / last quarter", f"{first:.3f} / {last:.3f}"),
+                       ("refusal rate, last quarter", f"{result.log['refusal_rate'].tail(max(1, len(result.log) // 4)).mean():.1%}"),
+                       ("seconds per step", f"{result.log['seconds'].mean():.1f}"),
+                       ("final", str(result.final) if result.final.exists() else "not yet (run again to resume)")):
+        table.add_row(key, value)
+    console.print(table)
+
+
 def main() -> None:
     """Console-script entry point: expected errors become one-line messages, exit code 2."""
     try:

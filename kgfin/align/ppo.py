@@ -32,38 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from kgfin.config import KgfinConfig
+from kgfin.align.config import PPOConfig
 
 __all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "masked_mean", "masked_whiten", "policy_loss",
            "value_loss"]
 
 RewardFn = Callable[..., Sequence[float]]
-
-
-class PPOConfig(KgfinConfig):
-    """PPO hyper-parameters (defaults follow TRL's PPOv2 where it has them)."""
-
-    batch_size: int = Field(8, ge=1, description="prompts per PPO step (one rollout)")
-    mini_batch_size: int = Field(4, ge=1, description="rollout rows per gradient step")
-    ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
-    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate (policy parameters and value head)")
-    clip_range: float = Field(0.2, gt=0, description="policy ratio clip epsilon")
-    clip_range_value: float = Field(0.2, gt=0, description="value clip range")
-    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
-    kl_coef: float = Field(0.05, ge=0, description="beta: per-token KL penalty to the reference")
-    gamma: float = Field(1.0, ge=0, le=1, description="discount")
-    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
-    max_new_tokens: int = Field(96, ge=1, description="response length limit")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
-    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of rollouts")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
-    whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
-    missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
-    value_hidden: int = Field(64, ge=1, description="hidden units of the value head")
-    seed: int = Field(0, description="sampling and minibatch seed")
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -276,7 +252,7 @@ class PPOTrainer:
                 torch.nn.utils.clip_grad_norm_([*self.trainable, *self.value_head.parameters()], cfg.max_grad_norm)
                 self.optimizer.step()
                 for k, v in zip(stats, (pg, vf, clipfrac, approx_kl), strict=True):
-                    stats[k].append(float(v))
+                    stats[k].append(float(v.detach()))
         self.steps_done += 1
         return {
             "score": float(scores.mean()), "kl": float(kl.sum(1).mean()),

@@ -43,7 +43,7 @@ class MemoryEvalConfig(KgfinConfig):
     """The memory-accuracy experiment."""
 
     subgraph_nodes: int = Field(100, ge=2, description="companies in the random subgraph the pairs are about")
-    max_pairs_per_family: int | None = Field(150, ge=1, description="cap on generated pairs per family")
+    max_pairs_per_family: int | None = Field(50, ge=1, description="cap on generated pairs per family")
     train_share: float = Field(0.8, gt=0, lt=1, description="share of each family's pairs used for training (covered)")
     ablations: bool = Field(False, description="also train one adapter without each family")
     switch_month: str | None = Field(None, description="a second month whose adapter is loaded beside the first")

@@ -1,0 +1,83 @@
+"""Settings of market alignment (``kgfin align``), loaded from ``training/align.yaml``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kgfin.align.reward import RewardConfig
+from kgfin.config import KgfinConfig
+from kgfin.inject.config import LoraSettings
+from kgfin.llm.models import DEFAULT_MODEL
+from kgfin.market.residuals import ResidualConfig
+
+__all__ = ["AlignConfig", "EventConfig", "ImpactRewardConfig", "PPOConfig"]
+
+
+class PPOConfig(KgfinConfig):
+    """PPO hyper-parameters (defaults follow TRL's PPOv2 where it has them)."""
+
+    batch_size: int = Field(8, ge=1, description="prompts per PPO step (one rollout)")
+    mini_batch_size: int = Field(4, ge=1, description="rollout rows per gradient step")
+    ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
+    learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate (policy parameters and value head)")
+    clip_range: float = Field(0.2, gt=0, description="policy ratio clip epsilon")
+    clip_range_value: float = Field(0.2, gt=0, description="value clip range")
+    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
+    kl_coef: float = Field(0.05, ge=0, description="beta: per-token KL penalty to the reference")
+    gamma: float = Field(1.0, ge=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    max_new_tokens: int = Field(96, ge=1, description="response length limit")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of rollouts")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
+    missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
+    value_hidden: int = Field(64, ge=1, description="hidden units of the value head")
+    seed: int = Field(0, description="sampling and minibatch seed")
+
+
+class EventConfig(KgfinConfig):
+    """Which news events a month contributes, and what the model may know when it reads them."""
+
+    graph_lag_months: int = Field(
+        1, ge=0,
+        description="news of month m is read with the graph and knowledge adapter of month m - lag; 1 is point in "
+                    "time (a month's graph is complete only at its end); 0 is the paper's same-month setting")
+    max_events_per_month: int | None = Field(
+        32, ge=1, description="cap per month, sampled deterministically (None: every event)")
+    min_tickers: int = Field(1, ge=1, description="skip news that names fewer companies than this")
+    seed: int = Field(0, description="event sampling and order")
+
+
+class ImpactRewardConfig(KgfinConfig):
+    """How a parsed answer becomes the reward R(Z, eps)."""
+
+    score_unit: float = Field(
+        0.01, gt=0, description="return per impact-score point: a score of 10 is a 10 x score_unit move")
+    refusal_reward: float = Field(
+        0.0, description="reward of an answer that cannot be parsed, names no known company or copies the prompt's "
+                         "example (0: no better than a prediction orthogonal to the market)")
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    residuals: ResidualConfig = Field(default_factory=ResidualConfig)
+
+
+class AlignConfig(KgfinConfig):
+    """Market alignment after FinRipple's algorithm 1: PPO over months, knowledge adapters frozen."""
+
+    model: str = Field(DEFAULT_MODEL, description="base model spec (see kgfin.llm.models)")
+    knowledge: bool = Field(
+        True, description="load each month's knowledge adapter (kg-YYYY-MM, merged and frozen); False aligns the base "
+                          "model alone (an ablation)")
+    train: Literal["lora", "backbone"] = Field(
+        "lora", description="lora: a new alignment LoRA on top of the frozen knowledge adapter; backbone: every base "
+                            "weight, as in the paper (memory: a second full copy for the reference)")
+    lora: LoraSettings = Field(
+        default_factory=lambda: LoraSettings(r=8, alpha=16), description="the alignment LoRA (train: lora)")
+    epochs: int = Field(1, ge=1, description="passes over each month's events")
+    save_steps: int = Field(10, ge=0, description="checkpoint every this many PPO steps (0: only at month ends)")
+    events: EventConfig = Field(default_factory=EventConfig)
+    impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=128, learning_rate=5e-5))
+    seed: int = Field(0, description="alignment LoRA initialisation")

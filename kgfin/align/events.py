@@ -1,0 +1,71 @@
+"""News events for alignment and ripple evaluation: what the model reads, when, and with which graph.
+
+An event is one news item. It belongs to the calendar month of its timestamp; its **event
+day** is the trading day on which it is priced (news at or after the close moves the next
+day, :func:`kgfin.data.calendar.event_trading_day`). Point in time: the model reads month m's
+news with the graph and knowledge adapter of month ``m - graph_lag_months`` (default 1: a
+month's supply links, fund reports and board lists are complete only at its end), and the
+reward compares its answer with residual returns of the event day itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from kgfin.align.config import EventConfig
+from kgfin.data.calendar import event_trading_day
+from kgfin.data.loaders import MarketData
+from kgfin.errors import KgfinError
+
+__all__ = ["EVENT_COLUMNS", "AlignInputError", "month_minus", "news_events"]
+
+EVENT_COLUMNS = ["event_id", "month", "graph_month", "timestamp", "day", "tickers", "headline", "body"]
+
+
+class AlignInputError(KgfinError, ValueError):
+    """Missing tables, months without graphs or adapters, or no usable events."""
+
+
+def month_minus(month: str, lag: int) -> str:
+    """``'YYYY-MM'`` ``lag`` months earlier.
+
+    >>> month_minus("2015-01", 1), month_minus("2015-03", 0)
+    ('2014-12', '2015-03')
+    """
+    return str(pd.Period(month, freq="M") - lag)
+
+
+def news_events(market: MarketData, months: Sequence[str], config: EventConfig | None = None) -> pd.DataFrame:
+    """The events of ``months`` (columns :data:`EVENT_COLUMNS`), in month order, then a seeded shuffle.
+
+    Events priced after the last trading day of the data are dropped (they have no
+    outcome yet); so are news naming fewer than ``min_tickers`` companies.
+    """
+    cfg = config or EventConfig()
+    if market.news is None or market.returns is None:
+        raise AlignInputError("alignment needs the news and returns tables")
+    news = market.news
+    month = pd.DatetimeIndex(news["timestamp"]).to_period("M").astype(str)
+    days = pd.DatetimeIndex(np.sort(market.returns["date"].unique()))
+    frames = []
+    for m in months:
+        part = news[np.asarray(month == m)]
+        part = part[part["tickers"].map(len) >= cfg.min_tickers]
+        day = event_trading_day(part["timestamp"], days)
+        frame = pd.DataFrame({
+            "event_id": part["id"].astype(str).to_numpy(), "month": m, "graph_month": month_minus(m, cfg.graph_lag_months),
+            "timestamp": pd.DatetimeIndex(part["timestamp"]), "day": day,
+            "tickers": [list(t) for t in part["tickers"]], "headline": part["headline"].to_numpy(),
+            "body": part["body"].to_numpy(),
+        }).dropna(subset=["day"])
+        rng = np.random.default_rng([cfg.seed, int(m.replace("-", ""))])
+        order = rng.permutation(len(frame))
+        if cfg.max_events_per_month is not None:
+            order = order[:cfg.max_events_per_month]
+        frames.append(frame.iloc[order])
+    if not frames or sum(len(f) for f in frames) == 0:
+        raise AlignInputError(f"no news events in months {list(months)}")
+    return pd.concat(frames, ignore_index=True)[EVENT_COLUMNS]

@@ -1,0 +1,144 @@
+"""The market reward of one answer: parse it, spread it over the graph, compare with residual returns.
+
+For an event priced on day d and read with the graph of month g (see
+:mod:`kgfin.align.events`)::
+
+    Y_j = impact_score_j * score_unit            (0 for companies the answer does not name)
+    Z   = propagate(mu_g, Y)                     (kgfin.align.reward.propagate)
+    R   = cos(Z, eps_d) + lam * coverage(Z, eps_d)
+
+with ``eps_d`` the CAPM (or FF3 / FF5) residual returns of every company on day d, from
+loadings fitted on the days before (point in time, :func:`kgfin.market.residuals`). An
+answer that is a refusal (:func:`kgfin.llm.parse.parse_impacts`: unparsable, no known
+company, or a copy of the prompt's example) earns ``refusal_reward``: copying the example
+can never beat answering.
+
+:class:`ImpactReward` is a reward *function* with the calling convention of kgfin's PPO and
+TRL's GRPO / RLOO trainers: ``reward(prompts=..., completions=..., event_id=[...])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from kgfin.align.config import ImpactRewardConfig
+from kgfin.align.events import AlignInputError
+from kgfin.align.reward import propagate, ripple_reward
+from kgfin.data.loaders import MarketData
+from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.parse import Impacts, Universe, parse_impacts
+from kgfin.market.residuals import residuals
+
+__all__ = ["ImpactReward", "ScoredAnswer", "build_impact_reward"]
+
+
+@dataclass
+class ScoredAnswer:
+    """One answer's parse, propagated ripple and reward terms."""
+
+    impacts: Impacts
+    y: np.ndarray  # (N,) direct impacts in return units
+    z: np.ndarray  # (N,) propagated ripple
+    cos: float
+    coverage: float
+    reward: float
+
+    @property
+    def refused(self) -> bool:
+        return self.impacts.refused
+
+
+class ImpactReward:
+    """Reward function over a fixed set of events; keeps the last batch's details in ``last``."""
+
+    def __init__(
+        self,
+        universe: Universe,
+        mu: dict[str, sp.csr_matrix],
+        eps: dict[str, np.ndarray],
+        graph_month: dict[str, str],
+        config: ImpactRewardConfig | None = None,
+    ):
+        self.universe, self.mu, self.eps, self.graph_month = universe, mu, eps, graph_month
+        self.cfg = config or ImpactRewardConfig()
+        self.last: list[ScoredAnswer] = []
+
+    @property
+    def tickers(self) -> tuple[str, ...]:
+        return self.universe.tickers
+
+    def score(self, completion: str, event_id: str) -> ScoredAnswer:
+        """Parse and score one answer to event ``event_id``."""
+        if event_id not in self.eps:
+            raise AlignInputError(f"event {event_id!r} has no residual returns in this reward's event set")
+        impacts = parse_impacts(completion, self.universe)
+        n = len(self.tickers)
+        if impacts.refused:
+            zero = np.zeros(n)
+            return ScoredAnswer(impacts, zero, zero, 0.0, 0.0, self.cfg.refusal_reward)
+        y = np.asarray(impacts.vector(self.tickers)) * 10 * self.cfg.score_unit
+        z = propagate(self.mu[self.graph_month[event_id]], y, self.cfg.reward.propagation)
+        eps = self.eps[event_id]
+        cos = float(ripple_reward(z, eps, lam=0.0))
+        total = float(ripple_reward(z, eps, lam=self.cfg.reward.lam))
+        coverage = (total - cos) / self.cfg.reward.lam if self.cfg.reward.lam > 0 else 0.0
+        return ScoredAnswer(impacts, y, z, cos, coverage, total)
+
+    def __call__(self, prompts: Sequence[str] | None = None, completions: Sequence[Any] = (), *,
+                 event_id: Sequence[str], **_: Any) -> list[float]:
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # TRL passes chat messages
+        if len(texts) != len(event_id):
+            raise AlignInputError(f"{len(texts)} completions for {len(event_id)} event ids")
+        self.last = [self.score(t, str(e)) for t, e in zip(texts, event_id, strict=True)]
+        return [s.reward for s in self.last]
+
+
+def build_impact_reward(
+    events: pd.DataFrame,
+    market: MarketData,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    config: ImpactRewardConfig | None = None,
+) -> tuple[ImpactReward, pd.DataFrame]:
+    """The reward for ``events`` (from :func:`~kgfin.align.events.news_events`), and the events it can score.
+
+    Residuals are fitted once on the whole return history (each day's loadings use earlier
+    days only). Events whose day has no residual for any company they name (too early for a
+    fitted beta) are dropped.
+    """
+    cfg = config or ImpactRewardConfig()
+    if market.factors_daily is None or market.returns is None:
+        raise AlignInputError("the reward needs the returns and daily factors tables")
+    snaps = {m: read_snapshot(m) for m in sorted(events["graph_month"].unique())}
+    first = next(iter(snaps.values()))
+    tickers = first.tickers
+    for m, s in snaps.items():
+        if s.tickers != tickers:
+            raise AlignInputError(f"graph month {m} lists other companies than {first.month}; rebuild the graphs")
+    universe = Universe.from_frame(first.companies)
+    resid = residuals(market.returns, market.factors_daily, cfg.residuals)
+    wide = resid.pivot(index="date", columns="ticker", values="resid").reindex(columns=tickers)
+    eps: dict[str, np.ndarray] = {}
+    keep = []
+    for row in events.itertuples(index=False):
+        day = pd.Timestamp(row.day)
+        if day not in wide.index:
+            keep.append(False)
+            continue
+        vec = wide.loc[day]
+        named = [t for t in row.tickers if t in vec.index]
+        ok = bool(named) and bool(np.isfinite(vec[named].to_numpy(dtype=float)).all())
+        keep.append(ok)
+        if ok:
+            eps[str(row.event_id)] = np.nan_to_num(vec.to_numpy(dtype=float), nan=0.0)
+    kept = events[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+    if kept.empty:
+        raise AlignInputError("no event has residual returns on its day (the first year of data has no fitted betas)")
+    mu = {m: s.mu() for m, s in snaps.items()}
+    graph_month = dict(zip(kept["event_id"].astype(str), kept["graph_month"], strict=True))
+    return ImpactReward(universe, mu, eps, graph_month, cfg), kept

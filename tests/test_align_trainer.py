@@ -1,0 +1,87 @@
+"""The alignment loop on a tiny random model: months, frozen knowledge adapters, log, checkpoints, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from kgfin.align.config import AlignConfig
+from kgfin.align.events import AlignInputError
+from kgfin.align.trainer import LOG_COLUMNS, align, knowledge_model
+from kgfin.data import load_market
+from kgfin.graph.snapshot import build_snapshot
+from kgfin.inject import adapter_dir
+from kgfin.llm import TINY_MODEL, load_causal_lm
+
+pytestmark = pytest.mark.integration
+
+MONTHS = ["2014-07", "2014-08"]
+
+
+def _cfg(**kw: object) -> AlignConfig:
+    base = {"model": TINY_MODEL, "knowledge": False, "save_steps": 1,
+            "events": {"max_events_per_month": 4},
+            "impact": {"residuals": {"window": 60, "min_obs": 40}},
+            "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-3},
+            "lora": {"r": 2, "alpha": 4}}
+    return AlignConfig.model_validate({**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def market(synth_dir: Path):
+    return load_market(synth_dir)
+
+
+def _read(market):
+    return lambda m: build_snapshot(market, m)
+
+
+def test_runs_over_months_and_resumes_to_the_same_log(market, tmp_path: Path) -> None:
+    full = align(_cfg(), market, _read(market), MONTHS, tmp_path / "full", progress=False)
+    assert list(full.log.columns) == LOG_COLUMNS
+    assert len(full.log) == 4 and full.log["month"].tolist() == ["2014-07", "2014-07", "2014-08", "2014-08"]
+    assert (full.log["graph_month"] == ["2014-06", "2014-06", "2014-07", "2014-07"]).all()
+    assert full.log["refusal_rate"].between(0, 1).all() and full.log["kl"].notna().all()
+    assert (full.final / "align-adapter" / "adapter_config.json").exists()
+    assert (full.final / "kgfin-run.json").exists()
+
+    part = align(_cfg(), market, _read(market), MONTHS, tmp_path / "part", max_steps=3, progress=False)
+    assert len(part.log) == 3 and not part.final.exists()
+    rest = align(_cfg(), market, _read(market), MONTHS, tmp_path / "part", progress=False)
+    cols = ["step", "month", "reward", "kl", "response_length", "pg_loss", "vf_loss"]
+    pd.testing.assert_frame_equal(rest.log[cols], full.log[cols])
+    a = torch.load(tmp_path / "full" / "checkpoint" / "state.pt", weights_only=False)["learned"]
+    b = torch.load(tmp_path / "part" / "checkpoint" / "state.pt", weights_only=False)["learned"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_knowledge_adapters_are_merged_frozen_and_required(market, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    adapters = tmp_path / "adapters"
+    for month in ("2014-06", "2014-07"):
+        base, _ = load_causal_lm(TINY_MODEL)
+        torch.manual_seed(int(month[-2:]))
+        peft = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", init_lora_weights=False))
+        peft.save_pretrained(adapter_dir(adapters, month))
+    cfg = _cfg(knowledge=True)
+    june, _ = knowledge_model(cfg, adapters, "2014-06")
+    plain, _ = load_causal_lm(TINY_MODEL)
+    assert not any(p.requires_grad for p in june.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(june.parameters(), plain.parameters(), strict=True))
+    result = align(cfg, market, _read(market), MONTHS, tmp_path / "run", adapters, progress=False)
+    assert len(result.log) == 4
+    with pytest.raises(AlignInputError, match=r"kgfin inject --month 2014-07"):
+        align(cfg, market, _read(market), ["2014-08"], tmp_path / "run2", tmp_path / "empty", progress=False)
+
+
+def test_backbone_training_saves_a_weight_delta(market, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    result = align(_cfg(train="backbone"), market, _read(market), ["2014-08"], tmp_path / "bb", progress=False)
+    delta = load_file(str(result.final / "backbone-delta.safetensors"))
+    assert len(delta) == len(list(load_causal_lm(TINY_MODEL)[0].parameters()))
+    assert any(float(v.abs().max()) > 0 for v in delta.values())
