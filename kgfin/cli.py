@@ -429,7 +429,7 @@ def graph_status(store: StoreOption = None) -> None:
 InjectRecipe = Annotated[Path, typer.Option("--config", help="Recipe with instruct / inject / memory_eval sections.")]
 MonthsOption = Annotated[list[str], typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable).")]
 
-evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters, ripple prediction tables.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
 
@@ -562,6 +562,61 @@ def evaluate_injection(
         console.print(f"{key}: {value:.3f}")
 
 
+@evaluate_app.command("ripple")
+def evaluate_ripple(
+    month: MonthsOption,
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, factors; truth/ if synthetic).")] = Path("data/synth"),
+    store: StoreOption = None,
+    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
+    aligned: Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")] = Path("runs/align/final"),
+    config: Annotated[Path, typer.Option("--config", help="Evaluation recipe (RippleEvalConfig).")] = Path("training/ripple_eval.yaml"),
+    align_config: Annotated[Path, typer.Option(help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tables.md, CSVs, predictions).")] = Path("runs/ripple_eval"),
+) -> None:
+    """The ripple tables (regressions, ANOVA, refusals, drop-one-relation, long-short, truth) on held-out MONTHs.
+
+    --set align.KEY=V changes the alignment recipe, any other --set KEY=V the evaluation recipe.
+    """
+    import pandas as pd
+
+    from kgfin.align.config import AlignConfig
+    from kgfin.config import load_config
+    from kgfin.data import load_market
+    from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval
+    from kgfin.runinfo import write_manifest
+    from kgfin.store import expand_months
+
+    sets = set_ or []
+    acfg = load_config(AlignConfig, align_config if align_config.exists() else None, _section(sets, "align"))
+    cfg = load_config(RippleEvalConfig, config if config.exists() else None, [s for s in sets if not s.startswith("align.")])
+    market = load_market(data, ["companies", "news", "returns", "factors_daily"])
+    st, snapshot_of = _snapshot_reader(store)
+    try:
+        months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
+
+        def read(m: str) -> object:
+            snap = snapshot_of(m)
+            if snap is None:
+                raise CliError(f"the graph store {st.describe()} has no month {m}: run `kgfin graph build`")
+            return snap
+
+        result = run_ripple_eval(market, read, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
+                                 data_dir=data)
+    finally:
+        st.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in result.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    for method, frame in result.predictions.items():
+        frame.to_csv(out / f"predictions-{method}.csv", index=False)
+    (out / "tables.md").write_text(result.to_markdown())
+    write_manifest(out, "kgfin evaluate ripple", cfg, extra={"months": months, "events": len(result.events),
+                                                             "align_config": acfg.model_dump(mode="json")})
+    console.print(result.to_markdown(), highlight=False)
+    console.print(f"tables and predictions -> {out}")
+
+
 # --- market alignment (kgfin.align) ---------------------------------------------------------
 
 
@@ -613,6 +668,87 @@ def align_cmd(
                        ("seconds per step", f"{result.log['seconds'].mean():.1f}"),
                        ("final", str(result.final) if result.final.exists() else "not yet (run again to resume)")):
         table.add_row(key, value)
+    console.print(table)
+
+
+@app.command("predict")
+def predict(
+    events: Annotated[Path, typer.Option("--events", "-e", help="News file (CSV/Parquet: id, timestamp, tickers, headline, body).")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (companies, returns, daily factors).")] = Path("data/synth"),
+    store: StoreOption = None,
+    method: Annotated[str, typer.Option(help="aligned, knowledge, zero_shot or rag.")] = "aligned",
+    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
+    aligned: Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")] = Path("runs/align/final"),
+    config: Annotated[Path, typer.Option("--config", help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the predictions.")] = Path("runs/predictions.json"),
+    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 160,
+) -> None:
+    """Per news event: the companies the model names, their scores, the propagated Z and the graph paths."""
+    import json
+
+    import pandas as pd
+
+    from kgfin.align.config import AlignConfig
+    from kgfin.align.events import events_from_news
+    from kgfin.align.impact_reward import build_impact_reward
+    from kgfin.align.predict import ModelVariant, predict_events
+    from kgfin.config import load_config
+    from kgfin.data import load_market
+    from kgfin.data.loaders import load_news
+
+    if method not in ("aligned", "knowledge", "zero_shot", "rag"):
+        raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
+    cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
+    market = load_market(data, ["companies", "returns", "factors_daily"])
+    news = load_news(events, set(market.companies["ticker"]))
+    days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
+    frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
+    st, snapshot_of = _snapshot_reader(store)
+    try:
+        def read(m: str) -> object:
+            snap = snapshot_of(m)
+            if snap is None:
+                raise CliError(f"the graph store {st.describe()} has no month {m} (news is read with the graph "
+                               f"{cfg.events.graph_lag_months} month(s) before it): run `kgfin graph build`")
+            return snap
+
+        reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False)
+        rag = None
+        if method == "rag":
+            from kgfin.fusion.embeddings import NewsEmbedder
+
+            embedder = NewsEmbedder()
+
+            def rag(queries: list[str], facts: list[str]) -> object:
+                import numpy as np
+
+                q, f = embedder.embed(queries, progress=False), embedder.embed(facts, progress=False)
+                q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+                return q @ (f / np.linalg.norm(f, axis=1, keepdims=True).clip(1e-12)).T
+
+        preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
+                               max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True)
+    finally:
+        st.close()
+    tickers = list(reward.tickers)
+    records = []
+    table = Table(title=f"ripple predictions ({method}) -> {out}", box=box.SIMPLE)
+    for col in ("event", "company", "named score", "Z", "through"):
+        table.add_column(col, justify="right" if col in ("named score", "Z") else "left")
+    for p in preds:
+        z = {tickers[j]: float(p.scored.z[j]) for j in range(len(tickers)) if p.scored.z[j] != 0}
+        records.append({"event_id": p.event_id, "graph_month": p.graph_month, "refused": p.scored.refused,
+                        "reason": p.scored.impacts.reason, "named": p.scored.impacts.scores, "z": z,
+                        "paths": p.paths, "answer": p.completion})
+        if p.scored.refused:
+            table.add_row(p.event_id, f"refused: {p.scored.impacts.reason}", "", "", "")
+        for t, paths in p.paths.items():
+            named_score = p.scored.impacts.scores.get(t)
+            table.add_row(p.event_id, t, "" if named_score is None else f"{named_score:g}", f"{z.get(t, 0.0):+.4f}",
+                          "; ".join(paths))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(records, indent=1))
     console.print(table)
 
 

@@ -20,7 +20,7 @@ from kgfin.data.calendar import event_trading_day
 from kgfin.data.loaders import MarketData
 from kgfin.errors import KgfinError
 
-__all__ = ["EVENT_COLUMNS", "AlignInputError", "month_minus", "news_events"]
+__all__ = ["EVENT_COLUMNS", "AlignInputError", "events_from_news", "month_minus", "news_events"]
 
 EVENT_COLUMNS = ["event_id", "month", "graph_month", "timestamp", "day", "tickers", "headline", "body"]
 
@@ -38,29 +38,42 @@ def month_minus(month: str, lag: int) -> str:
     return str(pd.Period(month, freq="M") - lag)
 
 
+def events_from_news(news: pd.DataFrame, trading_days: pd.DatetimeIndex, config: EventConfig | None = None,
+                     keep_unpriced: bool = False) -> pd.DataFrame:
+    """Events (columns :data:`EVENT_COLUMNS`) from a news table, in its order.
+
+    ``day`` is NaT for news priced after the last of ``trading_days``; such events are
+    dropped unless ``keep_unpriced`` (prediction needs no outcome).
+    """
+    cfg = config or EventConfig()
+    news = news[news["tickers"].map(len) >= cfg.min_tickers]
+    ts = pd.DatetimeIndex(news["timestamp"])
+    month = ts.to_period("M").astype(str)
+    frame = pd.DataFrame({
+        "event_id": news["id"].astype(str).to_numpy(), "month": month,
+        "graph_month": [month_minus(m, cfg.graph_lag_months) for m in month],
+        "timestamp": ts, "day": event_trading_day(ts, trading_days),
+        "tickers": [list(t) for t in news["tickers"]], "headline": news["headline"].to_numpy(),
+        "body": news["body"].to_numpy(),
+    })
+    return frame if keep_unpriced else frame.dropna(subset=["day"]).reset_index(drop=True)
+
+
 def news_events(market: MarketData, months: Sequence[str], config: EventConfig | None = None) -> pd.DataFrame:
-    """The events of ``months`` (columns :data:`EVENT_COLUMNS`), in month order, then a seeded shuffle.
+    """The events of ``months`` (columns :data:`EVENT_COLUMNS`), month by month, each in a seeded shuffle.
 
     Events priced after the last trading day of the data are dropped (they have no
-    outcome yet); so are news naming fewer than ``min_tickers`` companies.
+    outcome yet); so are news naming fewer than ``min_tickers`` companies;
+    ``max_events_per_month`` caps each month after the shuffle.
     """
     cfg = config or EventConfig()
     if market.news is None or market.returns is None:
         raise AlignInputError("alignment needs the news and returns tables")
-    news = market.news
-    month = pd.DatetimeIndex(news["timestamp"]).to_period("M").astype(str)
     days = pd.DatetimeIndex(np.sort(market.returns["date"].unique()))
+    all_events = events_from_news(market.news, days, cfg)
     frames = []
     for m in months:
-        part = news[np.asarray(month == m)]
-        part = part[part["tickers"].map(len) >= cfg.min_tickers]
-        day = event_trading_day(part["timestamp"], days)
-        frame = pd.DataFrame({
-            "event_id": part["id"].astype(str).to_numpy(), "month": m, "graph_month": month_minus(m, cfg.graph_lag_months),
-            "timestamp": pd.DatetimeIndex(part["timestamp"]), "day": day,
-            "tickers": [list(t) for t in part["tickers"]], "headline": part["headline"].to_numpy(),
-            "body": part["body"].to_numpy(),
-        }).dropna(subset=["day"])
+        frame = all_events[all_events["month"] == m]
         rng = np.random.default_rng([cfg.seed, int(m.replace("-", ""))])
         order = rng.permutation(len(frame))
         if cfg.max_events_per_month is not None:

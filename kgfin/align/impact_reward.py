@@ -104,12 +104,14 @@ def build_impact_reward(
     market: MarketData,
     read_snapshot: Callable[[str], GraphSnapshot],
     config: ImpactRewardConfig | None = None,
+    require_outcome: bool = True,
 ) -> tuple[ImpactReward, pd.DataFrame]:
     """The reward for ``events`` (from :func:`~kgfin.align.events.news_events`), and the events it can score.
 
     Residuals are fitted once on the whole return history (each day's loadings use earlier
-    days only). Events whose day has no residual for any company they name (too early for a
-    fitted beta) are dropped.
+    days only). Events whose day has no residual for a company they name (too early for a
+    fitted beta, or after the data) are dropped, unless ``require_outcome`` is False
+    (prediction): then they are kept with zero residuals (cos and coverage 0).
     """
     cfg = config or ImpactRewardConfig()
     if market.factors_daily is None or market.returns is None:
@@ -127,15 +129,17 @@ def build_impact_reward(
     keep = []
     for row in events.itertuples(index=False):
         day = pd.Timestamp(row.day)
-        if day not in wide.index:
-            keep.append(False)
-            continue
-        vec = wide.loc[day]
-        named = [t for t in row.tickers if t in vec.index]
-        ok = bool(named) and bool(np.isfinite(vec[named].to_numpy(dtype=float)).all())
+        ok = False
+        if day in wide.index:
+            vec = wide.loc[day]
+            named = [t for t in row.tickers if t in vec.index]
+            ok = bool(named) and bool(np.isfinite(vec[named].to_numpy(dtype=float)).all())
+            if ok:
+                eps[str(row.event_id)] = np.nan_to_num(vec.to_numpy(dtype=float), nan=0.0)
+        if not ok and not require_outcome:
+            eps[str(row.event_id)] = np.zeros(len(tickers))
+            ok = True
         keep.append(ok)
-        if ok:
-            eps[str(row.event_id)] = np.nan_to_num(vec.to_numpy(dtype=float), nan=0.0)
     kept = events[np.asarray(keep, dtype=bool)].reset_index(drop=True)
     if kept.empty:
         raise AlignInputError("no event has residual returns on its day (the first year of data has no fitted betas)")

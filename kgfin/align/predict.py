@@ -1,0 +1,236 @@
+"""Ripple prediction: what a model says each news item does, spread over the graph, with the paths.
+
+A :class:`ModelVariant` says which model answers and what its prompt holds:
+
+* ``zero_shot``: the base model; the prompt lists graph facts of the 2-hop neighbourhood of
+  the companies the news names, then random other facts of the month, up to
+  ``context_facts`` (the paper's random fill to the context limit);
+* ``icl``: as zero-shot, plus one worked example (an earlier event, answered with its
+  realised residual returns);
+* ``rag``: the base model with the ``context_facts`` facts of the month most similar to the
+  news (MiniLM embeddings, cosine);
+* ``knowledge``: the month's knowledge adapter merged, no context (the model must know);
+* ``aligned``: the knowledge adapter plus the alignment result of ``kgfin align``.
+
+:func:`predict_events` generates (greedy at temperature 0), parses, and propagates each
+answer over the graph month's mu with :class:`~kgfin.align.impact_reward.ImpactReward`;
+:func:`ripple_paths` explains each propagated score by the edges that carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from kgfin.align.config import AlignConfig
+from kgfin.align.events import AlignInputError
+from kgfin.align.impact_reward import ImpactReward, ScoredAnswer
+from kgfin.align.trainer import event_messages, knowledge_model
+from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "graph_facts", "load_variant_model", "mu_without",
+           "predict_events", "prediction_frame", "ripple_paths"]
+
+Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
+LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "aligned")
+
+_FACT = {
+    "SUPPLIES": "{s} supplies {t} ({w:.0%} of {t_short}'s purchases)",
+    "SHARES_DIRECTOR": "{s} and {t} share a director",
+    "CO_HELD": "{s} and {t} are held by the same funds (overlap {w:.2f})",
+    "TECH_SIMILAR": "{s} and {t} have similar patents (similarity {w:.2f})",
+}
+
+
+@dataclass
+class ModelVariant:
+    """Which model answers and what its prompt contains."""
+
+    method: Method
+    context_facts: int = 40
+    example: tuple[str, str] | None = None  # (user message, answer) for icl
+    aligned_dir: Path | None = None  # OUT/final of kgfin align (method aligned)
+
+
+@dataclass
+class Prediction:
+    """One event's answer, parsed and propagated."""
+
+    event_id: str
+    day: pd.Timestamp
+    graph_month: str
+    completion: str
+    scored: ScoredAnswer
+    paths: dict[str, list[str]] = field(default_factory=dict)
+
+
+def graph_facts(snapshot: GraphSnapshot, around: list[str] | None = None, limit: int | None = None,
+                seed: int = 0) -> list[str]:
+    """Sentences for the month's company-company edges.
+
+    With ``around``: first the edges within the 2-hop neighbourhood of those tickers (both
+    ends within one hop of them, strongest first), then a seeded random fill from the rest,
+    ``limit`` in all. Without: every edge, strongest first.
+    """
+    edges = snapshot.edge_table().sort_values(["weight", "relation", "source", "target"],
+                                              ascending=[False, True, True, True]).reset_index(drop=True)
+    names = dict(zip(snapshot.companies["ticker"], snapshot.companies["name"], strict=True))
+    if around is not None:
+        near = set(around)
+        near |= set(edges.loc[edges["source"].isin(near), "target"]) | set(edges.loc[edges["target"].isin(near), "source"])
+        inside = edges["source"].isin(near) & edges["target"].isin(near)
+        rest = edges[~inside].sample(frac=1.0, random_state=seed)
+        edges = pd.concat([edges[inside], rest])
+    if limit is not None:
+        edges = edges.head(limit)
+    return [_FACT[r.relation].format(s=f"{names[r.source]} ({r.source})", t=f"{names[r.target]} ({r.target})",
+                                     t_short=r.target, w=r.weight) for r in edges.itertuples()]
+
+
+def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: str | Path, graph_month: str
+                       ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model of ``variant`` for news read with ``graph_month``'s knowledge."""
+    import torch
+
+    knowledge = variant.method in ("knowledge", "aligned")
+    model, tok = knowledge_model(cfg.model_copy(update={"knowledge": cfg.knowledge and knowledge}), adapters_root,
+                                 graph_month)
+    if variant.method == "aligned":
+        final = variant.aligned_dir
+        if final is None or not final.exists():
+            raise AlignInputError(f"aligned model folder {final} not found: run `kgfin align` first")
+        if (final / "align-adapter" / "adapter_config.json").exists():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, final / "align-adapter").merge_and_unload()
+        elif (final / "backbone-delta.safetensors").exists():
+            from safetensors.torch import load_file
+
+            delta = load_file(str(final / "backbone-delta.safetensors"))
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.add_(delta[name])
+        else:
+            raise AlignInputError(f"{final} holds neither align-adapter/ nor backbone-delta.safetensors")
+        model.eval()
+    return model, tok
+
+
+def _messages(variant: ModelVariant, events: pd.DataFrame, snapshot: GraphSnapshot,
+              rag_scores: Callable[[list[str], list[str]], np.ndarray] | None) -> list[str]:
+    if variant.method in ("knowledge", "aligned"):
+        return event_messages(events)
+    out = []
+    facts_all = graph_facts(snapshot) if variant.method == "rag" else []
+    sims = None
+    if variant.method == "rag":
+        if rag_scores is None:
+            raise AlignInputError("the rag method needs a similarity function")
+        sims = rag_scores([f"{h}. {b}" for h, b in zip(events["headline"], events["body"], strict=True)], facts_all)
+    for k, row in enumerate(events.itertuples(index=False)):
+        if variant.method == "rag":
+            assert sims is not None
+            top = np.argsort(-sims[k], kind="stable")[:variant.context_facts]
+            facts = [facts_all[i] for i in top]
+        else:
+            facts = graph_facts(snapshot, list(row.tickers), variant.context_facts, seed=k)
+        text = analyst_prompt(row.headline, row.body, pd.Timestamp(row.timestamp).strftime("%Y-%m-%d"),
+                              context="\n".join(facts))
+        if variant.method == "icl":
+            if variant.example is None:
+                raise AlignInputError("the icl method needs a worked example")
+            text = f"Worked example.\n{variant.example[0]}\nAnswer: {variant.example[1]}\n\nNow the real task.\n{text}"
+        out.append(text)
+    return out
+
+
+def ripple_paths(snapshot: GraphSnapshot, scored: ScoredAnswer, top: int = 10) -> dict[str, list[str]]:
+    """For the ``top`` companies by |Z|: the named companies and relations their score comes through."""
+    tickers = snapshot.tickers
+    edges = snapshot.edge_table()
+    named = [t for t in scored.impacts.scores]
+    out: dict[str, list[str]] = {}
+    for j in np.argsort(-np.abs(scored.z), kind="stable")[:top]:
+        if scored.z[j] == 0:
+            break
+        target = tickers[j]
+        paths = [f"{target} (named)"] if target in named else []
+        links = edges[((edges["source"].isin(named)) & (edges["target"] == target))
+                      | ((edges["target"].isin(named)) & (edges["source"] == target))]
+        for r in links.itertuples():
+            src = r.source if r.target == target else r.target
+            paths.append(f"{src} -[{r.relation}]- {target}")
+        out[target] = paths
+    return out
+
+
+def predict_events(
+    variant: ModelVariant,
+    events: pd.DataFrame,
+    reward: ImpactReward,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    cfg: AlignConfig,
+    adapters_root: str | Path = "adapters",
+    *,
+    temperature: float = 0.0,
+    max_new_tokens: int = 160,
+    batch_size: int = 8,
+    seed: int = 0,
+    rag_scores: Callable[[list[str], list[str]], np.ndarray] | None = None,
+    with_paths: bool = False,
+    progress: bool = False,
+) -> list[Prediction]:
+    """Answers of ``variant`` to ``events`` (one model load per graph month), parsed and propagated."""
+    from kgfin.llm.generate import generate_replies
+
+    preds: dict[str, Prediction] = {}
+    for graph_month, part in events.groupby("graph_month", sort=True):
+        snapshot = read_snapshot(str(graph_month))
+        model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
+        replies = generate_replies(model, tok, _messages(variant, part, snapshot, rag_scores), system=SYSTEM_PROMPT,
+                                   max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
+                                   seed=seed, progress=progress)
+        for row, reply in zip(part.itertuples(index=False), replies, strict=True):
+            scored = reward.score(reply, str(row.event_id))
+            preds[str(row.event_id)] = Prediction(
+                str(row.event_id), pd.Timestamp(row.day), str(graph_month), reply, scored,
+                ripple_paths(snapshot, scored) if with_paths else {})
+        del model
+    return [preds[str(e)] for e in events["event_id"]]
+
+
+def prediction_frame(preds: list[Prediction], tickers: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Long table: one row per event and company with a nonzero Z (``impact`` = Z), one per refused event.
+
+    Columns ``event_id, date, ticker, named_score, impact, refused``; a refused event has
+    ticker None and impact NaN.
+    """
+    rows: list[dict[str, Any]] = []
+    for p in preds:
+        if p.scored.refused:
+            rows.append({"event_id": p.event_id, "date": p.day, "ticker": None, "named_score": np.nan,
+                         "impact": np.nan, "refused": True})
+            continue
+        for j in np.flatnonzero(p.scored.z):
+            t = tickers[j]
+            rows.append({"event_id": p.event_id, "date": p.day, "ticker": t,
+                         "named_score": p.scored.impacts.scores.get(t, np.nan), "impact": float(p.scored.z[j]),
+                         "refused": False})
+    return pd.DataFrame(rows, columns=["event_id", "date", "ticker", "named_score", "impact", "refused"])
+
+
+def mu_without(snapshot: GraphSnapshot, relation: str) -> sp.csr_matrix:
+    """The month's mu with one relation type's weight set to 0 (the drop-one-relation ablation)."""
+    rules = snapshot.config.mu
+    rule = getattr(rules, relation.lower())
+    return snapshot.mu(rules.model_copy(update={relation.lower(): rule.model_copy(update={"weight": 0.0})}))

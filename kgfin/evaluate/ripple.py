@@ -1,0 +1,377 @@
+"""Ripple evaluation on held-out months: the FinRipple tables for every method, plus the synthetic truth.
+
+Methods (``RippleEvalConfig.methods``):
+
+* LLM methods (:mod:`kgfin.align.predict`): ``zero_shot``, ``icl``, ``rag``, ``knowledge``
+  (adapter, no alignment), ``aligned``;
+* ``propagation_only``: no model knowledge of neighbours. The focal company's (first ticker's)
+  impact comes from a ridge regression of its event-day CAPM residual on the MiniLM embedding
+  of the headline, fitted on the events of the ``sentiment_months`` months before the first
+  evaluated month (point in time), and is pushed through mu like every other method's answer;
+* ``oracle`` (synthetic market only): the planted shocks themselves (the ceiling).
+
+Every method's answer becomes ``Z`` over the companies of the graph month; the tables are:
+
+* ``regression_<model>`` (Tables 1, 9, 10 analogues): OLS of the event-day residual (CAPM,
+  FF3, FF5) on Z, one row per method (:func:`kgfin.evaluate.stats.impact_stats`);
+* ``anova`` (Table 2): one-way ANOVA of CAPM residuals over Z's sign groups, F, p, eta^2;
+* ``refusals`` (Table 4): refusal rate of the LLM methods at each temperature;
+* ``drop_relation`` (Table 11): the best-placed LLM method's answers propagated with one
+  relation type removed from mu;
+* ``long_short`` (Table 3): daily top-minus-bottom portfolios on Z against equal weight,
+  inverse volatility, Markowitz and minimum variance over the same days;
+* ``truth``: recall@k of the truly affected companies (top k by |Z|) and the correlation of
+  Z with the planted shocks, per method (synthetic market only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from kgfin.align.config import AlignConfig, EventConfig
+from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.impact_reward import ImpactReward, ScoredAnswer, build_impact_reward
+from kgfin.align.predict import (
+    LLM_METHODS,
+    ModelVariant,
+    Prediction,
+    mu_without,
+    predict_events,
+    prediction_frame,
+)
+from kgfin.align.reward import propagate, ripple_reward
+from kgfin.align.trainer import event_messages
+from kgfin.config import KgfinConfig
+from kgfin.data.loaders import MarketData, find_table
+from kgfin.data.tables import read_table
+from kgfin.evaluate.stats import StatsInputError, impact_stats
+from kgfin.evaluate.tables import markdown_table
+from kgfin.graph.builders import RELATIONS
+from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.parse import Impacts
+from kgfin.market.residuals import residuals
+from kgfin.portfolio.allocators import ALLOCATORS
+from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
+from kgfin.portfolio.errors import PortfolioInputError
+from kgfin.portfolio.metrics import performance
+
+__all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval"]
+
+ALL_METHODS = ("propagation_only", *LLM_METHODS, "oracle")
+MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "aligned", "oracle"]
+
+
+class RippleEvalConfig(KgfinConfig):
+    """Settings of ``kgfin evaluate ripple``."""
+
+    methods: list[MethodName] = Field(default_factory=lambda: list(ALL_METHODS), description="methods to compare")
+    max_events_per_month: int | None = Field(24, ge=1, description="held-out events per month (None: all)")
+    temperatures: list[float] = Field(
+        default_factory=lambda: [0.7], description="extra sampling temperatures for the refusal table (0 is always run)")
+    max_new_tokens: int = Field(160, ge=8, description="answer length limit")
+    batch_size: int = Field(8, ge=1, description="generation batch size")
+    context_facts: int = Field(40, ge=1, description="graph facts in the zero-shot / ICL / RAG prompts")
+    sentiment_months: int = Field(12, ge=1, description="months of earlier news the propagation-only sentiment model learns from")
+    sentiment_ridge: float = Field(1.0, gt=0, description="ridge penalty of the sentiment model")
+    recall_k: int = Field(10, ge=1, description="k of recall@k against the planted truth")
+    residual_models: list[Literal["capm", "ff3", "ff5"]] = Field(default_factory=lambda: ["capm", "ff3", "ff5"])
+    long_short: LongShortConfig = Field(default_factory=LongShortConfig)
+    seed: int = Field(0, description="sampling seed")
+
+
+@dataclass
+class RippleEvaluation:
+    """Every table of a ripple evaluation, and the per-method predictions."""
+
+    tables: dict[str, pd.DataFrame]
+    predictions: dict[str, pd.DataFrame]
+    events: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        titles = {
+            "regression_capm": "Table 1 analogue: CAPM residuals on predicted ripple Z",
+            "anova": "Table 2 analogue: ANOVA of CAPM residuals over the sign of Z",
+            "regression_ff3": "Table 9 analogue: FF3 residuals", "regression_ff5": "Table 10 analogue: FF5 residuals",
+            "refusals": "Table 4 analogue: refusal rate by temperature",
+            "drop_relation": "Table 11 analogue: one relation type removed from mu",
+            "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators",
+            "truth": "Against the planted truth (synthetic market)",
+        }
+        parts = [f"## {titles.get(k, k)}\n\n{markdown_table(t, '.4g')}" for k, t in self.tables.items()]
+        if self.notes:
+            parts.append("## Notes\n\n" + "\n".join(f"* {n}" for n in self.notes))
+        return "\n\n".join(parts) + "\n"
+
+
+def _scored(reward: ImpactReward, event_id: str, y: np.ndarray, mu: Any, scores: dict[str, float]) -> ScoredAnswer:
+    """An answer given as direct impacts ``y``, propagated over ``mu`` and scored."""
+    return _scored_z(reward, event_id, y, propagate(mu, y, reward.cfg.reward.propagation), scores)
+
+
+def _scored_z(reward: ImpactReward, event_id: str, y: np.ndarray, z: np.ndarray, scores: dict[str, float]
+              ) -> ScoredAnswer:
+    cfg = reward.cfg
+    eps = reward.eps[event_id]
+    cos = float(ripple_reward(z, eps, lam=0.0))
+    total = float(ripple_reward(z, eps, lam=cfg.reward.lam))
+    cov = (total - cos) / cfg.reward.lam if cfg.reward.lam > 0 else 0.0
+    return ScoredAnswer(Impacts(scores=scores), y, z, cos, cov, total)
+
+
+def _sentiment_model(market: MarketData, first_month: str, cfg: RippleEvalConfig, align_cfg: AlignConfig,
+                     embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
+    """Ridge regression of the focal event-day residual on the headline embedding (earlier months only)."""
+    import statsmodels.api as sm
+
+    months = [month_minus(first_month, k) for k in range(cfg.sentiment_months, 0, -1)]
+    train = news_events(market, months, EventConfig(max_events_per_month=None, graph_lag_months=0))
+    train = train[train["day"] < pd.Timestamp(f"{first_month}-01")]
+    resid = residuals(market.returns, market.factors_daily, align_cfg.impact.residuals)
+    target = resid.set_index(["date", "ticker"])["resid"]
+    keys = pd.MultiIndex.from_arrays([pd.DatetimeIndex(train["day"]), train["tickers"].map(lambda t: t[0])])
+    y = target.reindex(keys).to_numpy()
+    ok = np.isfinite(y)
+    if ok.sum() < 20:
+        raise AlignInputError(f"the propagation-only sentiment model has {int(ok.sum())} earlier events with residuals; "
+                              "it needs at least 20 (evaluate later months or raise sentiment_months)")
+    x = embed(train["headline"][ok].tolist())
+    x = np.column_stack([np.ones(len(x)), x])
+    fit = sm.OLS(y[ok] / align_cfg.impact.score_unit, x).fit_regularized(alpha=cfg.sentiment_ridge / len(x), L1_wt=0.0)
+    coef = np.asarray(fit.params)
+    return lambda headlines: np.clip(np.column_stack([np.ones(len(headlines)), embed(headlines)]) @ coef, -10, 10)
+
+
+def _truth(data_dir: Path | None, events: pd.DataFrame) -> pd.DataFrame | None:
+    if data_dir is None:
+        return None
+    path = find_table(data_dir / "truth", "impacts")
+    if path is None:
+        return None
+    impacts = read_table(path)
+    return impacts[impacts["event_id"].isin(set(events["event_id"]))]
+
+
+def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
+    answered = frame[~frame["refused"]]
+    daily = answered.groupby(["date", "ticker"], as_index=False)["impact"].sum()
+    refused = frame[frame["refused"]].assign(ticker="-", impact=np.nan)[["date", "ticker", "impact"]]
+    return pd.concat([daily.assign(refused=False), refused.assign(refused=True)], ignore_index=True)
+
+
+def run_ripple_eval(
+    market: MarketData,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    months: Sequence[str],
+    cfg: RippleEvalConfig,
+    align_cfg: AlignConfig,
+    *,
+    adapters_root: str | Path = "adapters",
+    aligned_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    progress: bool = True,
+) -> RippleEvaluation:
+    """Predict the held-out ``months``' events with every method and build the tables (module docstring)."""
+    from tqdm.auto import tqdm
+
+    if embed is None:
+        from kgfin.fusion.embeddings import NewsEmbedder
+
+        embedder = NewsEmbedder()
+        embed = lambda texts: embedder.embed(texts, progress=False)  # noqa: E731
+    notes: list[str] = []
+    events = news_events(market, sorted(months), align_cfg.events.model_copy(
+        update={"max_events_per_month": cfg.max_events_per_month}))
+    reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact)
+    tickers = list(reward.tickers)
+    truth = _truth(Path(data_dir) if data_dir else None, events)
+    methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]
+    if "oracle" in cfg.methods and truth is None:
+        notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
+
+    def rag_scores(queries: list[str], facts: list[str]) -> np.ndarray:
+        q, f = embed(queries), embed(facts)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+        f = f / np.linalg.norm(f, axis=1, keepdims=True).clip(1e-12)
+        return q @ f.T
+
+    example = None
+    if "icl" in methods:
+        example = _icl_example(market, events, reward, read_snapshot, align_cfg)
+    preds: dict[str, list[Prediction]] = {}
+    refusal_rows = []
+    for method in tqdm(methods, desc="methods", disable=not progress):
+        if method == "propagation_only":
+            sentiment = _sentiment_model(market, min(events["month"]), cfg, align_cfg, embed)
+            y_focal = sentiment(events["headline"].tolist())
+            out = []
+            for k, row in enumerate(events.itertuples(index=False)):
+                y = np.zeros(len(tickers))
+                focal = row.tickers[0]
+                if focal in tickers:
+                    y[tickers.index(focal)] = y_focal[k] * align_cfg.impact.score_unit
+                out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "",
+                                      _scored(reward, str(row.event_id), y, reward.mu[row.graph_month],
+                                              {focal: float(y_focal[k])})))
+            preds[method] = out
+        elif method == "oracle":
+            assert truth is not None
+            out = []
+            for row in events.itertuples(index=False):
+                part = truth[truth["event_id"] == row.event_id]
+                z = np.zeros(len(tickers))
+                z[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
+                scored = _scored_z(reward, str(row.event_id), z, z, {})
+                out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "", scored))
+            preds[method] = out
+        else:
+            variant = ModelVariant(method, cfg.context_facts, example,  # type: ignore[arg-type]
+                                   Path(aligned_dir) if aligned_dir else None)
+            for temp in [0.0, *cfg.temperatures]:
+                got = predict_events(variant, events, reward, read_snapshot, align_cfg, adapters_root,
+                                     temperature=temp, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                                     seed=cfg.seed, rag_scores=rag_scores)
+                refusal_rows.append({"method": method, "temperature": temp,
+                                     "refusal_rate": float(np.mean([p.scored.refused for p in got])),
+                                     "events": len(got)})
+                if temp == 0.0:
+                    preds[method] = got
+    frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
+    tables = _tables(frames, preds, events, reward, read_snapshot, market, truth, cfg, align_cfg, notes)
+    if refusal_rows:
+        tables["refusals"] = pd.DataFrame(refusal_rows).pivot(index="method", columns="temperature",
+                                                             values="refusal_rate").reset_index()
+        tables["refusals"].columns = ["method", *[f"T={t:g}" for t in tables["refusals"].columns[1:]]]
+    order = ["regression_capm", "anova", "regression_ff3", "regression_ff5", "refusals", "drop_relation",
+             "long_short", "truth"]
+    return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes)
+
+
+def _icl_example(market: MarketData, events: pd.DataFrame, reward: ImpactReward,
+                 read_snapshot: Callable[[str], GraphSnapshot], align_cfg: AlignConfig) -> tuple[str, str]:
+    """One earlier event answered with its realised residuals: the focal firm and its strongest-moving neighbours."""
+    import json
+
+    first = min(events["month"])
+    earlier = news_events(market, [month_minus(first, 1)], align_cfg.events.model_copy(
+        update={"max_events_per_month": None}))
+    earlier = earlier[earlier["day"] < pd.Timestamp(f"{first}-01")]
+    ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact)
+    row = earlier.iloc[0]
+    eps = ex_reward.eps[str(row["event_id"])]
+    tickers = list(ex_reward.tickers)
+    snap = read_snapshot(row["graph_month"])
+    mu = ex_reward.mu[row["graph_month"]]
+    focal = tickers.index(row["tickers"][0])
+    linked = set(mu.getrow(focal).indices) | set(mu.getcol(focal).indices)
+    chosen = [focal] + sorted(linked, key=lambda j: -abs(eps[j]))[:3]
+    names = dict(zip(snap.companies["ticker"], snap.companies["name"], strict=True))
+    items = [{"name": f"{names[tickers[j]]} ({tickers[j]})", "impact_type": "direct" if j == focal else "related",
+              "impact_score": int(np.clip(round(eps[j] / align_cfg.impact.score_unit), -10, 10))} for j in chosen]
+    answer = json.dumps({"impact_analysis": {"affected_companies": items,
+                                             "analysis": "Scores from the realised abnormal returns."}})
+    return event_messages(earlier.iloc[[0]])[0], answer
+
+
+def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.DataFrame | None:
+    try:
+        return fn()
+    except StatsInputError as exc:
+        notes.append(f"{what}: {exc}")
+        return None
+
+
+def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], events: pd.DataFrame,
+            reward: ImpactReward, read_snapshot: Callable[[str], GraphSnapshot], market: MarketData,
+            truth: pd.DataFrame | None, cfg: RippleEvalConfig, align_cfg: AlignConfig,
+            notes: list[str]) -> dict[str, pd.DataFrame]:
+    tables: dict[str, pd.DataFrame] = {}
+    realised = {m: residuals(market.returns, market.factors_daily,
+                             align_cfg.impact.residuals.model_copy(update={"model": m}))
+                for m in cfg.residual_models}
+    anova_rows = []
+    for model, resid in realised.items():
+        rows = []
+        for method, frame in frames.items():
+            stats = _safe(lambda f=frame, r=resid: impact_stats(_aggregate(f), r), f"{method} vs {model}", notes)
+            if stats is None:
+                continue
+            reg = stats.regression.iloc[0]
+            rows.append({"method": method, "nobs": int(reg["nobs"]), "coef": reg["coef"], "robust_t": reg["robust_t"],
+                         "p": reg["robust_p"], "r2": reg["r2"], "refusal_rate": stats.refusal["refusal_rate"].iloc[0]})
+            if model == "capm":
+                t = stats.tests.iloc[0]
+                anova_rows.append({"method": method, "F": t["anova_f"], "p": t["anova_p"], "eta2": t["eta2"],
+                                   "groups": int(t["n_groups"])})
+        tables[f"regression_{model}"] = pd.DataFrame(rows)
+    tables["anova"] = pd.DataFrame(anova_rows)
+
+    llm = [m for m in ("aligned", "knowledge", "rag", "icl", "zero_shot") if m in preds]
+    if llm and "capm" in realised:
+        method = llm[0]
+        rows = []
+        for dropped in ("none", *RELATIONS):
+            out = []
+            for p in preds[method]:
+                if p.scored.refused:
+                    out.append(p)
+                    continue
+                mu = reward.mu[p.graph_month] if dropped == "none" else mu_without(read_snapshot(p.graph_month), dropped)
+                out.append(Prediction(p.event_id, p.day, p.graph_month, p.completion,
+                                      _scored(reward, p.event_id, p.scored.y, mu, p.scored.impacts.scores)))
+            stats = _safe(lambda o=out: impact_stats(_aggregate(prediction_frame(o, list(reward.tickers))),
+                                                     realised["capm"]), f"drop {dropped}", notes)
+            if stats is not None:
+                reg = stats.regression.iloc[0]
+                rows.append({"method": method, "dropped": dropped, "nobs": int(reg["nobs"]), "coef": reg["coef"],
+                             "p": reg["robust_p"], "r2": reg["r2"],
+                             "mean_reward": float(np.mean([q.scored.reward for q in out]))})
+        tables["drop_relation"] = pd.DataFrame(rows)
+
+    series = {}
+    for method, frame in frames.items():
+        signals = frame[~frame["refused"]].groupby(["date", "ticker"], as_index=False)["impact"].sum()
+        try:
+            daily = long_short_backtest(signals, market.returns, score="impact", config=cfg.long_short)
+            series[f"long_short:{method}"] = daily.set_index("date")["ret"]
+        except PortfolioInputError as exc:  # a method with too few signals holds nothing
+            notes.append(f"long-short {method}: {exc}")
+    if series:
+        days = pd.DatetimeIndex(sorted(set().union(*[s.index for s in series.values()])))
+        for name in ALLOCATORS:
+            bench = allocator_backtest(market.returns, name, start=days[0], end=days[-1])
+            series[f"benchmark:{name}"] = bench.set_index("date")["ret"]
+        perf = performance(pd.DataFrame(series))
+        tables["long_short"] = perf
+
+    if truth is not None:
+        rows = []
+        tickers = list(reward.tickers)
+        by_event = {e: g for e, g in truth.groupby("event_id")}
+        for method, plist in preds.items():
+            recalls, corrs, mean_reward = [], [], []
+            for p in plist:
+                part = by_event.get(p.event_id)
+                if part is None or part.empty:
+                    continue
+                shock = np.zeros(len(tickers))
+                shock[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
+                true = set(part.loc[part["shock"] != 0, "ticker"])
+                z = p.scored.z
+                top = [tickers[j] for j in np.argsort(-np.abs(z), kind="stable")[:cfg.recall_k] if z[j] != 0]
+                recalls.append(len(true & set(top)) / len(true) if true else np.nan)
+                corrs.append(float(np.corrcoef(z, shock)[0, 1]) if z.std() > 0 and shock.std() > 0 else 0.0)
+                mean_reward.append(p.scored.reward)
+            rows.append({"method": method, "events": len(recalls), f"recall@{cfg.recall_k}": float(np.nanmean(recalls)),
+                         "corr_with_planted": float(np.mean(corrs)), "mean_reward": float(np.mean(mean_reward)),
+                         "refusal_rate": float(np.mean([p.scored.refused for p in plist]))})
+        tables["truth"] = pd.DataFrame(rows)
+    return tables
