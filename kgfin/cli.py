@@ -629,6 +629,7 @@ def align_cmd(
     config: Annotated[Path, typer.Option("--config", help="Alignment recipe.")] = Path("training/align.yaml"),
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
+    algo: Annotated[str | None, typer.Option(help="ppo (kgfin's), grpo or rloo (TRL's); default: the recipe's.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many PPO steps (resume later).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
@@ -641,7 +642,7 @@ def align_cmd(
     from kgfin.data import load_market
     from kgfin.store import expand_months
 
-    cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
+    cfg = load_config(AlignConfig, config if config.exists() else None, [*(set_ or []), *([f"algo={algo}"] if algo else [])])
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
     st, snapshot_of = _snapshot_reader(store)
     try:
@@ -661,8 +662,8 @@ def align_cmd(
         console.print("no PPO steps were run")
         return
     first, last = reward_trend(result.log)
-    table = Table(title=f"alignment -> {out}", box=box.SIMPLE, show_header=False)
-    for key, value in (("PPO steps", f"{result.steps:,}"), ("months", f"{months[0]}..{months[-1]}"),
+    table = Table(title=f"alignment ({cfg.algo}) -> {out}", box=box.SIMPLE, show_header=False)
+    for key, value in (("steps", f"{result.steps:,}"), ("months", f"{months[0]}..{months[-1]}"),
                        ("mean reward, first / last quarter", f"{first:.3f} / {last:.3f}"),
                        ("refusal rate, last quarter", f"{result.log['refusal_rate'].tail(max(1, len(result.log) // 4)).mean():.1%}"),
                        ("seconds per step", f"{result.log['seconds'].mean():.1f}"),

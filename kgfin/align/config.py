@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kgfin.align.reward import RewardConfig
 from kgfin.config import KgfinConfig
@@ -67,6 +67,11 @@ class AlignConfig(KgfinConfig):
     """Market alignment after FinRipple's algorithm 1: PPO over months, knowledge adapters frozen."""
 
     model: str = Field(DEFAULT_MODEL, description="base model spec (see kgfin.llm.models)")
+    algo: Literal["ppo", "grpo", "rloo"] = Field(
+        "ppo", description="ppo: kgfin's PPO (value head, GAE, per-token KL); grpo / rloo: TRL's trainers with the same "
+                           "reward (group-relative baselines; train: lora only)")
+    num_generations: int = Field(
+        4, ge=2, description="grpo / rloo: answers sampled per news item (ppo.batch_size must be a multiple)")
     knowledge: bool = Field(
         True, description="load each month's knowledge adapter (kg-YYYY-MM, merged and frozen); False aligns the base "
                           "model alone (an ablation)")
@@ -81,3 +86,14 @@ class AlignConfig(KgfinConfig):
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
     ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=128, learning_rate=5e-5))
     seed: int = Field(0, description="alignment LoRA initialisation")
+
+    @model_validator(mode="after")
+    def _check_algo(self) -> AlignConfig:
+        if self.algo != "ppo":
+            if self.train != "lora":
+                raise ValueError(f"algo={self.algo} needs train=lora: TRL would rebuild the reference from the base "
+                                 "model's name and lose the month's knowledge adapter")
+            if self.ppo.batch_size % self.num_generations:
+                raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) must be a multiple of num_generations "
+                                 f"({self.num_generations}) for {self.algo}")
+        return self

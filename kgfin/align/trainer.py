@@ -1,4 +1,4 @@
-"""Market alignment over months (FinRipple algorithm 1) with kgfin's PPO.
+"""Market alignment over months (FinRipple algorithm 1) with kgfin's PPO (or TRL's GRPO / RLOO).
 
 For each training month m, in order:
 
@@ -11,7 +11,9 @@ For each training month m, in order:
    month together with the optimiser and value head;
 3. for each batch of month m's news: sample answers, score them with
    :class:`~kgfin.align.impact_reward.ImpactReward` (parse -> propagate over mu_g -> cos +
-   lam * coverage against the event day's residual returns) and take one PPO step.
+   lam * coverage against the event day's residual returns) and take one PPO step
+   (``algo: grpo | rloo``: one step of TRL's trainer on the batch, ``num_generations``
+   answers per news item, see :mod:`kgfin.align.trl_algos`).
 
 Writes ``OUT/align_log.csv`` (one row per PPO step), checkpoints in ``OUT/checkpoint/``
 (resumed automatically), and the result in ``OUT/final/``: ``align-adapter/`` (a PEFT
@@ -98,14 +100,13 @@ def knowledge_model(cfg: AlignConfig, adapters_root: str | Path, graph_month: st
 
 
 class _MonthPolicy:
-    """Policy, reference and PPO trainer of one month, built from the carried alignment state."""
+    """Policy and reference of one month (and its PPO trainer), built from the carried alignment state."""
 
     def __init__(self, cfg: AlignConfig, adapters_root: Path, graph_month: str, reward: ImpactReward,
                  learned: dict[str, Any] | None, trainer_state: dict[str, Any] | None):
         import torch
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
-        from kgfin.align.ppo import PPOTrainer
         from kgfin.inject.adapters import adapters_disabled
 
         self.cfg = cfg
@@ -128,9 +129,23 @@ class _MonthPolicy:
                         p.add_(learned[name])
                     p.requires_grad_(True)
             context = {"reference_model": reference}
-        self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, **context)
-        if trainer_state is not None:
-            self.trainer.load_state_dict(trainer_state)
+        self.trainer: Any = None
+        self.optimizer: Any = None  # grpo / rloo: one AdamW carried over steps and months (kgfin.align.trl_algos)
+        self.optimizer_state = trainer_state.get("optimizer") if trainer_state and cfg.algo != "ppo" else None
+        if cfg.algo == "ppo":
+            from kgfin.align.ppo import PPOTrainer
+
+            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, **context)
+            if trainer_state is not None:
+                self.trainer.load_state_dict(trainer_state)
+
+    def trainer_state(self) -> dict[str, Any] | None:
+        """Optimiser (and for PPO value head, step count, sampling RNG) to carry over."""
+        if self.trainer is not None:
+            return self.trainer.state_dict()
+        if self.optimizer is not None:
+            return {"optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer_state} if self.optimizer_state is not None else None
 
     def learned(self) -> dict[str, Any]:
         """What alignment has learned: the LoRA weights, or each weight's change from the reference."""
@@ -154,7 +169,7 @@ class _MonthPolicy:
 def _plan(events: pd.DataFrame, cfg: AlignConfig) -> list[tuple[str, int, np.ndarray]]:
     """(month, epoch, event rows) of every PPO step, in order."""
     steps = []
-    size = cfg.ppo.batch_size
+    size = cfg.ppo.batch_size if cfg.algo == "ppo" else cfg.ppo.batch_size // cfg.num_generations  # news per step
     for month, part in events.groupby("month", sort=True):
         rows = part.index.to_numpy()
         for epoch in range(cfg.epochs):
@@ -169,7 +184,7 @@ def _save_checkpoint(work: Path, step: int, policy: _MonthPolicy) -> None:
     tmp = work.with_name(work.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({"learned": policy.learned(), "trainer": policy.trainer.state_dict()}, tmp / "state.pt")
+    torch.save({"learned": policy.learned(), "trainer": policy.trainer_state()}, tmp / "state.pt")
     (tmp / "progress.json").write_text(json.dumps({"step": step}))
     shutil.rmtree(work, ignore_errors=True)
     tmp.rename(work)
@@ -236,24 +251,31 @@ def align(
             graph_month = str(events.loc[batch[0], "graph_month"])
             if month != current:
                 if policy is not None:
-                    learned, trainer_state = policy.learned(), policy.trainer.state_dict()
+                    learned, trainer_state = policy.learned(), policy.trainer_state()
                 policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, learned, trainer_state)
                 current = month
             assert policy is not None
-            from kgfin.llm.generate import chat_prompts
+            ids = events.loc[batch, "event_id"].astype(str).tolist()
+            if cfg.algo == "ppo":
+                from kgfin.llm.generate import chat_prompts
 
-            prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT)
-            start = time.perf_counter()
-            stats = policy.trainer.step(prompts, event_id=events.loc[batch, "event_id"].astype(str).tolist())
-            seconds = time.perf_counter() - start
-            scored = reward.last
+                prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT)
+                start = time.perf_counter()
+                stats = policy.trainer.step(prompts, event_id=ids)
+                seconds = time.perf_counter() - start
+                scored = reward.last
+            else:
+                from kgfin.align.trl_algos import trl_step
+
+                stats, scored, seconds = trl_step(policy, reward, [messages[i] for i in batch], ids, cfg,
+                                                  out_dir / "trl", step)
             row = {
                 "step": step + 1, "month": month, "graph_month": graph_month, "epoch": epoch, "events": len(batch),
                 "reward": stats["score"], "cos": float(np.mean([s.cos for s in scored])),
                 "coverage": float(np.mean([s.coverage for s in scored])),
                 "refusal_rate": float(np.mean([s.refused for s in scored])),
                 "named": float(np.mean([len(s.impacts.scores) for s in scored])),
-                "seconds": seconds, "tokens_per_second": stats["response_length"] * len(batch) / seconds,
+                "seconds": seconds, "tokens_per_second": stats["response_length"] * len(scored) / seconds,
                 **{k: stats[k] for k in ("kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac",
                                          "approx_kl")},
             }
