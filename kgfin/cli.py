@@ -714,7 +714,8 @@ def predict(
                                f"{cfg.events.graph_lag_months} month(s) before it): run `kgfin graph build`")
             return snap
 
-        reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False)
+        reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False,
+                                            prefix=cfg.answer_prefix)
         rag = None
         if method == "rag":
             from kgfin.fusion.embeddings import NewsEmbedder

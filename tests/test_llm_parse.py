@@ -74,3 +74,10 @@ def test_scores_are_clipped_or_dropped(items: list[tuple[str, float]]) -> None:
     text = json.dumps({"impact_analysis": {"affected_companies": [{"name": n, "impact_score": s} for n, s in items]}})
     r = parse_impacts(text, U)
     assert all(-10 <= s <= 10 for s in r.scores.values())
+
+
+def test_small_model_json_with_misplaced_braces_still_parses() -> None:
+    text = ('{"impact_analysis": {"affected_companies": [{"name": "Northwind Semiconductor", "impact_type": "Strong Fall"}, '
+            '"impact_score": -7}, "impact_score": 10},"impact_score": 10}\n\nThe news move is')
+    r = parse_impacts(text, U)
+    assert not r.refused and r.scores == {"NWS": -7.0}

@@ -72,6 +72,9 @@ class AlignConfig(KgfinConfig):
                            "reward (group-relative baselines; train: lora only)")
     num_generations: int = Field(
         4, ge=2, description="grpo / rloo: answers sampled per news item (ppo.batch_size must be a multiple)")
+    prefill_json: bool = Field(
+        True, description="start every answer with the JSON opening (kgfin.llm.prompts.ANSWER_PREFIX): small models "
+                          "otherwise answer in prose and every answer is a refusal")
     knowledge: bool = Field(
         True, description="load each month's knowledge adapter (kg-YYYY-MM, merged and frozen); False aligns the base "
                           "model alone (an ablation)")
@@ -84,7 +87,14 @@ class AlignConfig(KgfinConfig):
     save_steps: int = Field(10, ge=0, description="checkpoint every this many PPO steps (0: only at month ends)")
     events: EventConfig = Field(default_factory=EventConfig)
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
-    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=128, learning_rate=5e-5))
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5))
+
+    @property
+    def answer_prefix(self) -> str:
+        """The prefilled start of every answer ("" without ``prefill_json``)."""
+        from kgfin.llm.prompts import ANSWER_PREFIX
+
+        return ANSWER_PREFIX if self.prefill_json else ""
     seed: int = Field(0, description="alignment LoRA initialisation")
 
     @model_validator(mode="after")

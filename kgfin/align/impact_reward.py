@@ -64,20 +64,22 @@ class ImpactReward:
         eps: dict[str, np.ndarray],
         graph_month: dict[str, str],
         config: ImpactRewardConfig | None = None,
+        prefix: str = "",
     ):
         self.universe, self.mu, self.eps, self.graph_month = universe, mu, eps, graph_month
         self.cfg = config or ImpactRewardConfig()
+        self.prefix = prefix  # prefilled start of every answer: completions are parsed as prefix + completion
         self.last: list[ScoredAnswer] = []
 
     @property
     def tickers(self) -> tuple[str, ...]:
         return self.universe.tickers
 
-    def score(self, completion: str, event_id: str) -> ScoredAnswer:
-        """Parse and score one answer to event ``event_id``."""
+    def score(self, completion: str, event_id: str, prefixed: bool = False) -> ScoredAnswer:
+        """Parse and score one answer to event ``event_id`` (``prefixed``: it already starts with the prefix)."""
         if event_id not in self.eps:
             raise AlignInputError(f"event {event_id!r} has no residual returns in this reward's event set")
-        impacts = parse_impacts(completion, self.universe)
+        impacts = parse_impacts(completion if prefixed else self.prefix + completion, self.universe)
         n = len(self.tickers)
         if impacts.refused:
             zero = np.zeros(n)
@@ -105,6 +107,7 @@ def build_impact_reward(
     read_snapshot: Callable[[str], GraphSnapshot],
     config: ImpactRewardConfig | None = None,
     require_outcome: bool = True,
+    prefix: str = "",
 ) -> tuple[ImpactReward, pd.DataFrame]:
     """The reward for ``events`` (from :func:`~kgfin.align.events.news_events`), and the events it can score.
 
@@ -145,4 +148,4 @@ def build_impact_reward(
         raise AlignInputError("no event has residual returns on its day (the first year of data has no fitted betas)")
     mu = {m: s.mu() for m, s in snaps.items()}
     graph_month = dict(zip(kept["event_id"].astype(str), kept["graph_month"], strict=True))
-    return ImpactReward(universe, mu, eps, graph_month, cfg), kept
+    return ImpactReward(universe, mu, eps, graph_month, cfg, prefix), kept

@@ -225,7 +225,7 @@ def align(
     """
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)
-    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact)
+    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
     plan = _plan(events, cfg)
     work = out_dir / "checkpoint"
     if not resume:
@@ -259,7 +259,8 @@ def align(
             if cfg.algo == "ppo":
                 from kgfin.llm.generate import chat_prompts
 
-                prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT)
+                prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT,
+                                       prefix=cfg.answer_prefix)
                 start = time.perf_counter()
                 stats = policy.trainer.step(prompts, event_id=ids)
                 seconds = time.perf_counter() - start

@@ -59,8 +59,10 @@ def trl_step(policy: _MonthPolicy, reward: ImpactReward, messages: list[str], ev
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     g = cfg.num_generations
+    prefill = [{"role": "assistant", "content": cfg.answer_prefix}] if cfg.answer_prefix else []
     dataset = Dataset.from_dict({
-        "prompt": [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": m}] for m in messages],
+        "prompt": [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": m}, *prefill]
+                   for m in messages],
         "event_id": list(event_ids),
     })
     common = dict(

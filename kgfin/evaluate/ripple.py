@@ -190,7 +190,8 @@ def run_ripple_eval(
     notes: list[str] = []
     events = news_events(market, sorted(months), align_cfg.events.model_copy(
         update={"max_events_per_month": cfg.max_events_per_month}))
-    reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact)
+    reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact,
+                                         prefix=align_cfg.answer_prefix)
     tickers = list(reward.tickers)
     truth = _truth(Path(data_dir) if data_dir else None, events)
     methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]

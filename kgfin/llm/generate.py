@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["chat_prompts", "generate_replies"]
 
 
-def chat_prompts(tokenizer: PreTrainedTokenizerBase, messages: Sequence[str], system: str | None = None) -> list[str]:
-    """Render user ``messages`` with the chat template, ending with the assistant turn's header."""
+def chat_prompts(tokenizer: PreTrainedTokenizerBase, messages: Sequence[str], system: str | None = None,
+                 prefix: str = "") -> list[str]:
+    """Render user ``messages`` with the chat template, ending with the assistant turn's header and ``prefix``."""
     out = []
     for text in messages:
         turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-        out.append(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+        out.append(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True) + prefix)
     return out
 
 
@@ -38,15 +39,17 @@ def generate_replies(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
+    prefix: str = "",
     progress: bool = False,
 ) -> list[str]:
     """Assistant replies to each user message; ``temperature`` 0 means greedy decoding.
 
-    Sampling is seeded (``seed``) so replies are reproducible.
+    Sampling is seeded (``seed``) so replies are reproducible. ``prefix`` is prefilled as the
+    start of every reply (and included in the returned text).
     """
     import torch
 
-    prompts = chat_prompts(tokenizer, messages, system)
+    prompts = chat_prompts(tokenizer, messages, system, prefix)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     replies: list[str] = []
@@ -63,7 +66,7 @@ def generate_replies(
             with torch.no_grad():
                 out = model.generate(**batch, **kwargs)
             new = out[:, batch["input_ids"].shape[1]:]
-            replies += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+            replies += [prefix + t if prefix else t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     finally:
         tokenizer.padding_side = side
     return replies

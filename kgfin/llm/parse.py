@@ -25,7 +25,7 @@ __all__ = ["Impacts", "Universe", "parse_impacts"]
 SCORE_LIMIT = 10.0
 _PAREN_TICKER = re.compile(r"\(([A-Z][A-Z0-9.]{0,9})\)")
 _ITEM = re.compile(
-    r"""["']name["']\s*:\s*["']([^"']+)["'][^{}]*?["']impact_score["']\s*:\s*["']?(-?\d+(?:\.\d+)?)""",
+    r"""["']name["']\s*:\s*["']([^"']+)["'][^{]*?["']impact_score["']\s*:\s*["']?(-?\d+(?:\.\d+)?)""",
     re.IGNORECASE | re.DOTALL,
 )
 _EXAMPLE = {name.lower() for name in EXAMPLE_COMPANIES}

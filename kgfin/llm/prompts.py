@@ -1,28 +1,35 @@
 """The analyst prompt for ripple prediction (after FinRipple appendix C.2).
 
-The model reads one news item and answers with JSON::
+The model reads one news item and answers with JSON (one entry per affected company)::
 
     {"impact_analysis": {"affected_companies": [{"name": ..., "impact_type": ..., "impact_score": ...}],
                          "analysis": ...}}
 
-``impact_score`` is in [-10, 10] (negative = price falls). The format example in the
-prompt names placeholder companies that exist in no universe, so an answer that copies the
-example parses as a refusal and earns nothing (see :mod:`kgfin.llm.parse`).
+``impact_score`` is in [-10, 10] (negative = price falls). The format in the prompt is a
+template with placeholders (``<company name> (<TICKER>)``), not an example with names: an
+answer that copies it parses as a refusal and earns nothing (see :mod:`kgfin.llm.parse`),
+and a small model has no example companies to parrot.
+:data:`ANSWER_PREFIX` can be prefilled as the start of the assistant's turn.
 """
 
 from __future__ import annotations
 
-__all__ = ["EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt"]
+__all__ = ["ANSWER_PREFIX", "EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt"]
 
 SYSTEM_PROMPT = "You are a financial analyst who knows how companies are connected."
 
-EXAMPLE_COMPANIES = ("Example Corp", "Sample Industries")
+EXAMPLE_COMPANIES = ("<company name>",)
+
+# Prefilled start of the assistant's answer: small models (SmolLM2-135M) otherwise answer in
+# prose and never in JSON; with it they continue with a company name. The model's
+# completion is parsed as ANSWER_PREFIX + completion.
+ANSWER_PREFIX = '{"impact_analysis": {"affected_companies": [{"name": "'
 
 _FORMAT = (
     '{"impact_analysis": {"affected_companies": ['
-    '{"name": "Example Corp (EXC)", "impact_type": "direct", "impact_score": -6}, '
-    '{"name": "Sample Industries (SMP)", "impact_type": "supplier", "impact_score": 3}], '
-    '"analysis": "one sentence"}}'
+    '{"name": "<company name> (<TICKER>)", "impact_type": "<direct, supplier, customer, competitor or peer>", '
+    '"impact_score": "<integer from -10 to 10>"}], '
+    '"analysis": "<one sentence>"}}'
 )
 
 
@@ -36,9 +43,9 @@ def analyst_prompt(headline: str, body: str, date: str, context: str | None = No
     if context:
         parts += ["Known relationships:", context, ""]
     parts += [
-        "Which listed companies will this news move, and how strongly? Include the company named in the news "
-        "and the suppliers, customers, competitors and other related firms it affects. Score each from -10 "
-        "(strong fall) to 10 (strong rise). Use the companies' tickers.",
+        "Which listed companies will this news move, and how strongly? Start with the company named in the news, "
+        "then the suppliers, customers, competitors and other related firms it affects. Score each from -10 "
+        "(strong fall) to 10 (strong rise). Use the companies' names and tickers.",
         f"Answer only with JSON in this format: {_FORMAT}",
     ]
     return "\n".join(parts)
