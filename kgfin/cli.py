@@ -6,8 +6,9 @@ Heavy libraries are imported inside the commands so that ``kgfin --help`` is ins
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -562,13 +563,30 @@ def evaluate_injection(
         console.print(f"{key}: {value:.3f}")
 
 
+AdaptersOption = Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")]
+AlignedOption = Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")]
+
+
+def _month_reader(where: str, snapshot_of: Callable[[str], Any], lag: int) -> Callable[[str], Any]:
+    """month -> GraphSnapshot from the store at ``where``, with an error that says how to add a missing month."""
+
+    def read(m: str) -> Any:
+        snap = snapshot_of(m)
+        if snap is None:
+            raise CliError(f"the graph store {where} has no month {m} (news is read with the graph {lag} "
+                           "month(s) before it): run `kgfin graph build` for it")
+        return snap
+
+    return read
+
+
 @evaluate_app.command("ripple")
 def evaluate_ripple(
     month: MonthsOption,
     data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, factors; truth/ if synthetic).")] = Path("data/synth"),
     store: StoreOption = None,
-    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
-    aligned: Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")] = Path("runs/align/final"),
+    adapters: AdaptersOption = Path("adapters"),
+    aligned: AlignedOption = Path("runs/align/final"),
     config: Annotated[Path, typer.Option("--config", help="Evaluation recipe (RippleEvalConfig).")] = Path("training/ripple_eval.yaml"),
     align_config: Annotated[Path, typer.Option(help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
     set_: SetOption = None,
@@ -594,13 +612,7 @@ def evaluate_ripple(
     st, snapshot_of = _snapshot_reader(store)
     try:
         months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
-
-        def read(m: str) -> object:
-            snap = snapshot_of(m)
-            if snap is None:
-                raise CliError(f"the graph store {st.describe()} has no month {m}: run `kgfin graph build`")
-            return snap
-
+        read = _month_reader(st.describe(), snapshot_of, acfg.events.graph_lag_months)
         result = run_ripple_eval(market, read, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
                                  data_dir=data)
     finally:
@@ -625,7 +637,7 @@ def align_cmd(
     month: MonthsOption,
     data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, daily factors).")] = Path("data/synth"),
     store: StoreOption = None,
-    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
+    adapters: AdaptersOption = Path("adapters"),
     config: Annotated[Path, typer.Option("--config", help="Alignment recipe.")] = Path("training/align.yaml"),
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
@@ -647,14 +659,7 @@ def align_cmd(
     st, snapshot_of = _snapshot_reader(store)
     try:
         months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
-
-        def read(m: str) -> object:
-            snap = snapshot_of(m)
-            if snap is None:
-                raise CliError(f"the graph store {st.describe()} has no month {m} (news of {months[0]} is read with "
-                               f"the graph {cfg.events.graph_lag_months} month(s) earlier): run `kgfin graph build`")
-            return snap
-
+        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
         result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
     finally:
         st.close()
@@ -678,8 +683,8 @@ def predict(
     data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (companies, returns, daily factors).")] = Path("data/synth"),
     store: StoreOption = None,
     method: Annotated[str, typer.Option(help="aligned, knowledge, zero_shot or rag.")] = "aligned",
-    adapters: Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")] = Path("adapters"),
-    aligned: Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")] = Path("runs/align/final"),
+    adapters: AdaptersOption = Path("adapters"),
+    aligned: AlignedOption = Path("runs/align/final"),
     config: Annotated[Path, typer.Option("--config", help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the predictions.")] = Path("runs/predictions.json"),
@@ -707,13 +712,7 @@ def predict(
     frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
     st, snapshot_of = _snapshot_reader(store)
     try:
-        def read(m: str) -> object:
-            snap = snapshot_of(m)
-            if snap is None:
-                raise CliError(f"the graph store {st.describe()} has no month {m} (news is read with the graph "
-                               f"{cfg.events.graph_lag_months} month(s) before it): run `kgfin graph build`")
-            return snap
-
+        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
         reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False,
                                             prefix=cfg.answer_prefix)
         rag = None
