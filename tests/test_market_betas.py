@@ -51,6 +51,17 @@ def test_matches_statsmodels_rolling_ols(k: int, gaps: bool) -> None:
     assert np.isfinite(fit.beta).any()
 
 
+@pytest.mark.parametrize("t_len", [90, 120, 121, 122])
+def test_history_shorter_than_the_window_matches_statsmodels(t_len: int) -> None:
+    """Fewer days than the window (a one-year market with a 252-day window): expanding fits, no crash."""
+    y, x = _panel(seed=3, t_len=t_len, gaps=False)
+    fit = rolling_ols(y, x, window=120, min_obs=60)
+    ref, _ = _statsmodels_applied(y[:, 0], x, 120, 60)
+    ours = np.column_stack([fit.alpha[:, 0], fit.beta[:, 0]])
+    assert np.array_equal(np.isnan(ours), np.isnan(ref))
+    assert np.nanmax(np.abs(ours - ref)) <= 1e-8
+
+
 def test_window_uses_only_earlier_days() -> None:
     """The fit applied on day d is OLS on rows max(0, d - window) .. d - 1, computed directly."""
     y, x = _panel(seed=11, gaps=True)

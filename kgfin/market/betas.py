@@ -61,7 +61,8 @@ def _window_sum(a: np.ndarray, window: int) -> np.ndarray:
     out = np.empty_like(c)
     out[0] = 0
     out[1:] = c[:-1]
-    np.subtract(out[window + 1:], c[: a.shape[0] - window - 1], out=out[window + 1:])
+    if a.shape[0] > window + 1:  # with fewer rows every window still starts at row 0
+        np.subtract(out[window + 1:], c[: a.shape[0] - window - 1], out=out[window + 1:])
     return out
 
 
