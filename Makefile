@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/kgfin demo $(DEMO_ARGS)
 
 lint: setup
-	$(BIN)/ruff check kgfin tests eval
+	$(BIN)/ruff check kgfin tests eval examples
 
 # Lint, then the test suite (slow-marked tests excluded; pytest's "no tests" exit 5 is not a failure).
 test: lint

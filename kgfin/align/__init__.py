@@ -1,5 +1,21 @@
-"""Market alignment: ripple propagation and the reward (PPO / GRPO / RLOO come later)."""
+"""Market alignment: ripple propagation, the market reward, PPO (and TRL's GRPO / RLOO), prediction.
 
+See ``docs/alignment.md``. ``kgfin.align.ppo`` (torch modules) is imported by the
+functions that train, not here.
+"""
+
+from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, PPOConfig
+from kgfin.align.events import AlignInputError, events_from_news, month_minus, news_events
+from kgfin.align.impact_reward import ImpactReward, ScoredAnswer, build_impact_reward
+from kgfin.align.predict import (
+    LLM_METHODS,
+    ModelVariant,
+    Prediction,
+    graph_facts,
+    predict_events,
+    prediction_frame,
+    ripple_paths,
+)
 from kgfin.align.reward import (
     PropagationConfig,
     RewardConfig,
@@ -8,8 +24,12 @@ from kgfin.align.reward import (
     reward_from_impacts,
     ripple_reward,
 )
+from kgfin.align.trainer import AlignResult, align, reward_trend
 
 __all__ = [
-    "PropagationConfig", "RewardConfig", "RewardInputError", "propagate", "reward_from_impacts",
-    "ripple_reward",
+    "LLM_METHODS", "AlignConfig", "AlignInputError", "AlignResult", "EventConfig", "ImpactReward",
+    "ImpactRewardConfig", "ModelVariant", "PPOConfig", "Prediction", "PropagationConfig", "RewardConfig",
+    "RewardInputError", "ScoredAnswer", "align", "build_impact_reward", "events_from_news", "graph_facts",
+    "month_minus", "news_events", "predict_events", "prediction_frame", "propagate", "reward_from_impacts",
+    "reward_trend", "ripple_paths", "ripple_reward",
 ]

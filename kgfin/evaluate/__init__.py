@@ -1,5 +1,6 @@
-"""Evaluation: asset-pricing statistics of predicted impacts against realised residuals."""
+"""Evaluation: asset-pricing statistics of predicted impacts against realised residuals, and the ripple tables."""
 
+from kgfin.evaluate.ripple import ALL_METHODS, RippleEvalConfig, RippleEvaluation, run_ripple_eval
 from kgfin.evaluate.stats import (
     ImpactStats,
     ImpactStatsConfig,
@@ -14,6 +15,7 @@ from kgfin.evaluate.stats import (
 from kgfin.evaluate.tables import markdown_table
 
 __all__ = [
+    "ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval",
     "ImpactStats", "ImpactStatsConfig", "StatsInputError", "group_summary", "group_tests",
     "impact_groups", "impact_regression", "impact_stats", "markdown_table", "refusal_rate",
 ]
