@@ -12,7 +12,7 @@ PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.kgfin-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint clean-venv
+.PHONY: setup demo test test-slow lint browser clean-venv
 
 setup: $(STAMP)
 
@@ -31,8 +31,15 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check kgfin tests eval examples
 
+# Debian's Chromium for the HTML report's browser test (installed only as root with apt-get;
+# elsewhere that one test is skipped and says why).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: chromium is not installed; the report's browser test will be skipped"; }
+
 # Lint, then the test suite (slow-marked tests excluded; pytest's "no tests" exit 5 is not a failure).
-test: lint
+test: lint browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 import kgfin
+from kgfin.evaluate.ripple import write_ripple_outputs
 from kgfin.inject import read_pairs
 
 
@@ -63,9 +64,9 @@ def main() -> None:
                                           max_new_tokens=8 if args.tiny else 96, sentiment_months=6)
         result = kgfin.run_ripple_eval(market, read, ["2014-12"], eval_cfg, align_cfg, adapters_root=out / "adapters",
                                        aligned_dir=run.final, data_dir=data, progress=False)
-    (out / "tables.md").write_text(result.to_markdown())
+    write_ripple_outputs(result, out / "ripple_eval", eval_cfg, align_cfg, ["2014-12"], command="examples/quickstart.py")
     print(result.tables["truth"].to_string(index=False))
-    print(f"all tables: {out / 'tables.md'}")
+    print(f"all tables: {out / 'ripple_eval' / 'tables.md'}")
 
 
 if __name__ == "__main__":

@@ -193,9 +193,9 @@ def demo(
 
     console.print("[bold]kgfin demo[/bold]: synthetic market -> validation -> monthly graphs in the embedded store "
                   "-> factor/news/ripple return models and decile portfolios.")
-    console.print("Built but not in the demo yet (CPU time): instruction pairs and knowledge adapters "
-                  "(kgfin instruct / inject / evaluate injection). Not built yet: market alignment, ripple "
-                  "evaluation, HTML report.")
+    console.print("Built but not in the demo yet (CPU time): instruction pairs and knowledge adapters, market "
+                  "alignment and the ripple tables (kgfin instruct / inject / align / evaluate ripple; "
+                  "examples/quickstart.py runs them small). The HTML report shows what the run holds.")
     cfg = load_config(SynthConfig, overrides={"seed": seed})
     data_dir = run_dir / "data"
     if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):
@@ -227,7 +227,10 @@ def demo(
     for r in run.table.itertuples():
         table.add_row(r.model, "-" if r.ripple == "none" else "yes", f"{r.ls_sharpe:.2f}", f"{r.ic_mean:.3f}")
     console.print(table)
+    from kgfin.report import build_report
+
     console.print(f"outputs: {run_dir} (data, graph store, fusion results with kgfin-run.json manifests)")
+    console.print(f"report: {build_report(run_dir)}")
 
 
 def _print_truth_summary(data_dir: Path) -> None:
@@ -601,8 +604,7 @@ def evaluate_ripple(
     from kgfin.align.config import AlignConfig
     from kgfin.config import load_config
     from kgfin.data import load_market
-    from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval
-    from kgfin.runinfo import write_manifest
+    from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval, write_ripple_outputs
     from kgfin.store import expand_months
 
     sets = set_ or []
@@ -617,14 +619,7 @@ def evaluate_ripple(
                                  data_dir=data)
     finally:
         st.close()
-    out.mkdir(parents=True, exist_ok=True)
-    for name, table in result.tables.items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    for method, frame in result.predictions.items():
-        frame.to_csv(out / f"predictions-{method}.csv", index=False)
-    (out / "tables.md").write_text(result.to_markdown())
-    write_manifest(out, "kgfin evaluate ripple", cfg, extra={"months": months, "events": len(result.events),
-                                                             "align_config": acfg.model_dump(mode="json")})
+    write_ripple_outputs(result, out, cfg, acfg, months)
     console.print(result.to_markdown(), highlight=False)
     console.print(f"tables and predictions -> {out}")
 
@@ -751,6 +746,19 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=1))
     console.print(table)
+
+
+@app.command("report")
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder with any of data/, graph/, align/, ripple_eval/, fusion/.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html).")] = None,
+    max_events: Annotated[int, typer.Option(help="Events with a section of their own (strongest ripples first).")] = 10,
+) -> None:
+    """Write the self-contained HTML ripple-analysis report of a run folder."""
+    from kgfin.report import build_report
+
+    path = build_report(run_dir, out, max_events=max_events)
+    console.print(f"report: {path}")
 
 
 def main() -> None:

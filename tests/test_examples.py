@@ -1,22 +1,61 @@
-"""examples/quickstart.py runs end to end (tiny model) and writes the ripple tables."""
+"""examples/quickstart.py end to end (tiny model), then the HTML report of its run folder in headless Chromium."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from kgfin.report import build_report
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
+ARTIFACTS = ROOT / "runs" / "test-artifacts"
 
 
-def test_quickstart_tiny(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--tiny", "--out", str(tmp_path)],
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("quickstart")
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--tiny", "--out", str(out)],
                          capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "alignment: 2 PPO steps" in out.stdout
-    tables = (tmp_path / "tables.md").read_text()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "alignment: 2 PPO steps" in run.stdout
+    return out
+
+
+def test_quickstart_tiny(quickstart_run: Path) -> None:
+    tables = (quickstart_run / "ripple_eval" / "tables.md").read_text()
     assert "Table 1 analogue" in tables and "oracle" in tables
-    assert (tmp_path / "adapters" / "kg-2014-11" / "adapter_config.json").exists()
+    assert (quickstart_run / "adapters" / "kg-2014-11" / "adapter_config.json").exists()
+    assert (quickstart_run / "ripple_eval" / "events.csv").exists()
+
+
+def test_report_is_self_contained_and_has_every_section(quickstart_run: Path) -> None:
+    path = build_report(quickstart_run, max_events=3)
+    page = path.read_text()
+    for section in ("summary", "alignment", "ripple", "fusion", "events", "event-1"):
+        assert f'id="{section}"' in page
+    assert "<script" not in page and not re.search(r"""(src|href)=["']https?:""", page)
+    assert page.count("<svg") >= 2  # alignment curves and at least one event graph
+    assert "Table 1 analogue" in page and "No fusion run in this run" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)")
+def test_report_loads_in_headless_chromium(quickstart_run: Path) -> None:
+    path = build_report(quickstart_run, max_events=3)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-screenshot.png"
+    shot.unlink(missing_ok=True)
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    run = subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,2400", path.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []  # the page logs nothing: no errors, no failed resources
+    dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert 'id="event-1"' in dom and "<svg" in dom and "Table 1 analogue" in dom

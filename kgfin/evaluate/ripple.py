@@ -62,7 +62,7 @@ from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_s
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import performance
 
-__all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval"]
+__all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval", "write_ripple_outputs"]
 
 ALL_METHODS = ("propagation_only", *LLM_METHODS, "oracle")
 MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "aligned", "oracle"]
@@ -109,6 +109,25 @@ class RippleEvaluation:
         if self.notes:
             parts.append("## Notes\n\n" + "\n".join(f"* {n}" for n in self.notes))
         return "\n\n".join(parts) + "\n"
+
+
+def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: RippleEvalConfig, align_cfg: AlignConfig,
+                         months: Sequence[str], command: str = "kgfin evaluate ripple") -> Path:
+    """Write ``tables.md``, one CSV per table, ``predictions-METHOD.csv``, ``events.csv`` and the manifest."""
+    from kgfin.runinfo import write_manifest
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in result.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    for method, frame in result.predictions.items():
+        frame.to_csv(out / f"predictions-{method}.csv", index=False)
+    events = result.events.assign(tickers=result.events["tickers"].map(";".join))
+    events.to_csv(out / "events.csv", index=False)
+    (out / "tables.md").write_text(result.to_markdown())
+    write_manifest(out, command, cfg, extra={"months": list(months), "events": len(result.events),
+                                             "align_config": align_cfg.model_dump(mode="json"), "notes": result.notes})
+    return out
 
 
 def _scored(reward: ImpactReward, event_id: str, y: np.ndarray, mu: Any, scores: dict[str, float]) -> ScoredAnswer:

@@ -1,0 +1,108 @@
+"""Charts for the HTML report, rendered by matplotlib as inline SVG text (no files, no network)."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from kgfin.graph.snapshot import GraphSnapshot
+
+__all__ = ["RELATION_COLORS", "cumulative_chart", "decile_chart", "event_graph", "training_curves"]
+
+RELATION_COLORS = {"SUPPLIES": "#1f77b4", "SHARES_DIRECTOR": "#2ca02c", "CO_HELD": "#9467bd", "TECH_SIMILAR": "#d62728"}
+
+
+def _figure(width: float = 7.0, height: float = 3.2) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue: the SVG is embedded in HTML
+
+
+def training_curves(log: pd.DataFrame) -> str:
+    """Reward (with its cosine and coverage terms), refusal rate and KL per alignment step."""
+    fig = _figure(8, 3.2)
+    left, right = fig.subplots(1, 2)
+    for col, label in (("reward", "reward"), ("cos", "cos(Z, eps)"), ("coverage", "coverage"),
+                       ("refusal_rate", "refusal rate")):
+        if col in log:
+            left.plot(log["step"], log[col], label=label, marker="." if len(log) < 40 else None)
+    left.set_xlabel("step")
+    left.legend(fontsize=8)
+    left.set_title("reward per step", fontsize=10)
+    if "kl" in log:
+        right.plot(log["step"], log["kl"], color="#d62728")
+    right.set_xlabel("step")
+    right.set_title("KL to the reference (per answer)", fontsize=10)
+    return _svg(fig)
+
+
+def cumulative_chart(cumulative: pd.DataFrame, column: str = "long_short", top: int = 6) -> str:
+    """Cumulative monthly returns of the fusion models' portfolios (``cumulative.csv`` of ``kgfin fuse``)."""
+    fig = _figure()
+    ax = fig.subplots()
+    for variant, part in list(cumulative.groupby("variant", sort=False))[:top]:
+        ax.plot(part["month"], np.cumprod(1 + part[column].to_numpy()) - 1, label=variant)
+    ax.set_title(f"cumulative {column.replace('_', '-')} return", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def decile_chart(deciles: pd.DataFrame, variant: str) -> str:
+    """Annualised return of each decile portfolio of one model."""
+    part = deciles[deciles["variant"] == variant]
+    fig = _figure(6, 2.8)
+    ax = fig.subplots()
+    ax.bar(part["group"], part["annual_return"], color=["#d62728" if v < 0 else "#2ca02c" for v in part["annual_return"]])
+    ax.set_title(f"decile portfolios, {variant}: annualised return", fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
+    return _svg(fig)
+
+
+def event_graph(snapshot: GraphSnapshot, named: dict[str, float], z: dict[str, float]) -> str:
+    """The named companies, the companies their ripple reaches, and the month's edges between them."""
+    import networkx as nx
+
+    nodes = list(dict.fromkeys([*named, *z]))
+    edges = snapshot.edge_table()
+    edges = edges[edges["source"].isin(nodes) & edges["target"].isin(nodes)
+                  & (edges["source"].isin(named) | edges["target"].isin(named))]
+    g = nx.Graph()
+    g.add_nodes_from(nodes)
+    for r in edges.itertuples():
+        g.add_edge(r.source, r.target, relation=r.relation, weight=float(r.weight))
+    pos = nx.spring_layout(g, seed=0, k=1.2 / max(1, len(nodes)) ** 0.5)
+    fig = _figure(6, 4)
+    ax = fig.subplots()
+    ax.axis("off")
+    for u, v, data in g.edges(data=True):
+        ax.plot([pos[u][0], pos[v][0]], [pos[u][1], pos[v][1]], color=RELATION_COLORS[data["relation"]],
+                linewidth=0.8 + 3 * data["weight"], alpha=0.7, zorder=1)
+        mid = (pos[u] + pos[v]) / 2
+        ax.text(mid[0], mid[1], f"{data['weight']:.2f}", fontsize=6, color="#555")
+    scale = max([abs(v) for v in z.values()] + [1e-12])
+    for n in nodes:
+        value = z.get(n, 0.0)
+        ax.scatter(*pos[n], s=150 + 600 * abs(value) / scale, color="#2ca02c" if value >= 0 else "#d62728",
+                   edgecolors="black" if n in named else "none", linewidths=2, zorder=2)
+        ax.text(pos[n][0], pos[n][1] + 0.06, f"{n} {value:+.3f}", fontsize=7, ha="center", zorder=3)
+    for rel, color in RELATION_COLORS.items():
+        ax.plot([], [], color=color, label=rel)
+    ax.legend(fontsize=6, loc="lower left")
+    return _svg(fig)

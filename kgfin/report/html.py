@@ -1,0 +1,255 @@
+"""The ripple-analysis report: one self-contained HTML file for a run folder.
+
+A run folder holds any of ``data/`` (a market), ``graph/`` (the embedded store),
+``align/`` (``kgfin align``), ``ripple_eval/`` (``kgfin evaluate ripple``) and ``fusion/``
+(``kgfin fuse``); the report shows what is there and says what is not. Everything is
+inline (CSS and SVG charts, no scripts), so the file opens anywhere without a network.
+
+Sections: run summary (data, graph statistics), alignment curves, the ripple tables,
+the fusion table with decile and cumulative-return charts, and one section per event:
+the news, the companies the model named, the propagated Z beside the realised residual
+(and the planted shock on synthetic data), and a picture of the graph paths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kgfin.errors import KgfinError
+from kgfin.report import charts
+
+__all__ = ["EVENT_METHOD_ORDER", "build_report"]
+
+EVENT_METHOD_ORDER = ("aligned", "knowledge", "rag", "icl", "zero_shot", "propagation_only", "oracle")
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem} h2{border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2.2rem} h3{margin-top:1.4rem}
+table.data{border-collapse:collapse;font-size:.82rem;margin:.6rem 0}
+table.data td,table.data th{border:1px solid #ddd;padding:.2rem .45rem;text-align:right}
+table.data th{background:#f3f3f3} table.data td:first-child{text-align:left}
+.missing{color:#888;font-style:italic} .news{background:#f8f8f8;padding:.6rem 1rem;border-left:3px solid #1f77b4}
+nav a{margin-right:.8rem} .event{border-top:1px dashed #bbb;margin-top:1.5rem} svg{max-width:100%;height:auto}
+"""
+
+
+@dataclass
+class _Section:
+    id: str
+    title: str
+    html: str
+
+
+def _table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    return frame.to_html(index=False, classes="data", border=0, na_rep="-",
+                         float_format=lambda v: floatfmt.format(v))
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    """A CSV of the run, or None when it is absent or empty (a table without rows)."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def _missing(what: str, how: str) -> str:
+    return f'<p class="missing">No {_esc(what)} in this run ({_esc(how)}).</p>'
+
+
+def _summary(run: Path) -> tuple[str, Any]:
+    parts = []
+    market = None
+    data = run / "data"
+    if (data / "kgfin-run.json").exists() or (data / "companies.parquet").exists() or (data / "companies.csv").exists():
+        from kgfin.data import load_market
+
+        market = load_market(data)
+        days = pd.DatetimeIndex(market.returns["date"]) if market.returns is not None else None
+        rows = [("companies", f"{len(market.companies):,}")]
+        if days is not None:
+            rows.append(("trading days", f"{days.nunique():,} ({days.min().date()} .. {days.max().date()})"))
+        if market.news is not None:
+            rows.append(("news items", f"{len(market.news):,}"))
+        manifest = data / "kgfin-run.json"
+        if manifest.exists():
+            cfg = json.loads(manifest.read_text()).get("config", {})
+            rows.append(("generator", f"synthetic market, seed {cfg.get('seed')}" if "seed" in cfg else "user data"))
+        parts.append(_table(pd.DataFrame(rows, columns=["data", "value"])))
+    else:
+        parts.append(_missing("data folder", "kgfin data synth --out RUN/data"))
+    graph = run / "graph"
+    if graph.exists():
+        from kgfin.store import open_store
+
+        with open_store(graph) as store:
+            stats = store.stats()
+        if len(stats):
+            parts.append("<h3>Monthly graphs</h3>" + _table(stats.tail(12)))
+    else:
+        parts.append(_missing("graph store", "kgfin graph build RUN/data --store RUN/graph"))
+    return "".join(parts), market
+
+
+def _alignment(run: Path) -> str:
+    log = _read(run / "align" / "align_log.csv")
+    if log is None or log.empty:
+        return _missing("alignment run", "kgfin align ... --out RUN/align")
+    w = max(1, len(log) // 4)
+    facts = pd.DataFrame([
+        ("steps", len(log)), ("months", f"{log['month'].iloc[0]} .. {log['month'].iloc[-1]}"),
+        ("mean reward, first / last quarter", f"{log['reward'].head(w).mean():.4f} / {log['reward'].tail(w).mean():.4f}"),
+        ("refusal rate, first / last quarter",
+         f"{log['refusal_rate'].head(w).mean():.1%} / {log['refusal_rate'].tail(w).mean():.1%}"),
+        ("seconds per step", f"{log['seconds'].mean():.1f}"),
+    ], columns=["alignment", "value"])
+    return _table(facts) + charts.training_curves(log)
+
+
+_TABLE_TITLES = {
+    "regression_capm": "Table 1 analogue: CAPM residuals on predicted ripple Z",
+    "anova": "Table 2 analogue: ANOVA over the sign of Z",
+    "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators",
+    "refusals": "Table 4 analogue: refusal rate by temperature",
+    "regression_ff3": "Table 9 analogue: FF3 residuals", "regression_ff5": "Table 10 analogue: FF5 residuals",
+    "drop_relation": "Table 11 analogue: one relation type removed from mu",
+    "truth": "Against the planted truth",
+}
+
+
+def _ripple_tables(run: Path) -> str:
+    folder = run / "ripple_eval"
+    parts = []
+    for name, title in _TABLE_TITLES.items():
+        frame = _read(folder / f"{name}.csv")
+        if frame is not None:
+            parts.append(f"<h3>{_esc(title)}</h3>" + _table(frame))
+    return "".join(parts) or _missing("ripple evaluation", "kgfin evaluate ripple ... --out RUN/ripple_eval")
+
+
+def _fusion(run: Path) -> str:
+    folder = run / "fusion"
+    results = _read(folder / "results.csv")
+    if results is None:
+        return _missing("fusion run", "kgfin fuse --out RUN/fusion")
+    cols = [c for c in ("model", "ripple", "lo_sharpe", "ls_sharpe", "ic_mean", "ic_t", "mape") if c in results]
+    parts = [_table(results[cols])]
+    deciles, cumulative = _read(folder / "deciles.csv"), _read(folder / "cumulative.csv")
+    if deciles is not None and len(deciles):
+        ranked = results[results["model"].isin(set(deciles["variant"]))].sort_values("ls_sharpe", ascending=False)
+        variant = ranked["model"].iloc[0] if len(ranked) else deciles["variant"].iloc[0]
+        parts.append(charts.decile_chart(deciles, variant))
+    if cumulative is not None and len(cumulative):
+        parts.append(charts.cumulative_chart(cumulative))
+    return "".join(parts)
+
+
+def _events(run: Path, market: Any, max_events: int) -> tuple[str, list[tuple[str, str]]]:
+    folder = run / "ripple_eval"
+    events = _read(folder / "events.csv")
+    method, answered, skipped = None, pd.DataFrame(), []
+    for m in EVENT_METHOD_ORDER:  # the most informed method that answered at all
+        preds = _read(folder / f"predictions-{m}.csv")
+        if preds is None:
+            continue
+        answered = preds[~preds["refused"].astype(bool)]
+        if len(answered):
+            method = m
+            break
+        skipped.append(m)
+    if events is None or method is None or market is None:
+        return _missing("event predictions", "kgfin evaluate ripple ... --out RUN/ripple_eval, with RUN/data"), []
+    strength = answered.groupby("event_id")["impact"].apply(lambda s: s.abs().sum()).sort_values(ascending=False)
+    chosen = list(strength.index[:max_events])
+    from kgfin.market.residuals import residuals
+
+    resid = residuals(market.returns, market.factors_daily).set_index(["date", "ticker"])["resid"]
+    truth_path = run / "data" / "truth"
+    truth = None
+    if truth_path.exists():
+        from kgfin.data.loaders import find_table
+        from kgfin.data.tables import read_table
+
+        found = find_table(truth_path, "impacts")
+        truth = read_table(found).set_index(["event_id", "ticker"])["shock"] if found else None
+    news = market.news.set_index("id") if market.news is not None else None
+    store = None
+    if (run / "graph").exists():
+        from kgfin.store import open_store
+
+        store = open_store(run / "graph")
+    parts: list[str] = []
+    if skipped:
+        parts.append(f'<p class="missing">Shown: {_esc(method)}; refused every event: {_esc(", ".join(skipped))}.</p>')
+    links = []
+    try:
+        for k, event_id in enumerate(chosen):
+            ev = events[events["event_id"] == event_id].iloc[0]
+            rows = answered[answered["event_id"] == event_id].copy()
+            day = pd.Timestamp(ev["day"])
+            rows["realised_resid"] = [resid.get((day, t), np.nan) for t in rows["ticker"]]
+            if truth is not None:
+                rows["planted_shock"] = [truth.get((event_id, t), 0.0) for t in rows["ticker"]]
+            rows = rows.reindex(rows["impact"].abs().sort_values(ascending=False).index).head(15)
+            anchor = f"event-{k + 1}"
+            links.append((anchor, f"{event_id}: {news.loc[event_id, 'headline'] if news is not None else ''}"))
+            text = news.loc[event_id] if news is not None else None
+            html = [f'<div class="event" id="{anchor}"><h3>{_esc(event_id)} ({_esc(str(day.date()))}, '
+                    f'graph {_esc(ev["graph_month"])}, method {_esc(method)})</h3>']
+            if text is not None:
+                html.append(f'<div class="news"><b>{_esc(text["headline"])}</b><br>{_esc(text["body"])}</div>')
+            show = rows.drop(columns=["event_id", "date", "refused"])
+            html.append(_table(show))
+            if store is not None and ev["graph_month"] in set(store.months()):
+                snap = store.read_snapshot(ev["graph_month"])
+                named = {t: s for t, s in zip(rows["ticker"], rows["named_score"], strict=True) if pd.notna(s)}
+                z = dict(zip(rows["ticker"], rows["impact"], strict=True))
+                html.append(charts.event_graph(snap, named, z))
+            html.append("</div>")
+            parts.append("".join(html))
+    finally:
+        if store is not None:
+            store.close()
+    return "".join(parts), links
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, max_events: int = 10) -> Path:
+    """Write the report of ``run_dir`` (default ``run_dir/report.html``) and return its path."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise KgfinError(f"{run} is not a run folder")
+    summary, market = _summary(run)
+    events_html, links = _events(run, market, max_events)
+    nav = "".join(f'<li><a href="#{a}">{_esc(t)}</a></li>' for a, t in links)
+    sections = [
+        _Section("summary", "Run summary", summary),
+        _Section("alignment", "Market alignment", _alignment(run)),
+        _Section("ripple", "Ripple tables", _ripple_tables(run)),
+        _Section("fusion", "Return models and portfolios", _fusion(run)),
+        _Section("events", "Events", (f"<ol>{nav}</ol>" if nav else "") + events_html),
+    ]
+    body = "".join(f'<section id="{s.id}"><h2>{_esc(s.title)}</h2>{s.html}</section>' for s in sections)
+    menu = "".join(f'<a href="#{s.id}">{_esc(s.title)}</a>' for s in sections)
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kgfin report: {_esc(run.name)}</title>'
+            f"<style>{_CSS}</style></head><body><h1>kgfin ripple-analysis report</h1>"
+            f"<p>Run folder <code>{_esc(str(run.resolve()))}</code></p><nav>{menu}</nav>{body}</body></html>")
+    target = Path(out) if out is not None else run / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(target)
+    return target
