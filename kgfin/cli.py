@@ -640,7 +640,7 @@ def align_cmd(
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many PPO steps (resume later).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
-    """Align the model with the market by PPO on the news of each MONTH (knowledge adapters frozen)."""
+    """Align the model with the market (PPO, or TRL's GRPO / RLOO) on the news of each MONTH (knowledge adapters frozen)."""
     import pandas as pd
 
     from kgfin.align.config import AlignConfig
