@@ -570,6 +570,13 @@ AdaptersOption = Annotated[Path, typer.Option(help="Folder of knowledge adapters
 AlignedOption = Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")]
 
 
+def _news_months(market: Any) -> list[str]:
+    """The months (YYYY-MM) that have news, sorted."""
+    import pandas as pd
+
+    return sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")})
+
+
 def _month_reader(where: str, snapshot_of: Callable[[str], Any], lag: int) -> Callable[[str], Any]:
     """month -> GraphSnapshot from the store at ``where``, with an error that says how to add a missing month."""
 
@@ -599,7 +606,6 @@ def evaluate_ripple(
 
     --set align.KEY=V changes the alignment recipe, any other --set KEY=V the evaluation recipe.
     """
-    import pandas as pd
 
     from kgfin.align.config import AlignConfig
     from kgfin.config import load_config
@@ -613,7 +619,7 @@ def evaluate_ripple(
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
     st, snapshot_of = _snapshot_reader(store)
     try:
-        months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
+        months = expand_months(month, _news_months(market))
         read = _month_reader(st.describe(), snapshot_of, acfg.events.graph_lag_months)
         result = run_ripple_eval(market, read, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
                                  data_dir=data)
@@ -641,7 +647,6 @@ def align_cmd(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
     """Align the model with the market (PPO, or TRL's GRPO / RLOO) on the news of each MONTH (knowledge adapters frozen)."""
-    import pandas as pd
 
     from kgfin.align.config import AlignConfig
     from kgfin.align.trainer import align, reward_trend
@@ -653,7 +658,7 @@ def align_cmd(
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
     st, snapshot_of = _snapshot_reader(store)
     try:
-        months = expand_months(month, sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")}))
+        months = expand_months(month, _news_months(market))
         read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
         result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
     finally:
@@ -693,7 +698,7 @@ def predict(
     from kgfin.align.config import AlignConfig
     from kgfin.align.events import events_from_news
     from kgfin.align.impact_reward import build_impact_reward
-    from kgfin.align.predict import ModelVariant, predict_events
+    from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
     from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.data.loaders import load_news
@@ -715,14 +720,7 @@ def predict(
             from kgfin.fusion.embeddings import NewsEmbedder
 
             embedder = NewsEmbedder()
-
-            def rag(queries: list[str], facts: list[str]) -> object:
-                import numpy as np
-
-                q, f = embedder.embed(queries, progress=False), embedder.embed(facts, progress=False)
-                q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
-                return q @ (f / np.linalg.norm(f, axis=1, keepdims=True).clip(1e-12)).T
-
+            rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
         preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
                                max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True)
     finally:

@@ -80,12 +80,17 @@ class ImpactReward:
         if event_id not in self.eps:
             raise AlignInputError(f"event {event_id!r} has no residual returns in this reward's event set")
         impacts = parse_impacts(completion if prefixed else self.prefix + completion, self.universe)
-        n = len(self.tickers)
         if impacts.refused:
-            zero = np.zeros(n)
+            zero = np.zeros(len(self.tickers))
             return ScoredAnswer(impacts, zero, zero, 0.0, 0.0, self.cfg.refusal_reward)
         y = np.asarray(impacts.vector(self.tickers)) * 10 * self.cfg.score_unit
-        z = propagate(self.mu[self.graph_month[event_id]], y, self.cfg.reward.propagation)
+        return self.score_vectors(event_id, impacts, y)
+
+    def score_vectors(self, event_id: str, impacts: Impacts, y: np.ndarray, z: np.ndarray | None = None,
+                      mu: Any = None) -> ScoredAnswer:
+        """Score direct impacts ``y`` (return units): ``z`` given, or ``y`` propagated over ``mu`` (default: the event's)."""
+        if z is None:
+            z = propagate(self.mu[self.graph_month[event_id]] if mu is None else mu, y, self.cfg.reward.propagation)
         eps = self.eps[event_id]
         cos = float(ripple_reward(z, eps, lam=0.0))
         total = float(ripple_reward(z, eps, lam=self.cfg.reward.lam))
@@ -108,13 +113,15 @@ def build_impact_reward(
     config: ImpactRewardConfig | None = None,
     require_outcome: bool = True,
     prefix: str = "",
+    resid: pd.DataFrame | None = None,
 ) -> tuple[ImpactReward, pd.DataFrame]:
     """The reward for ``events`` (from :func:`~kgfin.align.events.news_events`), and the events it can score.
 
     Residuals are fitted once on the whole return history (each day's loadings use earlier
     days only). Events whose day has no residual for a company they name (too early for a
     fitted beta, or after the data) are dropped, unless ``require_outcome`` is False
-    (prediction): then they are kept with zero residuals (cos and coverage 0).
+    (prediction): then they are kept with zero residuals (cos and coverage 0). ``resid``:
+    the output of :func:`kgfin.market.residuals` for ``config.residuals``, if already fitted.
     """
     cfg = config or ImpactRewardConfig()
     if market.factors_daily is None or market.returns is None:
@@ -126,7 +133,8 @@ def build_impact_reward(
         if s.tickers != tickers:
             raise AlignInputError(f"graph month {m} lists other companies than {first.month}; rebuild the graphs")
     universe = Universe.from_frame(first.companies)
-    resid = residuals(market.returns, market.factors_daily, cfg.residuals)
+    if resid is None:
+        resid = residuals(market.returns, market.factors_daily, cfg.residuals)
     wide = resid.pivot(index="date", columns="ticker", values="resid").reindex(columns=tickers)
     eps: dict[str, np.ndarray] = {}
     keep = []

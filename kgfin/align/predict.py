@@ -38,7 +38,8 @@ from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "graph_facts", "load_variant_model", "mu_without",
+__all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", "graph_facts", "load_variant_model",
+           "mu_without",
            "predict_events", "prediction_frame", "ripple_paths"]
 
 Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
@@ -95,6 +96,18 @@ def graph_facts(snapshot: GraphSnapshot, around: list[str] | None = None, limit:
         edges = edges.head(limit)
     return [_FACT[r.relation].format(s=f"{names[r.source]} ({r.source})", t=f"{names[r.target]} ({r.target})",
                                      t_short=r.target, w=r.weight) for r in edges.itertuples()]
+
+
+def embedding_similarity(embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str], list[str]], np.ndarray]:
+    """The ``rag_scores`` of the rag method: cosine similarity (queries x facts) of ``embed``'s vectors."""
+
+    def scores(queries: list[str], facts: list[str]) -> np.ndarray:
+        q, f = embed(queries), embed(facts)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+        f = f / np.linalg.norm(f, axis=1, keepdims=True).clip(1e-12)
+        return q @ f.T
+
+    return scores
 
 
 def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: str | Path, graph_month: str

@@ -223,6 +223,8 @@ def align(
 
     ``max_steps`` stops early (the run can be resumed later); ``resume=False`` starts over.
     """
+    from kgfin.llm.generate import chat_prompts
+
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)
     reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
@@ -257,8 +259,6 @@ def align(
             assert policy is not None
             ids = events.loc[batch, "event_id"].astype(str).tolist()
             if cfg.algo == "ppo":
-                from kgfin.llm.generate import chat_prompts
-
                 prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT,
                                        prefix=cfg.answer_prefix)
                 start = time.perf_counter()

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -37,16 +37,16 @@ from pydantic import Field
 
 from kgfin.align.config import AlignConfig, EventConfig
 from kgfin.align.events import AlignInputError, month_minus, news_events
-from kgfin.align.impact_reward import ImpactReward, ScoredAnswer, build_impact_reward
+from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
     ModelVariant,
     Prediction,
+    embedding_similarity,
     mu_without,
     predict_events,
     prediction_frame,
 )
-from kgfin.align.reward import propagate, ripple_reward
 from kgfin.align.trainer import event_messages
 from kgfin.config import KgfinConfig
 from kgfin.data.loaders import MarketData, find_table
@@ -130,30 +130,14 @@ def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: Rip
     return out
 
 
-def _scored(reward: ImpactReward, event_id: str, y: np.ndarray, mu: Any, scores: dict[str, float]) -> ScoredAnswer:
-    """An answer given as direct impacts ``y``, propagated over ``mu`` and scored."""
-    return _scored_z(reward, event_id, y, propagate(mu, y, reward.cfg.reward.propagation), scores)
-
-
-def _scored_z(reward: ImpactReward, event_id: str, y: np.ndarray, z: np.ndarray, scores: dict[str, float]
-              ) -> ScoredAnswer:
-    cfg = reward.cfg
-    eps = reward.eps[event_id]
-    cos = float(ripple_reward(z, eps, lam=0.0))
-    total = float(ripple_reward(z, eps, lam=cfg.reward.lam))
-    cov = (total - cos) / cfg.reward.lam if cfg.reward.lam > 0 else 0.0
-    return ScoredAnswer(Impacts(scores=scores), y, z, cos, cov, total)
-
-
 def _sentiment_model(market: MarketData, first_month: str, cfg: RippleEvalConfig, align_cfg: AlignConfig,
-                     embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
+                     embed: Callable[[list[str]], np.ndarray], resid: pd.DataFrame) -> Callable[[list[str]], np.ndarray]:
     """Ridge regression of the focal event-day residual on the headline embedding (earlier months only)."""
     import statsmodels.api as sm
 
     months = [month_minus(first_month, k) for k in range(cfg.sentiment_months, 0, -1)]
     train = news_events(market, months, EventConfig(max_events_per_month=None, graph_lag_months=0))
     train = train[train["day"] < pd.Timestamp(f"{first_month}-01")]
-    resid = residuals(market.returns, market.factors_daily, align_cfg.impact.residuals)
     target = resid.set_index(["date", "ticker"])["resid"]
     keys = pd.MultiIndex.from_arrays([pd.DatetimeIndex(train["day"]), train["tickers"].map(lambda t: t[0])])
     y = target.reindex(keys).to_numpy()
@@ -209,28 +193,28 @@ def run_ripple_eval(
     notes: list[str] = []
     events = news_events(market, sorted(months), align_cfg.events.model_copy(
         update={"max_events_per_month": cfg.max_events_per_month}))
+    # Residuals of every model, fitted once: the reward's model (for eps), CAPM / FF3 / FF5 for the tables.
+    models = dict.fromkeys([align_cfg.impact.residuals.model, *cfg.residual_models])
+    realised = {m: residuals(market.returns, market.factors_daily,
+                             align_cfg.impact.residuals.model_copy(update={"model": m})) for m in models}
+    resid = realised[align_cfg.impact.residuals.model]
     reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact,
-                                         prefix=align_cfg.answer_prefix)
+                                         prefix=align_cfg.answer_prefix, resid=resid)
     tickers = list(reward.tickers)
     truth = _truth(Path(data_dir) if data_dir else None, events)
     methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]
     if "oracle" in cfg.methods and truth is None:
         notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
 
-    def rag_scores(queries: list[str], facts: list[str]) -> np.ndarray:
-        q, f = embed(queries), embed(facts)
-        q = q / np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
-        f = f / np.linalg.norm(f, axis=1, keepdims=True).clip(1e-12)
-        return q @ f.T
-
+    rag_scores = embedding_similarity(embed)
     example = None
     if "icl" in methods:
-        example = _icl_example(market, events, reward, read_snapshot, align_cfg)
+        example = _icl_example(market, read_snapshot, align_cfg, min(events["month"]), resid)
     preds: dict[str, list[Prediction]] = {}
     refusal_rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
         if method == "propagation_only":
-            sentiment = _sentiment_model(market, min(events["month"]), cfg, align_cfg, embed)
+            sentiment = _sentiment_model(market, min(events["month"]), cfg, align_cfg, embed, resid)
             y_focal = sentiment(events["headline"].tolist())
             out = []
             for k, row in enumerate(events.itertuples(index=False)):
@@ -239,8 +223,8 @@ def run_ripple_eval(
                 if focal in tickers:
                     y[tickers.index(focal)] = y_focal[k] * align_cfg.impact.score_unit
                 out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "",
-                                      _scored(reward, str(row.event_id), y, reward.mu[row.graph_month],
-                                              {focal: float(y_focal[k])})))
+                                      reward.score_vectors(str(row.event_id), Impacts(scores={focal: float(y_focal[k])}),
+                                                           y)))
             preds[method] = out
         elif method == "oracle":
             assert truth is not None
@@ -249,7 +233,7 @@ def run_ripple_eval(
                 part = truth[truth["event_id"] == row.event_id]
                 z = np.zeros(len(tickers))
                 z[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
-                scored = _scored_z(reward, str(row.event_id), z, z, {})
+                scored = reward.score_vectors(str(row.event_id), Impacts(), z, z=z)
                 out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "", scored))
             preds[method] = out
         else:
@@ -265,7 +249,7 @@ def run_ripple_eval(
                 if temp == 0.0:
                     preds[method] = got
     frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
-    tables = _tables(frames, preds, events, reward, read_snapshot, market, truth, cfg, align_cfg, notes)
+    tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes)
     if refusal_rows:
         tables["refusals"] = pd.DataFrame(refusal_rows).pivot(index="method", columns="temperature",
                                                              values="refusal_rate").reset_index()
@@ -275,16 +259,16 @@ def run_ripple_eval(
     return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes)
 
 
-def _icl_example(market: MarketData, events: pd.DataFrame, reward: ImpactReward,
-                 read_snapshot: Callable[[str], GraphSnapshot], align_cfg: AlignConfig) -> tuple[str, str]:
-    """One earlier event answered with its realised residuals: the focal firm and its strongest-moving neighbours."""
+def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapshot], align_cfg: AlignConfig,
+                 first: str, resid: pd.DataFrame) -> tuple[str, str]:
+    """One event before month ``first`` answered with its realised residuals: the focal firm and its strongest-moving
+    neighbours."""
     import json
 
-    first = min(events["month"])
     earlier = news_events(market, [month_minus(first, 1)], align_cfg.events.model_copy(
         update={"max_events_per_month": None}))
     earlier = earlier[earlier["day"] < pd.Timestamp(f"{first}-01")]
-    ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact)
+    ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact, resid=resid)
     row = earlier.iloc[0]
     eps = ex_reward.eps[str(row["event_id"])]
     tickers = list(ex_reward.tickers)
@@ -309,16 +293,13 @@ def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.Dat
         return None
 
 
-def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], events: pd.DataFrame,
-            reward: ImpactReward, read_snapshot: Callable[[str], GraphSnapshot], market: MarketData,
-            truth: pd.DataFrame | None, cfg: RippleEvalConfig, align_cfg: AlignConfig,
-            notes: list[str]) -> dict[str, pd.DataFrame]:
+def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], reward: ImpactReward,
+            read_snapshot: Callable[[str], GraphSnapshot], market: MarketData, truth: pd.DataFrame | None,
+            cfg: RippleEvalConfig, realised: dict[str, pd.DataFrame], notes: list[str]) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
-    realised = {m: residuals(market.returns, market.factors_daily,
-                             align_cfg.impact.residuals.model_copy(update={"model": m}))
-                for m in cfg.residual_models}
     anova_rows = []
-    for model, resid in realised.items():
+    for model in cfg.residual_models:
+        resid = realised[model]
         rows = []
         for method, frame in frames.items():
             stats = _safe(lambda f=frame, r=resid: impact_stats(_aggregate(f), r), f"{method} vs {model}", notes)
@@ -338,15 +319,17 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
     if llm and "capm" in realised:
         method = llm[0]
         rows = []
+        snaps = {g: read_snapshot(g) for g in reward.mu}  # one read per graph month, not per event
+        dropped_mu = {(g, rel): mu_without(s, rel) for g, s in snaps.items() for rel in RELATIONS}
         for dropped in ("none", *RELATIONS):
             out = []
             for p in preds[method]:
                 if p.scored.refused:
                     out.append(p)
                     continue
-                mu = reward.mu[p.graph_month] if dropped == "none" else mu_without(read_snapshot(p.graph_month), dropped)
+                mu = reward.mu[p.graph_month] if dropped == "none" else dropped_mu[(p.graph_month, dropped)]
                 out.append(Prediction(p.event_id, p.day, p.graph_month, p.completion,
-                                      _scored(reward, p.event_id, p.scored.y, mu, p.scored.impacts.scores)))
+                                      reward.score_vectors(p.event_id, p.scored.impacts, p.scored.y, mu=mu)))
             stats = _safe(lambda o=out: impact_stats(_aggregate(prediction_frame(o, list(reward.tickers))),
                                                      realised["capm"]), f"drop {dropped}", notes)
             if stats is not None:

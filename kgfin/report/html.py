@@ -109,10 +109,13 @@ def _alignment(run: Path) -> str:
     log = _read(run / "align" / "align_log.csv")
     if log is None or log.empty:
         return _missing("alignment run", "kgfin align ... --out RUN/align")
+    from kgfin.align.trainer import reward_trend
+
     w = max(1, len(log) // 4)
+    first, last = reward_trend(log, w)
     facts = pd.DataFrame([
         ("steps", len(log)), ("months", f"{log['month'].iloc[0]} .. {log['month'].iloc[-1]}"),
-        ("mean reward, first / last quarter", f"{log['reward'].head(w).mean():.4f} / {log['reward'].tail(w).mean():.4f}"),
+        ("mean reward, first / last quarter", f"{first:.4f} / {last:.4f}"),
         ("refusal rate, first / last quarter",
          f"{log['refusal_rate'].head(w).mean():.1%} / {log['refusal_rate'].tail(w).mean():.1%}"),
         ("seconds per step", f"{log['seconds'].mean():.1f}"),
