@@ -10,6 +10,7 @@ import torch
 from toy_lm import toy_lm
 
 from kgfin.align.ppo import PPOConfig, PPOTrainer, gae, masked_whiten, policy_loss, value_loss
+from kgfin.llm.generate import json_end
 
 
 def test_gae_matches_hand_computation() -> None:
@@ -112,3 +113,43 @@ def test_bad_reward_and_setup_are_errors() -> None:
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         PPOTrainer(model, tok, lambda **_: [], PPOConfig(), reference_model=model)
+
+
+def test_json_end_counts_braces_outside_strings() -> None:
+    assert json_end('{"a": {"b": "}"}} and more') == len('{"a": {"b": "}"}}')
+    assert json_end('{"a": "\\"}"} x') == len('{"a": "\\"}"}')  # an escaped quote does not end the string
+    assert json_end('} {"a": 1') is None  # a stray closing brace before any opening is ignored
+    assert json_end("no json here") is None
+
+
+def test_rollouts_stop_where_the_json_closes() -> None:
+    from toy_lm import WORDS
+
+    model, tok = toy_lm(3, words=[*WORDS, "{", "}"])
+
+    def reward(completions: list[str], **_: object) -> list[float]:
+        return [float(c.endswith("}")) for c in completions]
+
+    cfg = PPOConfig(batch_size=16, mini_batch_size=8, max_new_tokens=12, stop_at_json_end=True, seed=0)
+    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model), answer_prefix="{")
+    ro = trainer.rollout(["pick one"] * 16)
+    response = ro.input_ids[:, ro.prompt_length:]
+    closed = 0
+    for row, mask, text, cut in zip(response, ro.response_mask, ro.completions, ro.truncated, strict=True):
+        n = int(mask.sum())
+        assert mask[:n].all() and not mask[n:].any()  # the valid tokens are a prefix
+        assert (row[n:] == tok.pad_token_id).all()
+        # the first k at which "{" + the first k tokens close the object (None: never, within the row)
+        ends = [k for k in range(1, n + 1) if json_end("{" + tok.decode(row[:k], skip_special_tokens=True))]
+        if ends and tok.eos_token_id not in row[:n - 1].tolist():
+            closed += 1
+            assert n == ends[0] and text.endswith("}") and not cut  # ends on the closing brace
+        else:
+            assert not ends
+    assert closed >= 2  # the toy model closes the object in some rows within 12 tokens
+    stats = trainer.step(["pick one"] * 16)
+    assert stats["truncated"] < 1.0
+    # without the stop a response runs on past the brace
+    plain = PPOTrainer(model, tok, reward, cfg.model_copy(update={"stop_at_json_end": False}),
+                       reference_model=copy.deepcopy(model))
+    assert max(len(t.split()) for t in plain.rollout(["pick one"] * 16).completions) > 1

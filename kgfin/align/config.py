@@ -34,6 +34,9 @@ class PPOConfig(KgfinConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
     whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
     missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
+    stop_at_json_end: bool = Field(
+        False, description="end a response where its JSON object closes (counting the answer prefix), as if it "
+                           "had emitted EOS: answers stay parseable and rollouts short")
     value_hidden: int = Field(64, ge=1, description="hidden units of the value head")
     seed: int = Field(0, description="sampling and minibatch seed")
 
@@ -87,7 +90,7 @@ class AlignConfig(KgfinConfig):
     save_steps: int = Field(10, ge=0, description="checkpoint every this many PPO steps (0: only at month ends)")
     events: EventConfig = Field(default_factory=EventConfig)
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
-    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5))
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5, stop_at_json_end=True))
 
     @property
     def answer_prefix(self) -> str:

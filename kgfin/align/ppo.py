@@ -33,8 +33,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import StoppingCriteriaList
 
 from kgfin.align.config import PPOConfig
+from kgfin.llm.generate import StopAtJsonEnd
 
 __all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "masked_mean", "masked_whiten", "policy_loss",
            "value_loss"]
@@ -119,10 +121,10 @@ class Rollout:
 
     input_ids: torch.Tensor  # (B, P + T)
     attention_mask: torch.Tensor  # (B, P + T)
-    response_mask: torch.Tensor  # (B, T): valid response tokens (up to and including EOS)
+    response_mask: torch.Tensor  # (B, T): valid response tokens (up to and including EOS or the JSON's end)
     prompt_length: int  # P
     completions: list[str]
-    truncated: torch.Tensor  # (B,) bool: no EOS within max_new_tokens
+    truncated: torch.Tensor  # (B,) bool: cut off by max_new_tokens (no EOS, JSON not closed)
 
 
 class PPOTrainer:
@@ -137,12 +139,14 @@ class PPOTrainer:
         *,
         reference_model: nn.Module | None = None,
         reference_context: Callable[[], AbstractContextManager[Any]] | None = None,
+        answer_prefix: str = "",
     ):
         if (reference_model is None) == (reference_context is None):
             raise ValueError("give exactly one of reference_model or reference_context")
         self.cfg = config or PPOConfig()
         self.policy, self.tok, self.reward_fn = policy, tokenizer, reward_fn
         self.reference_model, self.reference_context = reference_model, reference_context
+        self.answer_prefix = answer_prefix  # prefilled text the responses continue (for stop_at_json_end)
         hidden = policy.config.hidden_size if hasattr(policy, "config") else policy.get_base_model().config.hidden_size
         torch.manual_seed(self.cfg.seed)
         self.value_head = ValueHead(hidden, self.cfg.value_hidden)
@@ -189,22 +193,27 @@ class PPOTrainer:
         finally:
             tok.padding_side = side
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+        p = enc["input_ids"].shape[1]
+        stop = StopAtJsonEnd(tok, p, len(prompts), self.answer_prefix)
         with torch.no_grad():
             out = self.policy.generate(
                 **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                stopping_criteria=StoppingCriteriaList([stop]) if self.cfg.stop_at_json_end else None,
             )
-        p = enc["input_ids"].shape[1]
         response = out[:, p:]
+        t = response.shape[1]
         is_eos = response == tok.eos_token_id
-        first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(is_eos[:, 0], response.shape[1], dtype=torch.long))
-        positions = torch.arange(response.shape[1])[None, :]
-        response_mask = (positions <= first_eos[:, None]).long() & (positions < response.shape[1]).long()
+        # a response ends at its first EOS or where its JSON closed, whichever comes first
+        end = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((len(prompts),), t))
+        closed = torch.tensor([s is not None for s in stop.stopped_at])
+        end = torch.minimum(end, torch.tensor([s if s is not None else t for s in stop.stopped_at]))
+        response_mask = (torch.arange(t)[None, :] < end[:, None]).long()
         response = torch.where(response_mask.bool(), response, torch.full_like(response, tok.pad_token_id))
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
-        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~is_eos.any(1))
+        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed))
 
     # --- one PPO step -------------------------------------------------------------------------
 

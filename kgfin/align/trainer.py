@@ -135,7 +135,7 @@ class _MonthPolicy:
         if cfg.algo == "ppo":
             from kgfin.align.ppo import PPOTrainer
 
-            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, **context)
+            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, answer_prefix=cfg.answer_prefix, **context)
             if trainer_state is not None:
                 self.trainer.load_state_dict(trainer_state)
 
