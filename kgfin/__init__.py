@@ -46,6 +46,8 @@ _API = {
     "FusionConfig": "kgfin.fusion", "run_fusion": "kgfin.fusion",
     "LongShortConfig": "kgfin.portfolio", "long_short_backtest": "kgfin.portfolio",
     "decile_portfolios": "kgfin.portfolio", "performance": "kgfin.portfolio",
+    "build_report": "kgfin.report",
+    "PipelineConfig": "kgfin.pipeline", "load_profile": "kgfin.pipeline", "run_pipeline": "kgfin.pipeline",
 }
 
 __all__ = ["__version__", *_API]

@@ -176,61 +176,58 @@ def _ripple_input(ripple: str | None, data: Path, market: object, cfg: object) -
     return load_ripple(path), cfg.ripple.source or f"file {path.name}"
 
 
-@app.command("demo")
+@app.command()
 def demo(
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where the demo writes its outputs.")] = Path("runs/demo"),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory (resumed when it holds an earlier run).")] = Path("runs/demo"),
+    profile: Annotated[str, typer.Option(help="default (2-core CPU, <= 30 min), full (paper-sized, GPU) or tiny "
+                                              "(tiny random model, a minute): training/demo*.yaml.")] = "default",
+    config: Annotated[Path | None, typer.Option(help="A pipeline recipe instead of the profile's.")] = None,
+    set_: SetOption = None,
+    stage: Annotated[list[str] | None, typer.Option(help="Run only this stage and what it needs (repeatable): "
+                                                         "data, graphs, instruct, inject, align, ripple_eval, "
+                                                         "fusion, report.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the profile's).")] = None,
 ) -> None:
-    """Run the main job on the embedded default (the stages built so far)."""
-    from kgfin.config import load_config
-    from kgfin.data import load_market, validate_dir
-    from kgfin.data.synth import SynthConfig, synthesize
-    from kgfin.fusion.config import FusionConfig
-    from kgfin.fusion.ripple import RIPPLE_SOURCES, propagation_ripple
-    from kgfin.fusion.run import run_fusion, write_outputs
-    from kgfin.runinfo import MANIFEST_NAME, read_manifest
-    from kgfin.store import build_into_store, open_store
+    """Run the main job end to end on the embedded store: synthetic market -> graphs -> instruction pairs ->
+    knowledge adapters -> alignment -> ripple evaluation -> fusion and decile portfolios -> HTML report.
 
-    console.print("[bold]kgfin demo[/bold]: synthetic market -> validation -> monthly graphs in the embedded store "
-                  "-> factor/news/ripple return models and decile portfolios.")
-    console.print("Built but not in the demo yet (CPU time): instruction pairs and knowledge adapters, market "
-                  "alignment and the ripple tables (kgfin instruct / inject / align / evaluate ripple; "
-                  "examples/quickstart.py runs them small). The HTML report shows what the run holds.")
-    cfg = load_config(SynthConfig, overrides={"seed": seed})
-    data_dir = run_dir / "data"
-    if (data_dir / MANIFEST_NAME).exists() and read_manifest(data_dir)["config"] == cfg.model_dump(mode="json"):
-        console.print(f"1. synthetic market: already in {data_dir} (same config), skipped")
-    else:
-        summary = synthesize(cfg, data_dir, overwrite=True)
-        console.print(f"1. synthetic market: {cfg.companies} companies x {cfg.months} months -> {data_dir} "
-                      f"({summary.seconds:.1f} s)")
-    problems = validate_dir(data_dir)
-    if problems:
-        raise CliError(f"generated data failed validation: {problems[0]}")
-    console.print(f"2. validation: all tables in {data_dir} pass")
-    _print_truth_summary(data_dir)
-    with open_store(run_dir / "graph") as store:
-        summaries = build_into_store(data_dir, store, progress=True)
-        console.print(f"3. graphs: {len(summaries)} monthly snapshots, "
-                      f"{sum(sum(s.relationships.values()) for s in summaries):,} relationships -> {store.describe()}")
-    fcfg = load_config(FusionConfig, Path("training/fusion.yaml") if Path("training/fusion.yaml").exists() else None,
-                       [f"seed={seed}"])
-    market = load_market(data_dir)
-    ripple = propagation_ripple(market, fcfg.features.rebalance_time)
-    run = run_fusion(market, fcfg, ripple=ripple, ripple_label=RIPPLE_SOURCES["propagation"], data_dir=data_dir,
-                     progress=True)
-    write_outputs(run, run_dir / "fusion", fcfg, command="kgfin demo")
-    table = Table(title=f"4. return models, test months {run.split_months['test'][0]}..{run.split_months['test'][-1]} "
-                        f"(ripple input: propagation baseline)", box=box.SIMPLE)
-    for col in ("model", "ripple", "LS Sharpe", "IC"):
-        table.add_column(col, justify="left" if col in ("model", "ripple") else "right")
-    for r in run.table.itertuples():
-        table.add_row(r.model, "-" if r.ripple == "none" else "yes", f"{r.ls_sharpe:.2f}", f"{r.ic_mean:.3f}")
+    Finished stages are recorded in RUN_DIR/pipeline.json and skipped on a re-run with the same settings,
+    so an interrupted run resumes where it stopped.
+    """
+    from kgfin.pipeline import STAGES, load_profile, run_pipeline
+
+    cfg = load_profile(profile, config, _overrides({"seed": seed}, set_))
+    console.print(f"[bold]kgfin demo[/bold] ({cfg.profile} profile) -> {run_dir}: align on "
+                  f"{', '.join(cfg.align_months)}, evaluate on {', '.join(cfg.eval_months)}; "
+                  f"knowledge adapters for {', '.join(cfg.adapter_months())}")
+    titles = {s.name: s.title for s in STAGES}
+
+    def show(stage: Any, rec: Any) -> None:
+        number = [s.name for s in STAGES].index(stage.name) + 1
+        if rec.status == "running":
+            console.print(f"[bold]{number}/{len(STAGES)} {stage.title}[/bold] ...")
+        elif rec.reused:
+            console.print(f"{number}/{len(STAGES)} {stage.title}: done in an earlier run, skipped")
+        else:
+            console.print(f"{number}/{len(STAGES)} {stage.title}: done in {rec.seconds:.0f} s, "
+                          f"peak memory {rec.peak_rss_mb:,.0f} MB")
+            if stage.name == "data":
+                _print_truth_summary(run_dir / "data")
+
+    result = run_pipeline(cfg, run_dir, stages=stage, on_stage=show)
+    table = Table(title=f"kgfin demo: {run_dir}", box=box.SIMPLE)
+    for col in ("stage", "status", "wall s", "peak MB", "result"):
+        table.add_column(col, justify="right" if col in ("wall s", "peak MB") else "left")
+    for rec in result.stages:
+        summary = ", ".join(f"{k} {v}" for k, v in rec.summary.items() if k != "path" and v is not None)
+        table.add_row(titles[rec.name], rec.status + (" (earlier run)" if rec.reused else ""),
+                      "-" if rec.seconds is None else f"{rec.seconds:.0f}",
+                      "-" if rec.peak_rss_mb is None else f"{rec.peak_rss_mb:,.0f}", summary)
     console.print(table)
-    from kgfin.report import build_report
-
-    console.print(f"outputs: {run_dir} (data, graph store, fusion results with kgfin-run.json manifests)")
-    console.print(f"report: {build_report(run_dir)}")
+    if (run_dir / "ripple_eval" / "tables.md").exists():
+        console.print(f"ripple tables: {run_dir / 'ripple_eval' / 'tables.md'}")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
 
 
 def _print_truth_summary(data_dir: Path) -> None:

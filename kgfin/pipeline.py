@@ -1,0 +1,417 @@
+"""The main job end to end: one run directory, resumable stage by stage (``kgfin demo``).
+
+synthetic market → validation → monthly graphs in the store → instruction pairs →
+knowledge adapters → market alignment → ripple evaluation with baselines → fusion and
+mixture models with decile portfolios → HTML report.
+
+A :class:`PipelineConfig` (a profile in ``training/demo*.yaml``) holds every stage's
+config. ``RUN/pipeline.json`` records the config, its hash, package versions and, per
+stage, its status, wall time, peak memory and a short summary. Each stage has a key: the
+hash of the config sections it reads and of the keys of the stages it builds on. A re-run
+skips a stage whose key matches a finished one, so an interrupted run resumes (the
+adapter and alignment stages also resume from their own checkpoints) and a changed
+setting reruns exactly the stages it affects.
+
+Outputs: ``RUN/data``, ``RUN/graph`` (embedded store), ``RUN/instructions``,
+``RUN/adapters``, ``RUN/align``, ``RUN/ripple_eval``, ``RUN/fusion``, ``RUN/report.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kgfin.align.config import AlignConfig
+from kgfin.config import ConfigError, KgfinConfig, load_config
+from kgfin.data.synth import SynthConfig
+from kgfin.evaluate.ripple import RippleEvalConfig
+from kgfin.fusion.config import FusionConfig
+from kgfin.graph import GraphConfig
+from kgfin.inject.config import InjectConfig
+from kgfin.instruct.config import InstructConfig
+from kgfin.runinfo import git_revision, package_versions
+
+__all__ = ["PROFILES", "STAGES", "PipelineConfig", "PipelineResult", "StageRecord", "load_profile", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+PROFILES = {"default": "training/demo.yaml", "full": "training/demo-full.yaml", "tiny": "training/demo-tiny.yaml"}
+MANIFEST = "pipeline.json"
+
+
+class PipelineConfig(KgfinConfig):
+    """Every stage's settings; see ``training/demo.yaml``."""
+
+    profile: str = Field("default", description="name of the profile (for the record)")
+    seed: int = Field(0, description="seed of the synthetic market and of every trainer")
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    instruct: InstructConfig = Field(default_factory=InstructConfig)
+    inject: InjectConfig = Field(default_factory=InjectConfig)
+    align: AlignConfig = Field(default_factory=AlignConfig)
+    align_months: list[str] = Field(..., min_length=1, description="news months the model is aligned on")
+    eval_months: list[str] = Field(..., min_length=1, description="held-out news months of the ripple evaluation")
+    ripple_eval: RippleEvalConfig = Field(default_factory=RippleEvalConfig)
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    report_events: int = Field(10, ge=0, description="events with a page of their own in the report")
+
+    def adapter_months(self) -> list[str]:
+        """Graph months whose knowledge adapter alignment or evaluation reads (news month - lag)."""
+        from kgfin.align.events import month_minus
+
+        lag = self.align.events.graph_lag_months
+        return sorted({month_minus(m, lag) for m in [*self.align_months, *self.eval_months]})
+
+    def check(self) -> None:
+        """Refuse settings that would leak the evaluation months into training."""
+        overlap = sorted(set(self.align_months) & set(self.eval_months))
+        if overlap:
+            raise ConfigError(f"eval_months must be held out from align_months; both hold {overlap}")
+
+
+def load_profile(profile: str = "default", path: str | Path | None = None,
+                 overrides: list[str] | None = None) -> PipelineConfig:
+    """The config of ``profile`` (or of the YAML file ``path``), with ``key=value`` overrides."""
+    if path is None:
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)} or give --config")
+        path = Path(PROFILES[profile])
+        if not path.exists():  # installed without the source tree: the recipes sit beside the package
+            path = Path(__file__).resolve().parent.parent / PROFILES[profile]
+    cfg = load_config(PipelineConfig, path, overrides)
+    cfg.check()
+    return cfg
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What stages share: the run directory, the config and whether to show progress bars."""
+
+    run: Path
+    cfg: PipelineConfig
+    progress: bool
+    resume: bool = False  # the stage was started before under the same key: continue its checkpoints
+
+    @property
+    def data(self) -> Path:
+        return self.run / "data"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.run / "graph"
+
+    @property
+    def adapters(self) -> Path:
+        return self.run / "adapters"
+
+    @property
+    def aligned(self) -> Path:
+        return self.run / "align" / "final"
+
+
+def _data(ctx: Context) -> dict[str, Any]:
+    from kgfin.data import validate_dir
+    from kgfin.data.synth import synthesize
+
+    synth = ctx.cfg.synth.model_copy(update={"seed": ctx.cfg.seed})
+    summary = synthesize(synth, ctx.data, overwrite=True, progress=ctx.progress)
+    problems = validate_dir(ctx.data)
+    if problems:
+        raise ValueError(f"the generated market failed validation: {problems[0]}")
+    return {"companies": synth.companies, "months": synth.months, "news": summary.rows.get("news", 0)}
+
+
+def _graphs(ctx: Context) -> dict[str, Any]:
+    from kgfin.store import build_into_store, open_store
+
+    with open_store(ctx.store_dir) as store:
+        written = build_into_store(ctx.data, store, cfg=ctx.cfg.graph, progress=ctx.progress)
+    return {"months": len(written), "relationships": sum(sum(w.relationships.values()) for w in written)}
+
+
+def _instruct(ctx: Context) -> dict[str, Any]:
+    from kgfin.instruct import training_pairs, write_pairs
+    from kgfin.store import open_store
+
+    counts = {}
+    with open_store(ctx.store_dir) as store:
+        stored = set(store.months())
+        for month in ctx.cfg.adapter_months():
+            pairs = training_pairs(month, lambda m: store.read_snapshot(m) if m in stored else None,
+                                   ctx.cfg.instruct.model_copy(update={"seed": ctx.cfg.seed}))
+            write_pairs(pairs, ctx.run / "instructions" / f"pairs-{month}.jsonl")
+            counts[month] = len(pairs)
+    return {"pairs": sum(counts.values()), "months": len(counts)}
+
+
+def _inject(ctx: Context) -> dict[str, Any]:
+    from kgfin.inject import adapter_dir, read_pairs, train_adapter
+    from kgfin.runinfo import MANIFEST_NAME
+
+    cfg = ctx.cfg.inject.model_copy(update={"seed": ctx.cfg.seed})
+    trained, seconds, steps, tokens_per_second = 0, 0.0, 0, []
+    for month in ctx.cfg.adapter_months():
+        path = ctx.run / "instructions" / f"pairs-{month}.jsonl"
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        out = adapter_dir(ctx.adapters, month)
+        if (out / MANIFEST_NAME).exists():  # finished before, from the same pairs and settings: keep it
+            done = json.loads((out / MANIFEST_NAME).read_text())
+            if done["config"] == cfg.model_dump(mode="json") and done["adapter"].get("pairs_sha256") == sha:
+                log.info("adapter %s: already trained, kept", month)
+                continue
+        info = train_adapter(read_pairs(path), out, cfg, month=month, pairs_sha256=sha, resume=ctx.resume,
+                             progress=ctx.progress)
+        trained, seconds, steps = trained + 1, seconds + info.seconds, steps + info.steps
+        tokens_per_second.append(info.tokens_per_second)
+    return {"adapters": len(ctx.cfg.adapter_months()), "trained now": trained, "steps": steps,
+            "s/step": round(seconds / steps, 2) if steps else None,
+            "tok/s": round(sum(tokens_per_second) / len(tokens_per_second), 1) if tokens_per_second else None}
+
+
+def _align(ctx: Context) -> dict[str, Any]:
+    from kgfin.align import align
+    from kgfin.data import load_market
+    from kgfin.store import open_store
+
+    market = load_market(ctx.data)
+    with open_store(ctx.store_dir) as store:
+        result = align(ctx.cfg.align, market, store.read_snapshot, ctx.cfg.align_months, ctx.run / "align",
+                       ctx.adapters, resume=ctx.resume, progress=ctx.progress, command="kgfin demo")
+    rewards = result.log["reward"]
+    half = max(len(rewards) // 2, 1)
+    return {"steps": result.steps, "reward first half": round(float(rewards[:half].mean()), 4),
+            "reward second half": round(float(rewards[half:].mean()), 4) if len(rewards) > 1 else None,
+            "s/step": round(float(result.log["seconds"].mean()), 1),
+            "tok/s": round(float(result.log["tokens_per_second"].mean()), 1)}
+
+
+def _ripple_eval(ctx: Context) -> dict[str, Any]:
+    from kgfin.data import load_market
+    from kgfin.evaluate.ripple import run_ripple_eval, write_ripple_outputs
+    from kgfin.store import open_store
+
+    cfg = ctx.cfg
+    market = load_market(ctx.data)
+    with open_store(ctx.store_dir) as store:
+        result = run_ripple_eval(market, store.read_snapshot, cfg.eval_months, cfg.ripple_eval, cfg.align,
+                                 adapters_root=ctx.adapters, aligned_dir=ctx.aligned,
+                                 data_dir=ctx.data, progress=ctx.progress)
+    write_ripple_outputs(result, ctx.run / "ripple_eval", cfg.ripple_eval, cfg.align, cfg.eval_months,
+                         command="kgfin demo")
+    out: dict[str, Any] = {"events": len(result.events)}
+    reg = result.tables.get("regression_capm")
+    truth = result.tables.get("truth")
+    recall = next((c for c in truth.columns if c.startswith("recall@")), None) if truth is not None else None
+    for method in cfg.ripple_eval.methods:
+        parts = []
+        if reg is not None and method in set(reg["method"]):
+            parts.append(f"R2 {float(reg.loc[reg['method'] == method, 'r2'].iloc[0]):.4f}")
+        if recall and method in set(truth["method"]):  # type: ignore[index]
+            parts.append(f"{recall} {float(truth.loc[truth['method'] == method, recall].iloc[0]):.2f}")  # type: ignore[union-attr]
+        if parts:
+            out[method] = ", ".join(parts)
+    return out
+
+
+def _fusion(ctx: Context) -> dict[str, Any]:
+    from kgfin.data import load_market
+    from kgfin.fusion.ripple import RIPPLE_SOURCES, propagation_ripple
+    from kgfin.fusion.run import run_fusion, write_outputs
+
+    cfg = ctx.cfg.fusion.model_copy(update={"seed": ctx.cfg.seed})
+    market = load_market(ctx.data)
+    ripple = propagation_ripple(market, cfg.features.rebalance_time)
+    run = run_fusion(market, cfg, ripple=ripple, ripple_label=RIPPLE_SOURCES["propagation"], data_dir=ctx.data,
+                     progress=ctx.progress)
+    write_outputs(run, ctx.run / "fusion", cfg, command="kgfin demo")
+    best = run.table.sort_values("ls_sharpe", ascending=False).iloc[0]
+    return {"models": len(run.table), "best LS Sharpe": f"{best['model']} {best['ls_sharpe']:.2f}"}
+
+
+def _report(ctx: Context) -> dict[str, Any]:
+    from kgfin.report import build_report
+
+    return {"path": str(build_report(ctx.run, max_events=ctx.cfg.report_events))}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: its function, the config sections it reads, the stages it builds on."""
+
+    name: str
+    run: Callable[[Context], dict[str, Any]]
+    sections: tuple[str, ...]
+    after: tuple[str, ...]
+    title: str
+
+
+STAGES = (
+    Stage("data", _data, ("seed", "synth"), (), "synthetic market + validation"),
+    Stage("graphs", _graphs, ("graph",), ("data",), "monthly graphs -> embedded store"),
+    Stage("instruct", _instruct, ("instruct", "align_months", "eval_months", "align.events"), ("graphs",),
+          "instruction pairs"),
+    Stage("inject", _inject, ("inject",), ("instruct",), "knowledge adapters (LoRA per month)"),
+    Stage("align", _align, ("align", "align_months"), ("inject",), "market alignment"),
+    Stage("ripple_eval", _ripple_eval, ("ripple_eval", "eval_months"), ("align",), "ripple evaluation + baselines"),
+    Stage("fusion", _fusion, ("fusion", "seed"), ("data",), "fusion / mixture models + deciles"),
+    Stage("report", _report, ("report_events",), ("ripple_eval", "fusion"), "HTML report"),
+)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class StageRecord:
+    """What the manifest records for one stage."""
+
+    name: str
+    status: Literal["pending", "running", "done", "failed", "skipped"]
+    key: str
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    reused: bool = False  # finished in an earlier invocation and skipped now
+
+
+@dataclass
+class PipelineResult:
+    """A pipeline run: its directory, every stage's record, and the report path (if built)."""
+
+    run_dir: Path
+    stages: list[StageRecord]
+    report: Path | None
+
+
+def _section(cfg: PipelineConfig, dotted: str) -> Any:
+    value: Any = cfg.model_dump(mode="json")
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _stage_keys(cfg: PipelineConfig) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for stage in STAGES:
+        blob = json.dumps({"sections": {s: _section(cfg, s) for s in stage.sections},
+                           "after": [keys[a] for a in stage.after]}, sort_keys=True)
+        keys[stage.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return keys
+
+
+def _reset_peak_rss() -> None:
+    try:  # Linux: "5" resets the process's peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _write_manifest(run: Path, cfg: PipelineConfig, records: dict[str, StageRecord]) -> None:
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    manifest = {
+        "command": "kgfin demo", "profile": cfg.profile, "config": cfg.model_dump(mode="json"),
+        "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16], "seed": cfg.seed,
+        "git_revision": git_revision(), "versions": package_versions(),
+        "stages": {name: {k: v for k, v in vars(r).items() if k not in ("name", "reused")}
+                   for name, r in records.items()},
+    }
+    tmp = run / f".{MANIFEST}.partial"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(run / MANIFEST)
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    run_dir: str | Path,
+    *,
+    stages: list[str] | None = None,
+    progress: bool = True,
+    on_stage: Callable[[Stage, StageRecord], None] | None = None,
+) -> PipelineResult:
+    """Run (or resume) the pipeline in ``run_dir``; ``stages`` limits it to some stages (and what they need).
+
+    ``on_stage(stage, record)`` is called when a stage starts (status ``running``) and when it
+    ends (``done``, ``failed`` or skipped as already done), e.g. to print progress.
+    A failing stage is recorded as ``failed`` in the manifest and its exception re-raised.
+    """
+    cfg.check()
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    keys = _stage_keys(cfg)
+    previous: dict[str, Any] = {}
+    if (run / MANIFEST).exists():
+        previous = json.loads((run / MANIFEST).read_text()).get("stages", {})
+    wanted = _with_dependencies(stages) if stages else {s.name for s in STAGES}
+    records = {s.name: StageRecord(s.name, "pending", keys[s.name]) for s in STAGES}
+    for name, old in previous.items():
+        if name in records and old.get("key") == keys[name] and old.get("status") == "done":
+            records[name] = StageRecord(name, "done", keys[name], old.get("seconds"), old.get("peak_rss_mb"),
+                                        old.get("summary", {}), reused=True)
+    for stage in STAGES:
+        rec = records[stage.name]
+        if stage.name not in wanted:
+            continue
+        if rec.status == "done":
+            log.info("stage %s: already done (key %s), skipped", stage.name, rec.key)
+            if on_stage:
+                on_stage(stage, rec)
+            continue
+        old = previous.get(stage.name, {})
+        ctx = Context(run, cfg, progress, resume=old.get("key") == rec.key)
+        rec.status = "running"
+        _write_manifest(run, cfg, records)
+        if on_stage:
+            on_stage(stage, rec)
+        _reset_peak_rss()
+        start = time.perf_counter()
+        try:
+            rec.summary = stage.run(ctx)
+        except BaseException as exc:
+            rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+            rec.seconds = time.perf_counter() - start
+            _write_manifest(run, cfg, records)
+            raise
+        rec.status, rec.seconds, rec.peak_rss_mb = "done", time.perf_counter() - start, _peak_rss_mb()
+        _write_manifest(run, cfg, records)
+        if on_stage:
+            on_stage(stage, rec)
+    report = records["report"].summary.get("path") if records["report"].status == "done" else None
+    return PipelineResult(run, list(records.values()), Path(report) if report else None)
+
+
+def _with_dependencies(names: list[str]) -> set[str]:
+    by_name = {s.name: s for s in STAGES}
+    unknown = sorted(set(names) - set(by_name))
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; stages are {[s.name for s in STAGES]}")
+    out: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo.extend(by_name[name].after)
+    return out
