@@ -758,6 +758,10 @@ def report(
 
 def main() -> None:
     """Console-script entry point: expected errors become one-line messages, exit code 2."""
+    import warnings
+
+    # transformers' own deprecation notice, raised from inside transformers/PEFT on every model load
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         app()
     except (KgfinError, FileNotFoundError) as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
 from kgfin.align.config import AlignConfig
 from kgfin.config import ConfigError, KgfinConfig, load_config
@@ -52,7 +52,7 @@ class PipelineConfig(KgfinConfig):
     """Every stage's settings; see ``training/demo.yaml``."""
 
     profile: str = Field("default", description="name of the profile (for the record)")
-    seed: int = Field(0, description="seed of the synthetic market and of every trainer")
+    seed: int = Field(0, description="the run's seed, copied into the seed of every stage's config (and their parts)")
     synth: SynthConfig = Field(default_factory=SynthConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
     instruct: InstructConfig = Field(default_factory=InstructConfig)
@@ -63,6 +63,19 @@ class PipelineConfig(KgfinConfig):
     ripple_eval: RippleEvalConfig = Field(default_factory=RippleEvalConfig)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     report_events: int = Field(10, ge=0, description="events with a page of their own in the report")
+
+    @model_validator(mode="after")
+    def _spread_seed(self) -> PipelineConfig:
+        def spread(model: BaseModel) -> None:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if isinstance(value, BaseModel):
+                    if "seed" in type(value).model_fields and value.seed != self.seed:  # type: ignore[attr-defined]
+                        object.__setattr__(value, "seed", self.seed)
+                    spread(value)
+
+        spread(self)
+        return self
 
     def adapter_months(self) -> list[str]:
         """Graph months whose knowledge adapter alignment or evaluation reads (news month - lag)."""
@@ -125,7 +138,7 @@ def _data(ctx: Context) -> dict[str, Any]:
     from kgfin.data import validate_dir
     from kgfin.data.synth import synthesize
 
-    synth = ctx.cfg.synth.model_copy(update={"seed": ctx.cfg.seed})
+    synth = ctx.cfg.synth
     summary = synthesize(synth, ctx.data, overwrite=True, progress=ctx.progress)
     problems = validate_dir(ctx.data)
     if problems:
@@ -150,7 +163,7 @@ def _instruct(ctx: Context) -> dict[str, Any]:
         stored = set(store.months())
         for month in ctx.cfg.adapter_months():
             pairs = training_pairs(month, lambda m: store.read_snapshot(m) if m in stored else None,
-                                   ctx.cfg.instruct.model_copy(update={"seed": ctx.cfg.seed}))
+                                   ctx.cfg.instruct)
             write_pairs(pairs, ctx.run / "instructions" / f"pairs-{month}.jsonl")
             counts[month] = len(pairs)
     return {"pairs": sum(counts.values()), "months": len(counts)}
@@ -160,7 +173,7 @@ def _inject(ctx: Context) -> dict[str, Any]:
     from kgfin.inject import adapter_dir, read_pairs, train_adapter
     from kgfin.runinfo import MANIFEST_NAME
 
-    cfg = ctx.cfg.inject.model_copy(update={"seed": ctx.cfg.seed})
+    cfg = ctx.cfg.inject
     trained, seconds, steps, tokens_per_second = 0, 0.0, 0, []
     for month in ctx.cfg.adapter_months():
         path = ctx.run / "instructions" / f"pairs-{month}.jsonl"
@@ -230,7 +243,7 @@ def _fusion(ctx: Context) -> dict[str, Any]:
     from kgfin.fusion.ripple import RIPPLE_SOURCES, propagation_ripple
     from kgfin.fusion.run import run_fusion, write_outputs
 
-    cfg = ctx.cfg.fusion.model_copy(update={"seed": ctx.cfg.seed})
+    cfg = ctx.cfg.fusion
     market = load_market(ctx.data)
     ripple = propagation_ripple(market, cfg.features.rebalance_time)
     run = run_fusion(market, cfg, ripple=ripple, ripple_label=RIPPLE_SOURCES["propagation"], data_dir=ctx.data,
@@ -335,8 +348,7 @@ def _write_manifest(run: Path, cfg: PipelineConfig, records: dict[str, StageReco
         "command": "kgfin demo", "profile": cfg.profile, "config": cfg.model_dump(mode="json"),
         "config_hash": hashlib.sha256(blob.encode()).hexdigest()[:16], "seed": cfg.seed,
         "git_revision": git_revision(), "versions": package_versions(),
-        "stages": {name: {k: v for k, v in vars(r).items() if k not in ("name", "reused")}
-                   for name, r in records.items()},
+        "stages": [{k: v for k, v in vars(r).items() if k != "reused"} for r in records.values()],  # in run order
     }
     tmp = run / f".{MANIFEST}.partial"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
@@ -363,7 +375,7 @@ def run_pipeline(
     keys = _stage_keys(cfg)
     previous: dict[str, Any] = {}
     if (run / MANIFEST).exists():
-        previous = json.loads((run / MANIFEST).read_text()).get("stages", {})
+        previous = {r["name"]: r for r in json.loads((run / MANIFEST).read_text()).get("stages", [])}
     wanted = _with_dependencies(stages) if stages else {s.name for s in STAGES}
     records = {s.name: StageRecord(s.name, "pending", keys[s.name]) for s in STAGES}
     for name, old in previous.items():

@@ -23,7 +23,9 @@ DEMO = [sys.executable, "-m", "kgfin.cli", "demo", "--profile", "tiny"]
 
 
 def _stages(run: Path) -> dict[str, dict]:
-    return json.loads((run / "pipeline.json").read_text())["stages"]
+    stages = json.loads((run / "pipeline.json").read_text())["stages"]
+    assert [r["name"] for r in stages] == [s.name for s in STAGES]  # recorded in run order
+    return {r["name"]: r for r in stages}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_rerun_skips_everything_and_a_changed_setting_reruns_only_what_it_affect
 def test_stage_keys_follow_the_config_sections_and_dependencies() -> None:
     cfg = load_profile("tiny")
     base = _stage_keys(cfg)
-    fusion = _stage_keys(cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update={"seed": 7})}))
+    fusion = _stage_keys(cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update={"models": ["finin"]})}))
     assert {s for s in base if base[s] != fusion[s]} == {"fusion", "report"}
     months = _stage_keys(cfg.model_copy(update={"eval_months": ["2014-11"], "align_months": ["2014-10"]}))
     assert {s for s in base if base[s] != months[s]} == {"instruct", "inject", "align", "ripple_eval", "report"}
@@ -123,3 +125,10 @@ def test_demo_report_loads_in_headless_chromium(demo_run: tuple[Path, str]) -> N
                 'id="fusion"', "<svg"):
         assert key in dom, key
     assert "No fusion run in this run" not in dom
+
+
+def test_the_run_seed_reaches_every_stage() -> None:
+    cfg = load_profile("tiny", overrides=["seed=3"])
+    seeds = {cfg.synth.seed, cfg.instruct.seed, cfg.inject.seed, cfg.align.seed, cfg.align.ppo.seed,
+             cfg.align.events.seed, cfg.ripple_eval.seed, cfg.fusion.seed}
+    assert seeds == {3}

@@ -36,6 +36,8 @@ def _svg(fig: Figure) -> str:
 
 def training_curves(log: pd.DataFrame) -> str:
     """Reward (with its cosine and coverage terms), refusal rate and KL per alignment step."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(8, 3.2)
     left, right = fig.subplots(1, 2)
     for col, label in (("reward", "reward"), ("cos", "cos(Z, eps)"), ("coverage", "coverage"),
@@ -49,6 +51,8 @@ def training_curves(log: pd.DataFrame) -> str:
         right.plot(log["step"], log["kl"], color="#d62728")
     right.set_xlabel("step")
     right.set_title("KL to the reference (per answer)", fontsize=10)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     return _svg(fig)
 
 

@@ -71,8 +71,22 @@ def _missing(what: str, how: str) -> str:
     return f'<p class="missing">No {_esc(what)} in this run ({_esc(how)}).</p>'
 
 
+def _stages(run: Path) -> str:
+    """The pipeline's stage table (kgfin demo runs): status, wall time and peak memory."""
+    path = run / "pipeline.json"
+    if not path.exists():
+        return ""
+    manifest = json.loads(path.read_text())
+    rows = [{"stage": rec.get("name"), "status": rec.get("status"),
+             "wall s": None if rec.get("seconds") is None else round(rec["seconds"]),
+             "peak MB": None if rec.get("peak_rss_mb") is None else round(rec["peak_rss_mb"])}
+            for rec in manifest.get("stages", [])]
+    return (f"<h3>Pipeline ({_esc(str(manifest.get('profile')))} profile, config {_esc(str(manifest.get('config_hash')))})"
+            f"</h3>" + _table(pd.DataFrame(rows), "{:,.0f}"))
+
+
 def _summary(run: Path) -> tuple[str, Any]:
-    parts = []
+    parts = [_stages(run)]
     market = None
     data = run / "data"
     if (data / "kgfin-run.json").exists() or (data / "companies.parquet").exists() or (data / "companies.csv").exists():
