@@ -52,7 +52,9 @@ class PipelineConfig(KgfinConfig):
     """Every stage's settings; see ``training/demo.yaml``."""
 
     profile: str = Field("default", description="name of the profile (for the record)")
-    seed: int = Field(0, description="seed of the synthetic market and of every trainer")
+    seed: int = Field(0, description="seed of the synthetic market, the instruction pairs, the knowledge adapters "
+                                    "and the fusion models (it replaces their own seed fields); align and "
+                                    "ripple_eval keep their own seeds")
     synth: SynthConfig = Field(default_factory=SynthConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
     instruct: InstructConfig = Field(default_factory=InstructConfig)
