@@ -31,7 +31,8 @@ err_console = Console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override any config field: --set events.rate=0.3 (repeatable)."),
+    typer.Option("--set", help="Override a field of the recipe (repeatable): --set KEY=VALUE, with a dotted KEY "
+                                 "for a nested field, e.g. section.field=value."),
 ]
 
 
