@@ -261,13 +261,18 @@ def _report(ctx: Context) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the pipeline: its function, the config sections it reads, the stages it builds on."""
+    """One step of the pipeline: its function, the config sections it reads, the stages it builds on.
+
+    The stage's key hashes its ``sections`` and the keys of ``key_from`` (default: ``after``),
+    the earlier stages whose outputs it reads. ``after`` also says what must run first.
+    """
 
     name: str
     run: Callable[[Context], dict[str, Any]]
     sections: tuple[str, ...]
     after: tuple[str, ...]
     title: str
+    key_from: tuple[str, ...] | None = None
 
 
 STAGES = (
@@ -276,8 +281,12 @@ STAGES = (
     Stage("instruct", _instruct, ("instruct", "align_months", "eval_months", "align.events"), ("graphs",),
           "instruction pairs"),
     Stage("inject", _inject, ("inject",), ("instruct",), "knowledge adapters (LoRA per month)"),
-    Stage("align", _align, ("align", "align_months"), ("inject",), "market alignment"),
-    Stage("ripple_eval", _ripple_eval, ("ripple_eval", "eval_months"), ("align",), "ripple evaluation + baselines"),
+    # alignment reads the adapters of its own months only: the settings that make them, not the stage keys
+    # (which also cover the evaluation months), so a new evaluation month does not restart the alignment
+    Stage("align", _align, ("align", "align_months", "instruct", "inject"), ("inject",), "market alignment",
+          key_from=("graphs",)),
+    Stage("ripple_eval", _ripple_eval, ("ripple_eval", "eval_months"), ("align",), "ripple evaluation + baselines",
+          key_from=("align", "inject")),
     Stage("fusion", _fusion, ("fusion", "seed"), ("data",), "fusion / mixture models + deciles"),
     Stage("report", _report, ("report_events",), ("ripple_eval", "fusion"), "HTML report"),
 )
@@ -291,7 +300,7 @@ class StageRecord:
     """What the manifest records for one stage."""
 
     name: str
-    status: Literal["pending", "running", "done", "failed", "skipped"]
+    status: Literal["pending", "running", "done", "failed"]
     key: str
     seconds: float | None = None
     peak_rss_mb: float | None = None
@@ -320,7 +329,7 @@ def _stage_keys(cfg: PipelineConfig) -> dict[str, str]:
     keys: dict[str, str] = {}
     for stage in STAGES:
         blob = json.dumps({"sections": {s: _section(cfg, s) for s in stage.sections},
-                           "after": [keys[a] for a in stage.after]}, sort_keys=True)
+                           "after": [keys[a] for a in stage.key_from or stage.after]}, sort_keys=True)
         keys[stage.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return keys
 

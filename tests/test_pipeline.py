@@ -93,6 +93,9 @@ def test_stage_keys_follow_the_config_sections_and_dependencies() -> None:
     assert {s for s in base if base[s] != fusion[s]} == {"fusion", "report"}
     months = _stage_keys(cfg.model_copy(update={"eval_months": ["2014-11"], "align_months": ["2014-10"]}))
     assert {s for s in base if base[s] != months[s]} == {"instruct", "inject", "align", "ripple_eval", "report"}
+    # a new evaluation month needs a new adapter, but the alignment on the other months stays valid
+    later = _stage_keys(cfg.model_copy(update={"eval_months": ["2015-01"]}))
+    assert {s for s in base if base[s] != later[s]} == {"instruct", "inject", "ripple_eval", "report"}
     synth = _stage_keys(cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"companies": 31})}))
     assert all(base[s] != synth[s] for s in base)
 

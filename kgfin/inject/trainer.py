@@ -166,12 +166,6 @@ def train_adapter(
     steps_run = max(1, state.global_step - resumed_at)
     losses = [h["loss"] for h in state.log_history if "loss" in h]
 
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    with open(tmp / "training_log.jsonl", "w") as f:
-        for entry in state.log_history:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
     info = AdapterInfo(
         path=str(out_dir), month=month, n_pairs=len(pairs), steps=state.global_step, seconds=seconds,
         seconds_per_step=seconds / steps_run, tokens_per_second=state.num_input_tokens_seen / max(seconds, 1e-9),
@@ -179,9 +173,19 @@ def train_adapter(
         trainable_params=trainable, total_params=total, trainable_share=trainable / total,
         final_loss=losses[-1] if losses else None, pairs_sha256=pairs_sha256,
     )
-    write_manifest(tmp, "kgfin inject", cfg, extra={"adapter": {k: v for k, v in asdict(info).items() if k != "path"}})
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    shutil.rmtree(work, ignore_errors=True)
+    # under accelerate (DDP) every process trains; only the main one writes the adapter, the others wait
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.model.save_pretrained(tmp)
+        with open(tmp / "training_log.jsonl", "w") as f:
+            for entry in state.log_history:
+                f.write(json.dumps(entry, sort_keys=True) + "\n")
+        write_manifest(tmp, "kgfin inject", cfg, extra={"adapter": {k: v for k, v in asdict(info).items() if k != "path"}})
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+        shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return info
