@@ -101,3 +101,7 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
     strategies = set(result.tables["long_short"]["strategy"])
     assert {"long_short:oracle", "benchmark:equal", "benchmark:min_variance"} <= strategies
     assert "Table 1 analogue" in result.to_markdown()
+    assert set(result.answers) == {"knowledge", "aligned", "zero_shot", "icl", "rag"}
+    knowledge = result.answers["knowledge"]
+    assert list(knowledge.columns) == ["event_id", "refused", "reward", "reply"] and len(knowledge) == len(result.events)
+    assert (knowledge["reply"].str.len() > 0).all()

@@ -94,6 +94,7 @@ class RippleEvaluation:
     predictions: dict[str, pd.DataFrame]
     events: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    answers: dict[str, pd.DataFrame] = field(default_factory=dict)  # language-model methods: raw greedy replies
 
     def to_markdown(self) -> str:
         titles = {
@@ -113,7 +114,8 @@ class RippleEvaluation:
 
 def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: RippleEvalConfig, align_cfg: AlignConfig,
                          months: Sequence[str], command: str = "kgfin evaluate ripple") -> Path:
-    """Write ``tables.md``, one CSV per table, ``predictions-METHOD.csv``, ``events.csv`` and the manifest."""
+    """Write ``tables.md``, one CSV per table, ``predictions-METHOD.csv``, ``answers-METHOD.csv`` (the models' raw
+    replies), ``events.csv`` and the manifest."""
     from kgfin.runinfo import write_manifest
 
     out = Path(out_dir)
@@ -122,6 +124,8 @@ def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: Rip
         table.to_csv(out / f"{name}.csv", index=False)
     for method, frame in result.predictions.items():
         frame.to_csv(out / f"predictions-{method}.csv", index=False)
+    for method, frame in result.answers.items():
+        frame.to_csv(out / f"answers-{method}.csv", index=False)
     events = result.events.assign(tickers=result.events["tickers"].map(";".join))
     events.to_csv(out / "events.csv", index=False)
     (out / "tables.md").write_text(result.to_markdown())
@@ -256,7 +260,10 @@ def run_ripple_eval(
         tables["refusals"].columns = ["method", *[f"T={t:g}" for t in tables["refusals"].columns[1:]]]
     order = ["regression_capm", "anova", "regression_ff3", "regression_ff5", "refusals", "drop_relation",
              "long_short", "truth"]
-    return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes)
+    answers = {m: pd.DataFrame([{"event_id": p.event_id, "refused": p.scored.refused, "reward": p.scored.reward,
+                                 "reply": p.completion} for p in preds[m]])
+               for m in preds if m not in ("propagation_only", "oracle")}
+    return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes, answers)
 
 
 def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapshot], align_cfg: AlignConfig,
