@@ -60,8 +60,9 @@ class ImpactRewardConfig(KgfinConfig):
     score_unit: float = Field(
         0.01, gt=0, description="return per impact-score point: a score of 10 is a 10 x score_unit move")
     refusal_reward: float = Field(
-        0.0, description="reward of an answer that cannot be parsed, names no known company or copies the prompt's "
-                         "example (0: no better than a prediction orthogonal to the market)")
+        -0.05, description="reward of an answer that cannot be parsed, names no known company or copies the prompt's "
+                           "example; slightly below 0 (a prediction orthogonal to the market) so that refusing is "
+                           "never the safe choice: with 0, PPO drifted towards refusing everything")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     residuals: ResidualConfig = Field(default_factory=ResidualConfig)
 
@@ -90,7 +91,7 @@ class AlignConfig(KgfinConfig):
     save_steps: int = Field(10, ge=0, description="checkpoint every this many PPO steps (0: only at month ends)")
     events: EventConfig = Field(default_factory=EventConfig)
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
-    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5, stop_at_json_end=True))
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5, temperature=0.7, stop_at_json_end=True))
 
     @property
     def answer_prefix(self) -> str:
