@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from graph_fixtures import query_params, small_snapshots
 from graph_oracles import ORACLES, assert_frames_match
@@ -258,3 +259,15 @@ def test_small_batches(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
     with FalkorStore(tmp_path / "g", batch_size=37) as st:  # many batches, groups split across batches
         st.write_snapshot(snap)
         assert st.read_snapshot(month).differences(snap) == []
+
+
+def test_positional_write_refuses_unknown_endpoints(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(snap)
+        before = st.counts()
+        rows = pd.DataFrame({"a": [snap.tickers[0], "NOT-THERE"], "b": [snap.tickers[1], snap.tickers[2]],
+                             "value_usd": [1.0, 2.0], "weight": [0.1, 0.2], "reverse_weight": [0.3, 0.4]})
+        with pytest.raises(StoreError, match="not found"):
+            st._write_edges("SUPPLIES", rows, month, None)
+        assert st.counts() == before  # nothing of the batch was written
