@@ -6,6 +6,11 @@ there as ``falkordb.rdb`` (saved in the background after every snapshot written,
 minutes while writes happen, and on stop); the pid is kept in ``falkordb.pid``. A running
 server is reused; a pid file or socket left by a dead server is cleaned up.
 :class:`FalkorStore` speaks to it (or to any FalkorDB given by URL) with the ``falkordb`` client.
+
+Besides the all-months graph, :class:`FalkorStore` keeps one small graph per month (key
+``<graph>@<month>``: the month's companies and company-company relationships, types and
+directions only) from which :meth:`~kgfin.store.base.GraphStore.neighbourhood` traverses
+without reading relationships; see the notes at ``_MONTH_NODES``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kgfin.graph.builders import RELATIONS
+from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.store import model
 from kgfin.store.base import GraphStore, StoreError
 from kgfin.store.model import parse_schema
@@ -47,6 +55,18 @@ LOCK_FILE = "falkordb.lock"
 RDB_FILE = "falkordb.rdb"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 107 bytes on Linux
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers started by this process (reaped on stop)
+
+# Month graphs: beside the all-months graph, each month's companies and company-company
+# relationships (types and directions only, no properties) in a graph of their own, key
+# "<graph>@<month>". Traversing a relationship without reading it is sparse-matrix algebra in
+# FalkorDB, while any use of the relationship (r.month, r.weight, id(r)) fetches every one;
+# so "within 2 hops in month M" runs on M's graph without the month filter.
+_MONTH_NODES = "UNWIND $tickers AS t CREATE (:Company {ticker: t})"
+# (every node of a month graph is a Company: no label check on n; one list is faster to send than rows)
+_MONTH_NEIGHBOURS = (f"UNWIND $tickers AS t MATCH (:Company {{ticker: t}})-[:{model.COMPANY_LINKS}]-(n) "
+                     "WITH DISTINCT n RETURN collect(n.ticker) AS tickers")
+_SNAPSHOT_SET_MONTH_GRAPH = "MATCH (s:Snapshot {month: $month}) SET s.month_graph = $key"
+_SNAPSHOT_MONTH_GRAPH = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS complete, s.month_graph AS key"
 
 
 @dataclass(frozen=True)
@@ -393,8 +413,8 @@ def _cell(cell: list[Any], graph: Any) -> Any:
         return None
     if kind == 4:  # boolean
         return value == "true"
-    if kind == 6:  # array
-        return [_cell(c, graph) for c in value]
+    if kind == 6:  # array (strings, the common case, without a call each)
+        return [c[1] if c[0] == 2 else _cell(c, graph) for c in value]
     if kind == 10:  # map
         return {value[i]: _cell(value[i + 1], graph) for i in range(0, len(value), 2)}
     from falkordb.query_result import parse_scalar
@@ -455,14 +475,15 @@ class FalkorStore(GraphStore):
     def describe(self) -> str:
         return f"falkordb:{self._where} (graph {self.graph_name})"
 
-    def _call(self, command: str, text: str) -> tuple[list[str], list[list[Any]]]:
-        """Run one command; return column names and rows of plain values."""
+    def _call(self, command: str, text: str, graph: str | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run one command on the store's graph (or the graph key ``graph``); return column names and
+        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema)."""
         import redis
 
         if self._closed:
             raise StoreError(f"{self.describe()} is closed")
         try:
-            response = self._graph.execute_command(command, self.graph_name, text, "--compact")
+            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact")
         except redis.exceptions.ResponseError as exc:
             raise QueryError(f"FalkorDB refused the query: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -485,7 +506,7 @@ class FalkorStore(GraphStore):
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
         return self._call("GRAPH.QUERY", params_header(params) + cypher)[1]
 
-    def _pipelined(self, texts: Any, bar: Any, counted: bool = False) -> None:
+    def _pipelined(self, texts: Any, bar: Any, graph: str | None = None, counted: bool = False) -> None:
         """Send ``(text, rows)`` pairs, building the next text while the server runs the current one.
 
         ``counted``: each statement returns how many rows it wrote, which must be ``rows``.
@@ -503,7 +524,7 @@ class FalkorStore(GraphStore):
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
             for text, n in texts:
-                future = pool.submit(self._call, "GRAPH.QUERY", text)
+                future = pool.submit(self._call, "GRAPH.QUERY", text, graph)
                 if pending is not None:
                     done(*pending)
                 pending = (future, n)
@@ -516,12 +537,65 @@ class FalkorStore(GraphStore):
                   len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
         self._pipelined(texts, bar)
 
-    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str, bar: Any) -> None:
-        """Create ``rel`` relationships of ``month`` by position (:func:`edges_write_positional`)."""
-        cypher = edges_write_positional(rel, [c for c in frame.columns if c not in ("a", "b")])
-        texts = ((f"CYPHER `month`={_literal(month)} {positional_params(rel, frame.iloc[lo:lo + self.batch_size])} "
-                  f"{cypher}", len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
-        self._pipelined(texts, bar, counted=True)
+    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str | None, bar: Any, graph: str | None = None) -> None:
+        """Create ``rel`` relationships by position (:func:`edges_write_positional`); ``month=None``: no properties."""
+        cypher = edges_write_positional(rel, [c for c in frame.columns if c not in ("a", "b")], month is not None)
+        head = f"CYPHER `month`={_literal(month)} " if month is not None else "CYPHER "
+        texts = ((head + positional_params(rel, frame.iloc[lo:lo + self.batch_size]) + " " + cypher,
+                  len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
+        self._pipelined(texts, bar, graph, counted=True)
+
+    # --- month graphs ----------------------------------------------------------------------
+
+    def month_graph_key(self, month: str) -> str:
+        """The graph key of ``month``'s traversal copy (see the module notes on month graphs)."""
+        return f"{self.graph_name}@{month}"
+
+    def _delete_graph(self, key: str) -> None:
+        import redis
+
+        if self._closed:
+            raise StoreError(f"{self.describe()} is closed")
+        try:
+            self._db.connection.execute_command("GRAPH.DELETE", key)
+        except redis.exceptions.ResponseError as exc:
+            if "empty key" not in str(exc):
+                raise StoreError(f"FalkorDB could not delete graph {key!r}: {exc}") from None
+
+    def _drop_month_graph(self, month: str) -> None:
+        self._delete_graph(self.month_graph_key(month))
+
+    def _write_month_graph(self, snap: GraphSnapshot) -> None:
+        """(Re)build ``snap.month``'s graph, then record its key on the (still incomplete) Snapshot node."""
+        key = self.month_graph_key(snap.month)
+        self._delete_graph(key)
+        self._call("GRAPH.QUERY", "CREATE INDEX FOR (c:Company) ON (c.ticker)", key)  # empty: kept up as nodes come
+        self._call("GRAPH.QUERY", params_header({"tickers": snap.tickers}) + _MONTH_NODES, key)
+        for rel in RELATIONS:
+            self._write_edges(rel, snap.edges[rel][["source", "target"]].set_axis(["a", "b"], axis=1), None, None, key)
+        self._write(_SNAPSHOT_SET_MONTH_GRAPH, {"month": snap.month, "key": key})
+
+    def _neighbour_step(self, month: str) -> Callable[[list[str]], list[str]]:
+        _, rows = self._read(_SNAPSHOT_MONTH_GRAPH, {"month": month})
+        if not rows or not rows[0][0]:
+            raise self._missing_month(month)
+        key = rows[0][1]
+        if key is None:
+            log.info("%s: month %s has no month graph (written by an older kgfin; writing the month again adds "
+                     "it); neighbourhoods use the all-months graph", self.describe(), month)
+            return lambda tickers: self._linked(tickers, month)
+
+        def step(tickers: list[str]) -> list[str]:
+            try:
+                rows = self._call("GRAPH.RO_QUERY", params_header({"tickers": tickers}) + _MONTH_NEIGHBOURS, key)[1]
+            except QueryError as exc:
+                if "empty key" not in str(exc):
+                    raise
+                log.warning("%s: month graph %r is missing; using the all-months graph", self.describe(), key)
+                return self._linked(tickers, month)
+            return list(rows[0][0])
+
+        return step
 
     def _create_schema(self) -> None:
         import redis
