@@ -335,6 +335,20 @@ def test_neighbourhood_is_month_scoped(tmp_path: Path) -> None:
             st._drop_month_graph(b.month)
 
 
+def test_neighbourhood_tickers_with_the_separator(tmp_path: Path) -> None:
+    a, _ = two_months()
+    odd = {"A1": "A,1", "A2": "A2", "A3": "A,3,", "A4": ",A4", "A5": "A5"}
+    comp = a.companies.assign(ticker=a.companies["ticker"].map(odd)).sort_values("ticker")
+    edges = {rel: e.assign(source=e["source"].map(odd), target=e["target"].map(odd)) for rel, e in a.edges.items()}
+    edges["CO_HELD"][["source", "target"]] = [[",A4", "A,3,"]]  # undirected: source < target
+    snap = GraphSnapshot(a.month, comp, edges)
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(snap)
+        for t in snap.tickers:
+            assert_frames_match(st.neighbourhood(t, a.month, 3), neighbourhood(snap, t, 3))
+        assert hood(st, "A,1", a.month, 3) == {"A2": 1, "A,3,": 2, ",A4": 3}
+
+
 def test_month_graph_follows_rewrites_and_deletes(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
     month, snap = next(iter(snaps.items()))
     smaller = GraphSnapshot(month, snap.companies, {"SUPPLIES": snap.edges["SUPPLIES"].iloc[:3]}, config=snap.config)

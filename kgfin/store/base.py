@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import numbers
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -41,6 +42,7 @@ from kgfin.store.queries import (
 __all__ = ["GraphStore", "StoreError", "WriteSummary"]
 
 log = logging.getLogger(__name__)
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class StoreError(KgfinError):
@@ -280,7 +282,8 @@ class GraphStore(ABC):
         hop and ticker; ``ticker`` itself is not listed. A company without links in ``month`` (or
         not in it) has an empty neighbourhood; a month not in the store is an error.
         """
-        month_bounds(month)
+        if not isinstance(month, str) or not _MONTH.fullmatch(month):
+            month_bounds(month)  # raises the usual error
         if isinstance(hops, bool) or not isinstance(hops, numbers.Integral) or hops < 1:
             raise QueryError(f"hops must be a positive integer, got {hops!r}")
         step = self._neighbour_step(month)
