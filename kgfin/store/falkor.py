@@ -366,11 +366,12 @@ def edges_write_positional(rel: str, properties: list[str], month: bool = True) 
         lookup = (f"UNWIND $k AS key MATCH (n:{la} {{{ka}: key}}) "
                   f"WITH collect(n) AS ns, collect(n.{ka}) AS found WHERE found = $k "
                   "UNWIND range(0, size($a) - 1) AS i WITH ns[$a[i]] AS a, ns[$b[i]] AS b, i ")
-    else:
+    else:  # (the end lookup in a subquery: aggregating with xs as a grouping key would hash it per row)
         lookup = (f"UNWIND $ka AS key MATCH (n:{la} {{{ka}: key}}) "
                   f"WITH collect(n) AS xs, collect(n.{ka}) AS found WHERE found = $ka "
-                  f"UNWIND $kb AS key MATCH (n:{lb} {{{kb}: key}}) "
-                  f"WITH xs, collect(n) AS ys, collect(n.{kb}) AS found WHERE found = $kb "
+                  f"CALL {{ UNWIND $kb AS key MATCH (n:{lb} {{{kb}: key}}) "
+                  f"RETURN collect(n) AS ys, collect(n.{kb}) AS found_b }} "
+                  "WITH xs, ys WHERE found_b = $kb "
                   "UNWIND range(0, size($a) - 1) AS i WITH xs[$a[i]] AS a, ys[$b[i]] AS b, i ")
     return lookup + f"CREATE (a)-[:{rel}{body}]->(b) RETURN count(*) AS created"
 
