@@ -49,6 +49,18 @@ def query_params(snaps: dict[str, GraphSnapshot]) -> dict[str, dict[str, Any]]:
     }
 
 
+def neighbourhood_cases(snaps: dict[str, GraphSnapshot]) -> list[tuple[str, str, int]]:
+    """(month, ticker, hops) for neighbourhood tests: busiest, least linked and an unlinked company, 1-3 hops."""
+    cases = []
+    for month, s in snaps.items():
+        ends = s.edge_table().melt(value_vars=["source", "target"])["value"]
+        counts = ends.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+        picks = [str(counts.index[0]), str(counts.index[-1])]
+        picks += [t for t in s.tickers if t not in counts.index][:1]
+        cases += [(month, t, hops) for t in picks for hops in (1, 2, 3)]
+    return cases
+
+
 @contextlib.contextmanager
 def falkordb_bolt(directory: Path) -> Iterator[str]:
     """A throw-away FalkorDB server with its experimental Bolt endpoint; yields its bolt:// URI.

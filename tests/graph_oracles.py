@@ -181,3 +181,15 @@ def assert_frames_match(got: pd.DataFrame, want: pd.DataFrame, rtol: float = 1e-
                                        err_msg=c)
         else:
             assert g == w, f"column {c}: {g} != {w}"
+
+
+def neighbourhood(snap: GraphSnapshot, ticker: str, hops: int) -> pd.DataFrame:
+    """What ``GraphStore.neighbourhood`` should return: companies within ``hops`` links of ``ticker`` in ``snap``."""
+    g = nx.Graph()
+    g.add_nodes_from(snap.tickers)
+    for e in snap.edges.values():
+        g.add_edges_from(zip(e["source"], e["target"], strict=True))
+    dist = nx.single_source_shortest_path_length(g, ticker, cutoff=hops) if ticker in g else {}
+    rows = sorted((d, t) for t, d in dist.items() if d > 0)
+    return pd.DataFrame({"ticker": pd.Series([t for _, t in rows], dtype=object),
+                         "hop": pd.Series([d for d, _ in rows], dtype="int64")})

@@ -8,9 +8,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from graph_fixtures import query_params, small_snapshots
-from graph_oracles import ORACLES, assert_frames_match
+from graph_fixtures import neighbourhood_cases, query_params, small_snapshots
+from graph_oracles import ORACLES, assert_frames_match, neighbourhood
 
 from kgfin.graph import GraphSnapshot
 from kgfin.store import (
@@ -21,6 +22,7 @@ from kgfin.store import (
     StoreError,
     open_store,
 )
+from kgfin.store.base import GraphStore
 from kgfin.store.falkor import PID_FILE
 
 pytestmark = pytest.mark.integration
@@ -258,3 +260,121 @@ def test_small_batches(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
     with FalkorStore(tmp_path / "g", batch_size=37) as st:  # many batches, groups split across batches
         st.write_snapshot(snap)
         assert st.read_snapshot(month).differences(snap) == []
+
+
+# --- neighbourhoods and month graphs ------------------------------------------------------------
+
+def month_graph_edges(st: FalkorStore, month: str) -> set[tuple[str, str, str]]:
+    rows = st._call("GRAPH.RO_QUERY", "MATCH (a)-[r]->(b) RETURN type(r), a.ticker, b.ticker", st.month_graph_key(month))[1]
+    return {tuple(r) for r in rows}
+
+
+def snapshot_edges(snap: GraphSnapshot) -> set[tuple[str, str, str]]:
+    return {(rel, a, b) for rel, e in snap.edges.items() for a, b in zip(e["source"], e["target"], strict=True)}
+
+
+def test_month_graph_holds_the_months_links(store: FalkorStore, snaps: dict[str, GraphSnapshot]) -> None:
+    for month, snap in snaps.items():
+        key = store.month_graph_key(month)
+        tickers = store._call("GRAPH.RO_QUERY", "MATCH (c:Company) RETURN c.ticker ORDER BY c.ticker", key)[1]
+        assert [t for (t,) in tickers] == snap.tickers
+        assert month_graph_edges(store, month) == snapshot_edges(snap)
+        # types and directions only: the relationships carry no properties
+        assert store._call("GRAPH.RO_QUERY", "MATCH ()-[r]->() RETURN max(size(keys(r)))", key)[1] == [[0]]
+
+
+def test_neighbourhood_matches_networkx(store: FalkorStore, snaps: dict[str, GraphSnapshot]) -> None:
+    for month, ticker, hops in neighbourhood_cases(snaps):
+        want = neighbourhood(snaps[month], ticker, hops)
+        got = store.neighbourhood(ticker, month, hops)
+        assert_frames_match(got, want)
+        assert got["hop"].dtype == "int64"
+        # the all-months graph (used for months written without a month graph) gives the same answer
+        all_months = GraphStore._neighbour_step(store, month)
+        assert set(all_months([ticker])) == set(want.loc[want["hop"] == 1, "ticker"])
+    assert store.neighbourhood("NO-SUCH-TICKER", next(iter(snaps))).empty
+
+
+def test_neighbourhood_errors(store: FalkorStore, snaps: dict[str, GraphSnapshot]) -> None:
+    month, snap = next(iter(snaps.items()))
+    with pytest.raises(StoreError, match="not in the store"):
+        store.neighbourhood(snap.tickers[0], "1999-01")
+    for hops in (0, -1, 1.5, True):
+        with pytest.raises(QueryError, match="hops"):
+            store.neighbourhood(snap.tickers[0], month, hops)  # type: ignore[arg-type]
+
+
+def two_months() -> tuple[GraphSnapshot, GraphSnapshot]:
+    """Month A: A1 -> A2 -> A3 (SUPPLIES) and A3 - A4 (CO_HELD); month B: only A1 - A4 (TECH_SIMILAR)."""
+    comp = pd.DataFrame({"ticker": ["A1", "A2", "A3", "A4", "A5"], "name": list("vwxyz"), "sector": ["S"] * 5})
+    sup = pd.DataFrame({"source": ["A1", "A2"], "target": ["A2", "A3"], "value_usd": [1.0, 2.0], "weight": [0.5, 1.0],
+                        "reverse_weight": [1.0, 1.0]})
+    co = pd.DataFrame({"source": ["A3"], "target": ["A4"], "funds": [2], "overlap": [0.1], "weight": [1.0]})
+    tech = pd.DataFrame({"source": ["A1"], "target": ["A4"], "similarity": [0.9], "weight": [0.9]})
+    return (GraphSnapshot("2020-01", comp, {"SUPPLIES": sup, "CO_HELD": co}),
+            GraphSnapshot("2020-02", comp, {"TECH_SIMILAR": tech}))
+
+
+def hood(st: GraphStore, ticker: str, month: str, hops: int = 2) -> dict[str, int]:
+    return dict(zip(*st.neighbourhood(ticker, month, hops).to_dict("list").values(), strict=True))
+
+
+def test_neighbourhood_is_month_scoped(tmp_path: Path) -> None:
+    a, b = two_months()
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshots([a, b])
+        for _ in range(2):
+            assert hood(st, "A1", a.month, 3) == {"A2": 1, "A3": 2, "A4": 3}
+            assert hood(st, "A1", b.month, 3) == {"A4": 1}
+            assert hood(st, "A3", b.month) == {} and hood(st, "A5", a.month) == {}
+            for month, snap in ((a.month, a), (b.month, b)):
+                for t in snap.tickers:
+                    assert_frames_match(st.neighbourhood(t, month, 3), neighbourhood(snap, t, 3))
+            # a month written without a month graph (older kgfin) or whose graph is gone: same answers
+            st._write("MATCH (s:Snapshot {month: $month}) REMOVE s.month_graph", {"month": a.month})
+            st._drop_month_graph(b.month)
+
+
+def test_neighbourhood_tickers_with_the_separator(tmp_path: Path) -> None:
+    a, _ = two_months()
+    odd = {"A1": "A,1", "A2": "A2", "A3": "A,3,", "A4": ",A4", "A5": "A5"}
+    comp = a.companies.assign(ticker=a.companies["ticker"].map(odd)).sort_values("ticker")
+    edges = {rel: e.assign(source=e["source"].map(odd), target=e["target"].map(odd)) for rel, e in a.edges.items()}
+    edges["CO_HELD"][["source", "target"]] = [[",A4", "A,3,"]]  # undirected: source < target
+    snap = GraphSnapshot(a.month, comp, edges)
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(snap)
+        for t in snap.tickers:
+            assert_frames_match(st.neighbourhood(t, a.month, 3), neighbourhood(snap, t, 3))
+        assert hood(st, "A,1", a.month, 3) == {"A2": 1, "A,3,": 2, ",A4": 3}
+
+
+def test_month_graph_follows_rewrites_and_deletes(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    month, snap = next(iter(snaps.items()))
+    smaller = GraphSnapshot(month, snap.companies, {"SUPPLIES": snap.edges["SUPPLIES"].iloc[:3]}, config=snap.config)
+    key = FalkorStore.month_graph_key
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(snap)
+        st.write_snapshot(snap)  # idempotent
+        assert month_graph_edges(st, month) == snapshot_edges(snap)
+        st.write_snapshot(smaller)
+        assert month_graph_edges(st, month) == snapshot_edges(smaller)
+        t = smaller.edges["SUPPLIES"]["source"].iloc[0]
+        assert_frames_match(st.neighbourhood(t, month, 3), neighbourhood(smaller, t, 3))
+        assert key(st, month) in st._db.connection.execute_command("GRAPH.LIST")
+        st.delete_month(month)
+        assert key(st, month) not in st._db.connection.execute_command("GRAPH.LIST")
+        with pytest.raises(StoreError, match="not in the store"):
+            st.neighbourhood(t, month)
+
+
+def test_positional_write_refuses_unknown_endpoints(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(tmp_path / "g") as st:
+        st.write_snapshot(snap)
+        before = st.counts()
+        rows = pd.DataFrame({"a": [snap.tickers[0], "NOT-THERE"], "b": [snap.tickers[1], snap.tickers[2]],
+                             "value_usd": [1.0, 2.0], "weight": [0.1, 0.2], "reverse_weight": [0.3, 0.4]})
+        with pytest.raises(StoreError, match="not found"):
+            st._write_edges("SUPPLIES", rows, month, None)
+        assert st.counts() == before  # nothing of the batch was written

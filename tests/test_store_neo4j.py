@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from graph_fixtures import falkordb_bolt, query_params, small_snapshots
-from graph_oracles import ORACLES, assert_frames_match
+from graph_fixtures import falkordb_bolt, neighbourhood_cases, query_params, small_snapshots
+from graph_oracles import ORACLES, assert_frames_match, neighbourhood
 
 from kgfin.graph import GraphSnapshot
-from kgfin.store import Neo4jStore, QueryError, ReadOnlyError
+from kgfin.store import Neo4jStore, QueryError, ReadOnlyError, StoreError
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +82,13 @@ def test_library_queries_over_bolt(bolt_store: Neo4jStore, snaps: dict[str, Grap
         assert_frames_match(got.reset_index(drop=True), want.reset_index(drop=True))
 
 
+def test_neighbourhood_over_bolt(bolt_store: Neo4jStore, snaps: dict[str, GraphSnapshot]) -> None:
+    for month, ticker, hops in neighbourhood_cases(snaps):
+        assert_frames_match(bolt_store.neighbourhood(ticker, month, hops), neighbourhood(snaps[month], ticker, hops))
+    with pytest.raises(StoreError, match="not in the store"):
+        bolt_store.neighbourhood(ticker, "1999-01")
+
+
 def test_read_only_and_parameters_over_bolt(bolt_store: Neo4jStore) -> None:
     before = bolt_store.counts()
     with pytest.raises(ReadOnlyError):
@@ -130,6 +137,12 @@ def test_neo4j_library_queries(neo4j_store: Neo4jStore, snaps: dict[str, GraphSn
     for name, params in query_params(snaps).items():
         got = neo4j_store.run_query(name, params)
         assert_frames_match(got.reset_index(drop=True), ORACLES[name](snaps, params).reset_index(drop=True))
+
+
+@pytest.mark.neo4j
+def test_neo4j_neighbourhood(neo4j_store: Neo4jStore, snaps: dict[str, GraphSnapshot]) -> None:
+    for month, ticker, hops in neighbourhood_cases(snaps):
+        assert_frames_match(neo4j_store.neighbourhood(ticker, month, hops), neighbourhood(snaps[month], ticker, hops))
 
 
 @pytest.mark.neo4j

@@ -1,8 +1,10 @@
 """GraphStore: one interface over the embedded FalkorDB store and Neo4j.
 
 The backends implement a few primitives (read, write, schema, flush, close); everything else -
-writing and reading snapshots, months, statistics, read-only queries - is shared here and
-runs the same Cypher text (:mod:`kgfin.store.model`) on both.
+writing and reading snapshots, months, statistics, neighbourhoods, read-only queries - is
+shared here and runs the same Cypher text (:mod:`kgfin.store.model`) on both. A backend may
+keep a derived copy of each month for fast traversal (FalkorDB does: its month graphs) through
+the hooks ``_write_month_graph`` / ``_drop_month_graph`` and answer ``_neighbour_step`` from it.
 
 Writing a month is idempotent: the month's relationships and its ``Snapshot`` node are
 removed first, nodes are MERGEd, relationships created in batches, and the snapshot is
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
+import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ from kgfin.store.queries import (
 __all__ = ["GraphStore", "StoreError", "WriteSummary"]
 
 log = logging.getLogger(__name__)
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class StoreError(KgfinError):
@@ -157,6 +162,17 @@ class GraphStore(ABC):
             self._write(cypher, {"rows": grouped_records(chunk), "month": month})
             bar.update(len(chunk))
 
+    # --- hooks for a backend's per-month traversal copy --------------------------------------
+
+    def _write_month_graph(self, snap: GraphSnapshot) -> None:
+        """Build what the backend keeps per month for traversal (nothing by default); called after
+        the month's relationships are written and before its Snapshot is marked complete."""
+        return None
+
+    def _drop_month_graph(self, month: str) -> None:
+        """Remove what :meth:`_write_month_graph` built for ``month``."""
+        return None
+
     def _repeat_delete(self, cypher: str, params: dict[str, Any], limit: int = 50_000) -> int:
         total = 0
         while True:
@@ -176,6 +192,7 @@ class GraphStore(ABC):
         """Remove a month's snapshot and relationships, and nodes nothing refers to any more."""
         month_bounds(month)
         self.ensure_schema()
+        self._drop_month_graph(month)
         for stmt in m.delete_statements():
             self._repeat_delete(stmt, {"month": month})
         for stmt in m.ORPHANS:
@@ -213,6 +230,7 @@ class GraphStore(ABC):
             self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
             for rel, frame in rels.items():
                 self._write_edges(rel, frame, month, bar)
+        self._write_month_graph(snap)
         if replacing:  # only a replaced month can leave nodes that nothing refers to
             for stmt in m.ORPHANS:
                 self._repeat_delete(stmt, {})
@@ -234,9 +252,7 @@ class GraphStore(ABC):
         month_bounds(month)
         _, info = self._read(m.SNAPSHOT_INFO, {"month": month})
         if not info or not info[0][0]:
-            have = self.months()
-            raise StoreError(f"month {month} is not in the store {self.describe()} "
-                             f"({'months: ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+            raise self._missing_month(month)
         cfg = GraphConfig.model_validate_json(info[0][1])
         p = {"month": month}
         companies = self._frame(m.SNAPSHOT_READ_COMPANIES, p)
@@ -250,6 +266,46 @@ class GraphStore(ABC):
         for rel, frame in edges.items():
             edges[rel] = frame[EDGE_COLUMNS[rel]]
         return GraphSnapshot(month, companies, edges, config=cfg, **facts)
+
+    def _missing_month(self, month: str) -> StoreError:
+        have = self.months()
+        return StoreError(f"month {month} is not in the store {self.describe()} "
+                          f"({'months: ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+
+    # --- neighbourhoods --------------------------------------------------------------------
+
+    def neighbourhood(self, ticker: str, month: str, hops: int = 2) -> pd.DataFrame:
+        """The companies within ``hops`` company-company relationships of ``ticker`` in ``month``.
+
+        Relationships of any of the four types count, in either direction, and only those of
+        ``month``. Columns ``ticker`` and ``hop`` (the shortest distance, 1..``hops``), sorted by
+        hop and ticker; ``ticker`` itself is not listed. A company without links in ``month`` (or
+        not in it) has an empty neighbourhood; a month not in the store is an error.
+        """
+        if not isinstance(month, str) or not _MONTH.fullmatch(month):
+            month_bounds(month)  # raises the usual error
+        if isinstance(hops, bool) or not isinstance(hops, numbers.Integral) or hops < 1:
+            raise QueryError(f"hops must be a positive integer, got {hops!r}")
+        step = self._neighbour_step(month)
+        seen, frontier, tickers, distance = {ticker}, [ticker], [], []
+        for hop in range(1, int(hops) + 1):
+            if not frontier:
+                break
+            frontier = sorted(set(step(frontier)) - seen)
+            seen.update(frontier)
+            tickers += frontier
+            distance += [hop] * len(frontier)
+        return pd.DataFrame({"ticker": pd.Series(tickers, dtype=object), "hop": pd.Series(distance, dtype="int64")})
+
+    def _neighbour_step(self, month: str) -> Callable[[list[str]], list[str]]:
+        """A function from tickers to the tickers linked to any of them in ``month`` (checks the month)."""
+        if not self._scalar(m.SNAPSHOT_COMPLETE, {"month": month}):
+            raise self._missing_month(month)
+        return lambda tickers: self._linked(tickers, month)
+
+    def _linked(self, tickers: list[str], month: str) -> list[str]:
+        """Tickers linked to any of ``tickers`` by a company-company relationship of ``month`` (all-months graph)."""
+        return [r[0] for r in self._read(m.NEIGHBOURS, {"tickers": tickers, "month": month})[1]]
 
     # --- statistics ------------------------------------------------------------------------
 

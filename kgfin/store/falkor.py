@@ -6,6 +6,11 @@ there as ``falkordb.rdb`` (saved in the background after every snapshot written,
 minutes while writes happen, and on stop); the pid is kept in ``falkordb.pid``. A running
 server is reused; a pid file or socket left by a dead server is cleaned up.
 :class:`FalkorStore` speaks to it (or to any FalkorDB given by URL) with the ``falkordb`` client.
+
+Besides the all-months graph, :class:`FalkorStore` keeps one small graph per month (key
+``<graph>@<month>``: the month's companies and company-company relationships, types and
+directions only) from which :meth:`~kgfin.store.base.GraphStore.neighbourhood` traverses
+without reading relationships; see the notes at ``_MONTH_NODES``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +36,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kgfin.graph.builders import RELATIONS
+from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.store import model
-from kgfin.store.base import GraphStore, StoreError, group_bounds
+from kgfin.store.base import GraphStore, StoreError
 from kgfin.store.model import parse_schema
 from kgfin.store.queries import QueryError, graphdb_dir
 
-__all__ = ["EmbeddedServer", "FalkorStore", "ServerStatus", "grouped_literal", "params_header", "rows_literal"]
+__all__ = ["EmbeddedServer", "FalkorStore", "ServerStatus", "edges_write_positional", "params_header",
+           "positional_params", "rows_literal"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,22 @@ LOCK_FILE = "falkordb.lock"
 RDB_FILE = "falkordb.rdb"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 107 bytes on Linux
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers started by this process (reaped on stop)
+
+# Month graphs: beside the all-months graph, each month's companies and company-company
+# relationships (types and directions only, no properties) in a graph of their own, key
+# "<graph>@<month>". Traversing a relationship without reading it is sparse-matrix algebra in
+# FalkorDB, while any use of the relationship (r.month, r.weight, id(r)) fetches every one;
+# so "within 2 hops in month M" runs on M's graph without the month filter.
+_MONTH_NODES = "UNWIND $tickers AS t CREATE (:Company {ticker: t})"
+# (every node of a month graph is a Company: no label check on n)
+_MONTH_REACHED = f"UNWIND $tickers AS t MATCH (:Company {{ticker: t}})-[:{model.COMPANY_LINKS}]-(n) WITH DISTINCT n "
+# thousands of tickers travel faster as one joined string than as a list (a few ms per call); the
+# count shows whether it splits back (a ticker containing the separator gets the list instead)
+_MONTH_NEIGHBOURS = (_MONTH_REACHED + "WITH collect(n.ticker) AS found "
+                     "RETURN size(found) AS n, string.join(found, $sep) AS tickers")
+_MONTH_NEIGHBOURS_LIST = _MONTH_REACHED + "RETURN collect(n.ticker) AS tickers"
+_SNAPSHOT_SET_MONTH_GRAPH = "MATCH (s:Snapshot {month: $month}) SET s.month_graph = $key"
+_SNAPSHOT_MONTH_GRAPH = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS complete, s.month_graph AS key"
 
 
 @dataclass(frozen=True)
@@ -298,23 +323,24 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _value_texts(values: pd.Series, name: str) -> list[str]:
+    """The values of one column as literal texts (column by column: fast for large batches)."""
+    kind = values.dtype.kind
+    if kind == "f":
+        array = values.to_numpy()
+        if not np.isfinite(array).all():
+            raise QueryError(f"column {name}: NaN or infinite values cannot be stored")
+        return list(map(repr, array.tolist()))
+    if kind in "iu":
+        return list(map(str, values.tolist()))
+    if kind == "b":
+        return ["true" if v else "false" for v in values.tolist()]
+    return list(map(_literal, values.to_numpy(dtype=object).tolist()))
+
+
 def _row_texts(frame: pd.DataFrame) -> list[str]:
     """Each row of ``frame`` as a map literal."""
-    columns = []
-    for c in frame.columns:
-        kind = frame[c].dtype.kind
-        if kind == "f":
-            values = frame[c].to_numpy()
-            if not np.isfinite(values).all():
-                raise QueryError(f"column {c}: NaN or infinite values cannot be stored")
-            text = map(repr, values.tolist())
-        elif kind in "iu":
-            text = map(str, frame[c].tolist())
-        elif kind == "b":
-            text = ("true" if v else "false" for v in frame[c].tolist())
-        else:
-            text = map(_literal, frame[c].to_numpy(dtype=object).tolist())
-        columns.append([f"`{c}`:{t}" for t in text])
+    columns = [[f"`{c}`:{t}" for t in _value_texts(frame[c], str(c))] for c in frame.columns]
     return ["{" + ",".join(row) + "}" for row in zip(*columns, strict=True)]
 
 
@@ -323,12 +349,53 @@ def rows_literal(frame: pd.DataFrame) -> str:
     return "[" + ",".join(_row_texts(frame)) + "]"
 
 
-def grouped_literal(frame: pd.DataFrame) -> str:
-    """Rows with columns a, b, ... as the literal of ``[{a, edges: [{b, ...}]}]`` (see ``base.grouped_records``)."""
-    rows = _row_texts(frame.drop(columns="a"))
-    keys = frame["a"].to_numpy(dtype=object).tolist()
-    return "[" + ",".join(f"{{`a`:{_literal(keys[lo])},`edges`:[{','.join(rows[lo:hi])}]}}"
-                          for lo, hi in group_bounds(frame["a"])) + "]"
+def edges_write_positional(rel: str, properties: list[str], month: bool = True) -> str:
+    """CREATE one batch of ``rel`` relationships given by position (FalkorDB's write path).
+
+    The batch's distinct start and end keys come as lists (``$ka``, ``$kb``; one list ``$k``
+    when both ends have the same label), each looked up once and checked to come back complete
+    and in order; relationship ``i`` joins start ``$a[i]`` to end ``$b[i]`` (positions in those
+    lists) and takes property ``p`` from ``$p_<p>[i]``. Returns the number created. Per
+    relationship this is about half the server time of :func:`kgfin.store.model.edges_write`,
+    which looks both ends up by key.
+    """
+    la, ka, lb, kb, _ = model.ENDPOINTS[rel]
+    props = (["month: $month"] if month else []) + [f"{c}: $p_{c}[i]" for c in properties]
+    body = f" {{{', '.join(props)}}}" if props else ""
+    if (la, ka) == (lb, kb):
+        lookup = (f"UNWIND $k AS key MATCH (n:{la} {{{ka}: key}}) "
+                  f"WITH collect(n) AS ns, collect(n.{ka}) AS found WHERE found = $k "
+                  "UNWIND range(0, size($a) - 1) AS i WITH ns[$a[i]] AS a, ns[$b[i]] AS b, i ")
+    else:  # (the end lookup in a subquery: aggregating with xs as a grouping key would hash it per row)
+        lookup = (f"UNWIND $ka AS key MATCH (n:{la} {{{ka}: key}}) "
+                  f"WITH collect(n) AS xs, collect(n.{ka}) AS found WHERE found = $ka "
+                  f"CALL {{ UNWIND $kb AS key MATCH (n:{lb} {{{kb}: key}}) "
+                  f"RETURN collect(n) AS ys, collect(n.{kb}) AS found_b }} "
+                  "WITH xs, ys WHERE found_b = $kb "
+                  "UNWIND range(0, size($a) - 1) AS i WITH xs[$a[i]] AS a, ys[$b[i]] AS b, i ")
+    return lookup + f"CREATE (a)-[:{rel}{body}]->(b) RETURN count(*) AS created"
+
+
+def positional_params(rel: str, frame: pd.DataFrame) -> str:
+    """The parameter text of :func:`edges_write_positional` for ``frame`` (columns a, b, properties)."""
+    la, ka, lb, kb, _ = model.ENDPOINTS[rel]
+
+    def ints(codes: np.ndarray) -> str:
+        if (codes < 0).any():
+            raise QueryError(f"{rel}: missing start or end key")
+        return "[" + ",".join(map(str, codes.tolist())) + "]"
+
+    n = len(frame)
+    if (la, ka) == (lb, kb):
+        codes, keys = pd.factorize(pd.concat([frame["a"], frame["b"]], ignore_index=True))
+        parts = [f"`k`={_literal(list(keys))}", f"`a`={ints(codes[:n])}", f"`b`={ints(codes[n:])}"]
+    else:
+        ca, keys_a = pd.factorize(frame["a"])
+        cb, keys_b = pd.factorize(frame["b"])
+        parts = [f"`ka`={_literal(list(keys_a))}", f"`kb`={_literal(list(keys_b))}", f"`a`={ints(ca)}",
+                 f"`b`={ints(cb)}"]
+    parts += [f"`p_{c}`=[{','.join(_value_texts(frame[c], str(c)))}]" for c in frame.columns if c not in ("a", "b")]
+    return " ".join(parts)
 
 
 def params_header(params: dict[str, Any]) -> str:
@@ -351,8 +418,8 @@ def _cell(cell: list[Any], graph: Any) -> Any:
         return None
     if kind == 4:  # boolean
         return value == "true"
-    if kind == 6:  # array
-        return [_cell(c, graph) for c in value]
+    if kind == 6:  # array (strings, the common case, without a call each)
+        return [c[1] if c[0] == 2 else _cell(c, graph) for c in value]
     if kind == 10:  # map
         return {value[i]: _cell(value[i + 1], graph) for i in range(0, len(value), 2)}
     from falkordb.query_result import parse_scalar
@@ -377,7 +444,7 @@ class FalkorStore(GraphStore):
         *,
         url: str | None = None,
         graph: str = "kgfin",
-        batch_size: int = 10_000,
+        batch_size: int = 25_000,
         keep_running: bool = False,
         timeout: float = 300.0,
     ):
@@ -407,20 +474,22 @@ class FalkorStore(GraphStore):
         self.graph_name = graph
         self._graph = self._db.select_graph(graph)
         self._closed = False
+        self.server_ms = 0.0  # FalkorDB's own execution time summed over the queries sent (ms)
         if self._owns_server:
             atexit.register(_close_at_exit, weakref.ref(self))
 
     def describe(self) -> str:
         return f"falkordb:{self._where} (graph {self.graph_name})"
 
-    def _call(self, command: str, text: str) -> tuple[list[str], list[list[Any]]]:
-        """Run one command; return column names and rows of plain values."""
+    def _call(self, command: str, text: str, graph: str | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run one command on the store's graph (or the graph key ``graph``); return column names and
+        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema)."""
         import redis
 
         if self._closed:
             raise StoreError(f"{self.describe()} is closed")
         try:
-            response = self._graph.execute_command(command, self.graph_name, text, "--compact")
+            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact")
         except redis.exceptions.ResponseError as exc:
             raise QueryError(f"FalkorDB refused the query: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -428,6 +497,9 @@ class FalkorStore(GraphStore):
         for part in (response[0], response[-1]):
             if isinstance(part, redis.exceptions.ResponseError):  # a run-time error inside the reply
                 raise QueryError(f"FalkorDB refused the query: {part}")
+        for stat in response[-1]:
+            if stat.startswith("Query internal execution time"):
+                self.server_ms += float(stat.split(":", 1)[1].split()[0])
         if len(response) < 3:  # statistics only (a write without RETURN)
             return [], []
         return [h[1] for h in response[0]], [[_cell(c, self._graph) for c in row] for row in response[1]]
@@ -443,21 +515,30 @@ class FalkorStore(GraphStore):
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
         return self._call("GRAPH.QUERY", params_header(params) + cypher)[1]
 
-    def _pipelined(self, texts: Any, bar: Any) -> None:
-        """Send ``(text, rows)`` pairs, building the next text while the server runs the current one."""
+    def _pipelined(self, texts: Any, bar: Any, graph: str | None = None, counted: bool = False) -> None:
+        """Send ``(text, rows)`` pairs, building the next text while the server runs the current one.
+
+        ``counted``: each statement returns how many rows it wrote, which must be ``rows``.
+        """
         from concurrent.futures import ThreadPoolExecutor
+
+        def done(future: Any, n: int) -> None:
+            rows = future.result()[1]
+            if counted and (not rows or rows[0][0] != n):
+                raise StoreError(f"{self.describe()}: a batch of {n} relationships wrote {rows[0][0] if rows else 0}: "
+                                 "some of its start or end nodes were not found (or not unique)")
+            if bar is not None:
+                bar.update(n)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
             for text, n in texts:
-                future = pool.submit(self._call, "GRAPH.QUERY", text)
+                future = pool.submit(self._call, "GRAPH.QUERY", text, graph)
                 if pending is not None:
-                    pending[0].result()
-                    bar.update(pending[1])
+                    done(*pending)
                 pending = (future, n)
             if pending is not None:
-                pending[0].result()
-                bar.update(pending[1])
+                done(*pending)
 
     def _write_rows(self, cypher: str, frame: pd.DataFrame, params: dict[str, Any], bar: Any) -> None:
         extra = params_header(params)[len("CYPHER "):] if params else ""
@@ -465,11 +546,70 @@ class FalkorStore(GraphStore):
                   len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
         self._pipelined(texts, bar)
 
-    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str, bar: Any) -> None:
-        cypher = model.edges_write(rel)
-        texts = ((f"CYPHER `rows`={grouped_literal(frame.iloc[lo:lo + self.batch_size])} `month`={_literal(month)} "
-                  f"{cypher}", len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
-        self._pipelined(texts, bar)
+    def _write_edges(self, rel: str, frame: pd.DataFrame, month: str | None, bar: Any, graph: str | None = None) -> None:
+        """Create ``rel`` relationships by position (:func:`edges_write_positional`); ``month=None``: no properties."""
+        cypher = edges_write_positional(rel, [c for c in frame.columns if c not in ("a", "b")], month is not None)
+        head = f"CYPHER `month`={_literal(month)} " if month is not None else "CYPHER "
+        texts = ((head + positional_params(rel, frame.iloc[lo:lo + self.batch_size]) + " " + cypher,
+                  len(frame.iloc[lo:lo + self.batch_size])) for lo in range(0, len(frame), self.batch_size))
+        self._pipelined(texts, bar, graph, counted=True)
+
+    # --- month graphs ----------------------------------------------------------------------
+
+    def month_graph_key(self, month: str) -> str:
+        """The graph key of ``month``'s traversal copy (see the module notes on month graphs)."""
+        return f"{self.graph_name}@{month}"
+
+    def _delete_graph(self, key: str) -> None:
+        import redis
+
+        if self._closed:
+            raise StoreError(f"{self.describe()} is closed")
+        try:
+            self._db.connection.execute_command("GRAPH.DELETE", key)
+        except redis.exceptions.ResponseError as exc:
+            if "empty key" not in str(exc):
+                raise StoreError(f"FalkorDB could not delete graph {key!r}: {exc}") from None
+
+    def _drop_month_graph(self, month: str) -> None:
+        self._delete_graph(self.month_graph_key(month))
+
+    def _write_month_graph(self, snap: GraphSnapshot) -> None:
+        """(Re)build ``snap.month``'s graph, then record its key on the (still incomplete) Snapshot node."""
+        key = self.month_graph_key(snap.month)
+        self._delete_graph(key)
+        self._call("GRAPH.QUERY", "CREATE INDEX FOR (c:Company) ON (c.ticker)", key)  # empty: kept up as nodes come
+        self._call("GRAPH.QUERY", params_header({"tickers": snap.tickers}) + _MONTH_NODES, key)
+        for rel in RELATIONS:
+            self._write_edges(rel, snap.edges[rel][["source", "target"]].set_axis(["a", "b"], axis=1), None, None, key)
+        self._write(_SNAPSHOT_SET_MONTH_GRAPH, {"month": snap.month, "key": key})
+
+    def _neighbour_step(self, month: str) -> Callable[[list[str]], list[str]]:
+        _, rows = self._read(_SNAPSHOT_MONTH_GRAPH, {"month": month})
+        if not rows or not rows[0][0]:
+            raise self._missing_month(month)
+        key = rows[0][1]
+        if key is None:
+            log.info("%s: month %s has no month graph (written by an older kgfin; writing the month again adds "
+                     "it); neighbourhoods use the all-months graph", self.describe(), month)
+            return lambda tickers: self._linked(tickers, month)
+
+        def step(tickers: list[str]) -> list[str]:
+            try:
+                ((n, joined),) = self._call(
+                    "GRAPH.RO_QUERY", params_header({"tickers": tickers, "sep": ","}) + _MONTH_NEIGHBOURS, key)[1]
+            except QueryError as exc:
+                if "empty key" in str(exc):
+                    log.warning("%s: month graph %r is missing; using the all-months graph", self.describe(), key)
+                    return self._linked(tickers, month)
+                n, joined = -1, ""  # (tickers that are not strings) the list form below
+            found = joined.split(",") if n > 0 else []
+            if len(found) == n:
+                return found
+            rows = self._call("GRAPH.RO_QUERY", params_header({"tickers": tickers}) + _MONTH_NEIGHBOURS_LIST, key)[1]
+            return list(rows[0][0])
+
+        return step
 
     def _create_schema(self) -> None:
         import redis

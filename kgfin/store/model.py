@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from kgfin.graph.builders import EDGE_COLUMNS, RELATIONS
 
 __all__ = [
-    "ENDPOINTS", "FACT_TYPES", "MONTH_TYPES", "SchemaItem", "delete_statements", "edges_write", "fact_read",
-    "node_merge", "parse_schema", "relation_read",
+    "COMPANY_LINKS", "ENDPOINTS", "FACT_TYPES", "MONTH_TYPES", "NEIGHBOURS", "SchemaItem", "delete_statements",
+    "edges_write", "fact_read", "node_merge", "parse_schema", "relation_read",
 ]
 
 # relationship types that carry a month, with their endpoint labels and data columns
@@ -38,6 +38,7 @@ MONTH_TYPES: tuple[str, ...] = (*RELATIONS, *FACT_TYPES)
 ENDPOINTS = {**{rel: ("Company", "ticker", "Company", "ticker", EDGE_COLUMNS[rel][2:]) for rel in RELATIONS},
              **FACT_TYPES}
 NODE_KEYS = {"Company": "ticker", "Director": "id", "Fund": "id", "CPC": "code", "Snapshot": "month"}
+COMPANY_LINKS = "|".join(RELATIONS)  # the company-company relationship types, as a pattern alternative
 
 
 def node_merge(label: str) -> str:
@@ -59,6 +60,7 @@ SNAPSHOT_INFO = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS complet
 SNAPSHOT_READ_COMPANIES = (
     "MATCH (s:Snapshot {month: $month})-[h:HAS_COMPANY]->(c:Company) "
     "RETURN c.ticker AS ticker, h.name AS name, h.sector AS sector")
+SNAPSHOT_COMPLETE = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS complete"
 MONTHS = "MATCH (s:Snapshot) WHERE s.complete = true RETURN s.month AS month, s.stats AS stats ORDER BY month"
 ALL_SNAPSHOTS = "MATCH (s:Snapshot) RETURN s.month AS month, s.complete AS complete ORDER BY month"
 
@@ -103,6 +105,9 @@ ORPHANS = [
     for label, pattern in (("Director", "(n)-[r:SITS_ON]->()"), ("Fund", "(n)-[r:HOLDS]->()"),
                            ("CPC", "()-[r:PATENTS_IN]->(n)"), ("Company", "(:Snapshot)-[r:HAS_COMPANY]->(n)"))
 ]
+# one breadth-first step of GraphStore.neighbourhood: the companies linked to any of $tickers in $month
+NEIGHBOURS = (f"UNWIND $tickers AS t MATCH (:Company {{ticker: t}})-[r:{COMPANY_LINKS}]-(n:Company) "
+              "WHERE r.month = $month RETURN DISTINCT n.ticker AS ticker")
 COUNT_LABEL = "MATCH (n:{label}) RETURN count(n) AS n"
 COUNT_TYPE = "MATCH ()-[r:{type}]->() RETURN count(r) AS n"
 COUNT_TYPE_MONTH = "MATCH ()-[r:{type}]->() WHERE r.month = $month RETURN count(r) AS n"
