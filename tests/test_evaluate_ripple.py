@@ -97,6 +97,11 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
     assert truth.loc["oracle", "corr_with_planted"] == pytest.approx(1.0)
     assert truth.loc["oracle", "recall@10"] > 0.9
     assert set(result.tables["refusals"].columns) == {"method", "T=0", "T=0.7"}
+    # Table 1's refusal rate is the share of events refused, as Table 4's greedy column
+    greedy = result.tables["refusals"].set_index("method")["T=0"]
+    reg = result.tables["regression_capm"].set_index("method")
+    for method in greedy.index.intersection(reg.index):
+        assert reg.loc[method, "refusal_rate"] == pytest.approx(greedy[method])
     assert set(result.tables["drop_relation"]["dropped"]) >= {"none", "SUPPLIES"}
     strategies = set(result.tables["long_short"]["strategy"])
     assert {"long_short:oracle", "benchmark:equal", "benchmark:min_variance"} <= strategies

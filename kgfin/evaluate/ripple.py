@@ -314,7 +314,10 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
                 continue
             reg = stats.regression.iloc[0]
             rows.append({"method": method, "nobs": int(reg["nobs"]), "coef": reg["coef"], "robust_t": reg["robust_t"],
-                         "p": reg["robust_p"], "r2": reg["r2"], "refusal_rate": stats.refusal["refusal_rate"].iloc[0]})
+                         "p": reg["robust_p"], "r2": reg["r2"],
+                         # share of events refused (the prediction table has one row per refused event but
+                         # one per affected company of an answered event, so its row share would understate it)
+                         "refusal_rate": float(np.mean([p.scored.refused for p in preds[method]]))})
             if model == "capm":
                 t = stats.tests.iloc[0]
                 anova_rows.append({"method": method, "F": t["anova_f"], "p": t["anova_p"], "eta2": t["eta2"],
