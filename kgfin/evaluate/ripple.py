@@ -347,7 +347,10 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
                 rows.append({"method": method, "dropped": dropped, "nobs": int(reg["nobs"]), "coef": reg["coef"],
                              "p": reg["robust_p"], "r2": reg["r2"],
                              "mean_reward": float(np.mean([q.scored.reward for q in out]))})
-        tables["drop_relation"] = pd.DataFrame(rows)
+        if rows:
+            tables["drop_relation"] = pd.DataFrame(rows)
+        else:
+            notes.append(f"drop-one-relation table skipped: no regression for {method} (notes above)")
 
     series = {}
     for method, frame in frames.items():
