@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import render_in_chromium
 
 from kgfin.config import ConfigError
 from kgfin.pipeline import STAGES, _stage_keys, load_profile
@@ -113,17 +114,7 @@ def test_profiles_load_and_bad_settings_are_clear_errors() -> None:
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)")
 def test_demo_report_loads_in_headless_chromium(demo_run: tuple[Path, str]) -> None:
-    path = demo_run[0] / "report.html"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "demo-report-screenshot.png"
-    shot.unlink(missing_ok=True)
-    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
-    run = subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,3000", path.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 10_000, run.stderr[-2000:]
-    assert [line for line in run.stderr.splitlines() if "CONSOLE" in line] == []
-    dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = render_in_chromium(demo_run[0] / "report.html", ARTIFACTS / "demo-report-screenshot.png", 3000)
     tables = ["Table 1 analogue", "Table 3 analogue", "Table 4 analogue"]
     if (demo_run[0] / "ripple_eval" / "drop_relation.csv").exists():  # only when a language model answered
         tables.append("Table 11 analogue")
