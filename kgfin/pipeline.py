@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from kgfin.align.config import AlignConfig
@@ -224,18 +225,22 @@ def _ripple_eval(ctx: Context) -> dict[str, Any]:
     write_ripple_outputs(result, ctx.run / "ripple_eval", cfg.ripple_eval, cfg.align, cfg.eval_months,
                          command="kgfin demo")
     out: dict[str, Any] = {"events": len(result.events)}
-    reg = result.tables.get("regression_capm")
-    truth = result.tables.get("truth")
-    recall = next((c for c in truth.columns if c.startswith("recall@")), None) if truth is not None else None
+    r2 = _by_method(result.tables.get("regression_capm"), "r2")
+    k = cfg.ripple_eval.recall_k
+    recall = _by_method(result.tables.get("truth"), f"recall@{k}")
     for method in cfg.ripple_eval.methods:
-        parts = []
-        if reg is not None and method in set(reg["method"]):
-            parts.append(f"R2 {float(reg.loc[reg['method'] == method, 'r2'].iloc[0]):.4f}")
-        if recall and method in set(truth["method"]):  # type: ignore[index]
-            parts.append(f"{recall} {float(truth.loc[truth['method'] == method, recall].iloc[0]):.2f}")  # type: ignore[union-attr]
+        parts = ([f"R2 {r2[method]:.4f}"] if method in r2 else []) + (
+            [f"recall@{k} {recall[method]:.2f}"] if method in recall else [])
         if parts:
             out[method] = ", ".join(parts)
     return out
+
+
+def _by_method(table: pd.DataFrame | None, column: str) -> dict[str, float]:
+    """One column of a per-method result table as {method: value} (empty when the table is missing)."""
+    if table is None or column not in table:
+        return {}
+    return {str(m): float(v) for m, v in zip(table["method"], table[column], strict=True)}
 
 
 def _fusion(ctx: Context) -> dict[str, Any]:

@@ -153,3 +153,38 @@ def test_rollouts_stop_where_the_json_closes() -> None:
     plain = PPOTrainer(model, tok, reward, cfg.model_copy(update={"stop_at_json_end": False}),
                        reference_model=copy.deepcopy(model))
     assert max(len(t.split()) for t in plain.rollout(["pick one"] * 16).completions) > 1
+
+
+def test_leave_one_out_baseline_cancels_what_the_prompt_is_worth() -> None:
+    """A bandit whose reward carries a large offset per prompt (a news day's market noise) shared by all its answers:
+    with several answers per prompt and the leave-one-out baseline the offset cancels exactly and the policy learns
+    the small difference between answers; one answer per prompt under the same noise learns far less."""
+    from kgfin.align.ppo import leave_one_out
+
+    shifted = leave_one_out(torch.tensor([1.0, 0.0, 0.0, 0.0]) + 7.0, 4)
+    assert shifted.tolist() == pytest.approx([1.0, -1 / 3, -1 / 3, -1 / 3])
+
+    def run(samples: int) -> list[float]:
+        model, tok = toy_lm(0)
+        target = tok.convert_tokens_to_ids("b")
+        seen: list[float] = []
+
+        def reward(completion_ids: list[list[int]], offset: list[float], **_: object) -> list[float]:
+            hits = [float(ids[0] == target) for ids in completion_ids]
+            seen.append(sum(hits) / len(hits))
+            return [h + o for h, o in zip(hits, offset, strict=True)]
+
+        cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
+                        kl_coef=0.0, samples_per_prompt=samples, seed=0)
+        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model))
+        noise = torch.Generator().manual_seed(1)
+        for _ in range(25):
+            n = 16 // samples
+            trainer.step(["pick one"] * n, offset=(20 * torch.randn(n, generator=noise)).tolist())
+        return seen
+
+    grouped, single = run(4), run(1)
+    assert grouped[0] < 0.5 and sum(grouped[-3:]) / 3 > 0.9
+    assert sum(single[-3:]) / 3 < sum(grouped[-3:]) / 3 - 0.3
+    with pytest.raises(ValueError, match="multiple of samples_per_prompt"):
+        PPOConfig(batch_size=6, samples_per_prompt=4)

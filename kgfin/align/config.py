@@ -18,7 +18,8 @@ __all__ = ["AlignConfig", "EventConfig", "ImpactRewardConfig", "PPOConfig"]
 class PPOConfig(KgfinConfig):
     """PPO hyper-parameters (defaults follow TRL's PPOv2 where it has them)."""
 
-    batch_size: int = Field(8, ge=1, description="prompts per PPO step (one rollout)")
+    batch_size: int = Field(8, ge=1, description="responses per PPO step (one rollout): batch_size / samples_per_prompt "
+                                                  "prompts, samples_per_prompt answers each")
     mini_batch_size: int = Field(4, ge=1, description="rollout rows per gradient step")
     ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
     learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate (policy parameters and value head)")
@@ -32,6 +33,11 @@ class PPOConfig(KgfinConfig):
     temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling of rollouts")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    samples_per_prompt: int = Field(
+        1, ge=1, description="answers sampled per prompt; above 1 each answer's score is taken relative to the mean "
+                             "score of the prompt's other answers (leave-one-out baseline, as RLOO): what the prompt "
+                             "itself is worth (a news day's market noise) cancels and only the answers' differences "
+                             "drive the update")
     whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
     missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
     stop_at_json_end: bool = Field(
@@ -39,6 +45,13 @@ class PPOConfig(KgfinConfig):
                            "had emitted EOS: answers stay parseable and rollouts short")
     value_hidden: int = Field(64, ge=1, description="hidden units of the value head")
     seed: int = Field(0, description="sampling and minibatch seed")
+
+    @model_validator(mode="after")
+    def _check_samples(self) -> PPOConfig:
+        if self.batch_size % self.samples_per_prompt:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of samples_per_prompt "
+                             f"({self.samples_per_prompt})")
+        return self
 
 
 class EventConfig(KgfinConfig):

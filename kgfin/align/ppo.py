@@ -6,6 +6,11 @@ al. (2019) as TRL's PPOv2 implements it:
 1. **roll out**: sample a response to each prompt from the policy (temperature ``T``);
 2. **score**: ``reward_fn(prompts=..., completions=..., completion_ids=..., **columns)`` gives
    one float per response (the calling convention of TRL's GRPO/RLOO reward functions);
+   With ``samples_per_prompt = k > 1`` every prompt is answered k times and each score is
+   replaced by ``score - mean(scores of the prompt's other k - 1 answers)`` (the leave-one-out
+   baseline of RLOO, Ahmadian et al. 2024): a prompt whose reward is high or low for every
+   answer (a noisy news day) then moves nothing, which a value head cannot learn from few
+   samples;
 3. **per-token rewards**: ``r_t = -beta * (log pi(a_t) - log pi_ref(a_t))``, plus the score
    on the response's last token (the KL penalty keeps the policy near the reference);
 4. **advantages** by GAE(gamma, lambda) from a value head on the policy's (detached) final
@@ -38,8 +43,8 @@ from transformers import StoppingCriteriaList
 from kgfin.align.config import PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd
 
-__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "masked_mean", "masked_whiten", "policy_loss",
-           "value_loss"]
+__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "leave_one_out", "masked_mean", "masked_whiten",
+           "policy_loss", "value_loss"]
 
 RewardFn = Callable[..., Sequence[float]]
 
@@ -82,6 +87,19 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         last = delta + gamma * lam * last * next_mask
         adv[:, i] = last * mask[:, i]
     return adv, (adv + values) * mask
+
+
+def leave_one_out(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Each score minus the mean of the other ``k - 1`` scores of its group (groups: consecutive runs of ``k``).
+
+    >>> leave_one_out(torch.tensor([1.0, 2.0, 3.0, 10.0, 10.0, 13.0]), 3).tolist()
+    [-1.5, 0.0, 1.5, -1.5, -1.5, 3.0]
+    """
+    if k == 1:
+        return scores
+    groups = scores.view(-1, k)
+    others = (groups.sum(1, keepdim=True) - groups) / (k - 1)
+    return (groups - others).view(-1)
 
 
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float
@@ -221,8 +239,12 @@ class PPOTrainer:
         """Roll out on ``prompts``, score the responses, update the policy; return statistics.
 
         ``columns`` are per-prompt values passed on to the reward function (e.g. event ids).
+        With ``samples_per_prompt = k`` each prompt (and its columns) is repeated k times in a row.
         """
         cfg = self.cfg
+        k = cfg.samples_per_prompt
+        prompts = [p for p in prompts for _ in range(k)]
+        columns = {name: [v for v in values for _ in range(k)] for name, values in columns.items()}
         self.policy.eval()  # no dropout: old and new log-probs agree exactly before the first update
         ro = self.rollout(prompts)
         ids = [row[m.bool()].tolist() for row, m in zip(ro.input_ids[:, ro.prompt_length:], ro.response_mask, strict=True)]
@@ -231,6 +253,8 @@ class PPOTrainer:
         if scores.shape[0] != len(prompts) or not torch.isfinite(scores).all():
             raise ValueError("reward_fn must return one finite float per completion")
         scores = scores - cfg.missing_eos_penalty * ro.truncated.float()
+        raw_mean = float(scores.mean())
+        scores = leave_one_out(scores, k)
         mask = ro.response_mask.float()
         with torch.no_grad():
             old_logp, hid = self._forward(self.policy, ro, hidden=True)
@@ -264,7 +288,7 @@ class PPOTrainer:
                     stats[k].append(float(v.detach()))
         self.steps_done += 1
         return {
-            "score": float(scores.mean()), "kl": float(kl.sum(1).mean()),
+            "score": raw_mean, "kl": float(kl.sum(1).mean()),
             "response_length": float(mask.sum(1).mean()), "truncated": float(ro.truncated.float().mean()),
             **{k: float(sum(v) / len(v)) for k, v in stats.items()},
             "advantage_std": float(adv[mask.bool()].std()) if mask.sum() > 1 else math.nan,

@@ -169,7 +169,8 @@ class _MonthPolicy:
 def _plan(events: pd.DataFrame, cfg: AlignConfig) -> list[tuple[str, int, np.ndarray]]:
     """(month, epoch, event rows) of every PPO step, in order."""
     steps = []
-    size = cfg.ppo.batch_size if cfg.algo == "ppo" else cfg.ppo.batch_size // cfg.num_generations  # news per step
+    per_item = cfg.ppo.samples_per_prompt if cfg.algo == "ppo" else cfg.num_generations
+    size = cfg.ppo.batch_size // per_item  # news per step
     for month, part in events.groupby("month", sort=True):
         rows = part.index.to_numpy()
         for epoch in range(cfg.epochs):
