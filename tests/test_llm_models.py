@@ -69,3 +69,17 @@ def test_shipped_encoder_embeds_text() -> None:
     with torch.no_grad():
         states = model(**batch).last_hidden_state
     assert states.shape[0] == 2 and states.shape[-1] == 384
+
+
+def test_pick_device() -> None:
+    import torch
+
+    from kgfin.llm.models import ModelNotFoundError, pick_device
+
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelNotFoundError, match="no GPU"):
+            pick_device("cuda")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        pick_device("tpu")

@@ -89,6 +89,9 @@ class AlignConfig(KgfinConfig):
                            "reward (group-relative baselines; train: lora only)")
     num_generations: int = Field(
         4, ge=2, description="grpo / rloo: answers sampled per news item (ppo.batch_size must be a multiple)")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where alignment, prediction and ripple evaluation run the model: auto = the GPU when "
+                            "torch sees one, else the CPU")
     prefill_json: bool = Field(
         True, description="start every answer with the JSON opening (kgfin.llm.prompts.ANSWER_PREFIX): small models "
                           "otherwise answer in prose and every answer is a refusal")

@@ -20,7 +20,8 @@ al. (2019) as TRL's PPOv2 implements it:
 
 Shapes: B prompts, P prompt tokens (left-padded), T response tokens (right-padded),
 H hidden size. Log-probabilities are taken from ``logits / T`` so that they are those of
-the sampling distribution. Position ids come from the attention mask, as in generation.
+the sampling distribution. Everything runs on the policy's device (CPU or GPU); the
+sampling and minibatch generators are CPU generators, so a checkpoint resumes anywhere. Position ids come from the attention mask, as in generation.
 
 The trainer optimises whatever parameters of ``policy`` require gradients (an alignment
 LoRA, or the backbone) plus the value head. The reference is either a separate frozen
@@ -79,10 +80,11 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     mask = mask.to(rewards.dtype)
     b, t = rewards.shape
     adv = torch.zeros_like(rewards)
-    last = torch.zeros(b, dtype=rewards.dtype)
+    zero = torch.zeros(b, dtype=rewards.dtype, device=rewards.device)
+    last = zero
     for i in reversed(range(t)):
-        next_value = values[:, i + 1] * mask[:, i + 1] if i + 1 < t else torch.zeros(b, dtype=rewards.dtype)
-        next_mask = mask[:, i + 1] if i + 1 < t else torch.zeros(b, dtype=rewards.dtype)
+        next_value = values[:, i + 1] * mask[:, i + 1] if i + 1 < t else zero
+        next_mask = mask[:, i + 1] if i + 1 < t else zero
         delta = rewards[:, i] + gamma * next_value - values[:, i]
         last = delta + gamma * lam * last * next_mask
         adv[:, i] = last * mask[:, i]
@@ -167,7 +169,8 @@ class PPOTrainer:
         self.answer_prefix = answer_prefix  # prefilled text the responses continue (for stop_at_json_end)
         hidden = policy.config.hidden_size if hasattr(policy, "config") else policy.get_base_model().config.hidden_size
         torch.manual_seed(self.cfg.seed)
-        self.value_head = ValueHead(hidden, self.cfg.value_hidden)
+        self.device = next(policy.parameters()).device  # rollouts and updates run where the policy lives
+        self.value_head = ValueHead(hidden, self.cfg.value_hidden).to(self.device)
         self.trainable = [p for p in policy.parameters() if p.requires_grad]
         if not self.trainable:
             raise ValueError("the policy has no trainable parameters")
@@ -207,7 +210,7 @@ class PPOTrainer:
         side = tok.padding_side
         tok.padding_side = "left"
         try:
-            enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         finally:
             tok.padding_side = side
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
@@ -223,10 +226,11 @@ class PPOTrainer:
         t = response.shape[1]
         is_eos = response == tok.eos_token_id
         # a response ends at its first EOS or where its JSON closed, whichever comes first
-        end = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((len(prompts),), t))
-        closed = torch.tensor([s is not None for s in stop.stopped_at])
-        end = torch.minimum(end, torch.tensor([s if s is not None else t for s in stop.stopped_at]))
-        response_mask = (torch.arange(t)[None, :] < end[:, None]).long()
+        dev = response.device
+        end = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((len(prompts),), t, device=dev))
+        closed = torch.tensor([s is not None for s in stop.stopped_at], device=dev)
+        end = torch.minimum(end, torch.tensor([s if s is not None else t for s in stop.stopped_at], device=dev))
+        response_mask = (torch.arange(t, device=dev)[None, :] < end[:, None]).long()
         response = torch.where(response_mask.bool(), response, torch.full_like(response, tok.pad_token_id))
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
@@ -249,7 +253,7 @@ class PPOTrainer:
         ro = self.rollout(prompts)
         ids = [row[m.bool()].tolist() for row, m in zip(ro.input_ids[:, ro.prompt_length:], ro.response_mask, strict=True)]
         raw = self.reward_fn(prompts=list(prompts), completions=ro.completions, completion_ids=ids, **columns)
-        scores = torch.tensor([float(s) for s in raw], dtype=torch.float32)
+        scores = torch.tensor([float(s) for s in raw], dtype=torch.float32, device=self.device)
         if scores.shape[0] != len(prompts) or not torch.isfinite(scores).all():
             raise ValueError("reward_fn must return one finite float per completion")
         scores = scores - cfg.missing_eos_penalty * ro.truncated.float()
@@ -263,7 +267,7 @@ class PPOTrainer:
         kl = (old_logp - ref_logp) * mask
         rewards = -cfg.kl_coef * kl
         last = (mask.sum(1).long() - 1).clamp(min=0)
-        rewards[torch.arange(len(prompts)), last] += scores
+        rewards[torch.arange(len(prompts), device=self.device), last] += scores
         adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages:
             adv = masked_whiten(adv, mask)
@@ -271,7 +275,7 @@ class PPOTrainer:
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approx_kl": []}
         order_gen = torch.Generator().manual_seed(cfg.seed + self.steps_done)
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(len(prompts), generator=order_gen)
+            order = torch.randperm(len(prompts), generator=order_gen).to(self.device)
             for lo in range(0, len(prompts), cfg.mini_batch_size):
                 rows = order[lo:lo + cfg.mini_batch_size]
                 logp, h = self._forward(self.policy, ro, rows, hidden=True)

@@ -132,7 +132,7 @@ def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: s
             delta = load_file(str(final / "backbone-delta.safetensors"))
             with torch.no_grad():
                 for name, p in model.named_parameters():
-                    p.add_(delta[name])
+                    p.add_(delta[name].to(p.device))
         else:
             raise AlignInputError(f"{final} holds neither align-adapter/ nor backbone-delta.safetensors")
         model.eval()

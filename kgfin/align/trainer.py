@@ -78,11 +78,12 @@ def event_messages(events: pd.DataFrame) -> list[str]:
 
 def knowledge_model(cfg: AlignConfig, adapters_root: str | Path, graph_month: str
                     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base model with ``graph_month``'s knowledge adapter merged in, frozen (the base alone if not ``knowledge``)."""
+    """The base model with ``graph_month``'s knowledge adapter merged in, frozen (the base alone if not ``knowledge``),
+    on ``cfg.device``."""
     import torch
     from peft import PeftModel
 
-    from kgfin.llm.models import load_causal_lm
+    from kgfin.llm.models import load_causal_lm, pick_device
 
     torch.manual_seed(cfg.seed)
     model, tok = load_causal_lm(cfg.model, seed=cfg.seed)
@@ -93,6 +94,7 @@ def knowledge_model(cfg: AlignConfig, adapters_root: str | Path, graph_month: st
                 f"no knowledge adapter for graph month {graph_month} at {path}: train it with "
                 f"`kgfin inject --month {graph_month}`, or run with --set knowledge=false")
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    model.to(pick_device(cfg.device))
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
@@ -126,7 +128,7 @@ class _MonthPolicy:
             with torch.no_grad():
                 for name, p in self.policy.named_parameters():
                     if learned is not None:
-                        p.add_(learned[name])
+                        p.add_(learned[name].to(p.device))
                     p.requires_grad_(True)
             context = {"reference_model": reference}
         self.trainer: Any = None
@@ -196,7 +198,7 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
 
     if not (work / "progress.json").exists():
         return 0, None, None
-    state = torch.load(work / "state.pt", weights_only=False)
+    state = torch.load(work / "state.pt", weights_only=False, map_location="cpu")  # moved to the model's device later
     return int(json.loads((work / "progress.json").read_text())["step"]), state["learned"], state["trainer"]
 
 
