@@ -188,3 +188,28 @@ def test_leave_one_out_baseline_cancels_what_the_prompt_is_worth() -> None:
     assert sum(single[-3:]) / 3 < sum(grouped[-3:]) / 3 - 0.3
     with pytest.raises(ValueError, match="multiple of samples_per_prompt"):
         PPOConfig(batch_size=6, samples_per_prompt=4)
+
+
+def test_normalized_scores_keep_a_small_reward_from_drowning_in_the_kl_penalty() -> None:
+    """A bandit paying 0.01 for the right token under kl_coef 0.5: the KL-regularised optimum barely moves from the
+    reference (pi*(b) = p e^0.02 / (p e^0.02 + 1 - p)), while normalised scores make the same preference O(1)."""
+
+    def run(normalize: bool) -> float:
+        model, tok = toy_lm(0)
+        target = tok.convert_tokens_to_ids("b")
+        seen: list[float] = []
+
+        def reward(completion_ids: list[list[int]], **_: object) -> list[float]:
+            hits = [float(ids[0] == target) for ids in completion_ids]
+            seen.append(sum(hits) / len(hits))
+            return [0.01 * h for h in hits]
+
+        cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
+                        kl_coef=0.5, samples_per_prompt=4, normalize_scores=normalize, seed=0)
+        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model))
+        for _ in range(30):
+            trainer.step(["pick one"] * 4)
+        return sum(seen[-5:]) / 5
+
+    normalized, raw = run(True), run(False)
+    assert normalized > 0.6 and raw < 0.3

@@ -38,6 +38,11 @@ class PPOConfig(KgfinConfig):
                              "score of the prompt's other answers (leave-one-out baseline, as RLOO): what the prompt "
                              "itself is worth (a news day's market noise) cancels and only the answers' differences "
                              "drive the update")
+    normalize_scores: bool = Field(
+        False, description="divide each rollout's scores (after the leave-one-out baseline) by their standard "
+                           "deviation, so that the task reward is O(1) whatever its units: the market reward's "
+                           "differences are ~0.05, a reward model's ~1, and against 0.05 the per-token KL penalty "
+                           "would outweigh the score")
     whiten_advantages: bool = Field(True, description="normalise advantages within each rollout")
     missing_eos_penalty: float = Field(0.0, ge=0, description="subtracted from the score of responses cut off by max_new_tokens")
     stop_at_json_end: bool = Field(

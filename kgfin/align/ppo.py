@@ -10,7 +10,8 @@ al. (2019) as TRL's PPOv2 implements it:
    replaced by ``score - mean(scores of the prompt's other k - 1 answers)`` (the leave-one-out
    baseline of RLOO, Ahmadian et al. 2024): a prompt whose reward is high or low for every
    answer (a noisy news day) then moves nothing, which a value head cannot learn from few
-   samples;
+   samples. ``normalize_scores`` then divides the scores by their standard deviation over
+   the rollout, so that the KL penalty below weighs the same against any reward's units;
 3. **per-token rewards**: ``r_t = -beta * (log pi(a_t) - log pi_ref(a_t))``, plus the score
    on the response's last token (the KL penalty keeps the policy near the reference);
 4. **advantages** by GAE(gamma, lambda) from a value head on the policy's (detached) final
@@ -259,6 +260,8 @@ class PPOTrainer:
         scores = scores - cfg.missing_eos_penalty * ro.truncated.float()
         raw_mean = float(scores.mean())
         scores = leave_one_out(scores, k)
+        if cfg.normalize_scores and len(scores) > 1:
+            scores = scores / (scores.std() + 1e-8)
         mask = ro.response_mask.float()
         with torch.no_grad():
             old_logp, hid = self._forward(self.policy, ro, hidden=True)
