@@ -110,3 +110,23 @@ def test_trl_algorithms_take_the_same_reward(market, tmp_path: Path, algo: str, 
     assert adapters_seen == [["default"]] * 2  # the KL reference is the knowledge model, not a copy of the LoRA
     with pytest.raises(ValueError, match="needs train=lora"):
         _cfg(algo=algo, train="backbone")
+
+
+def test_a_run_can_start_from_an_earlier_alignment(market, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    first = align(_cfg(), market, _read(market), ["2014-07"], tmp_path / "first", progress=False)
+    before = load_file(str(first.final / "align-adapter" / "adapter_model.safetensors"))
+    assert any(float(v.abs().max()) > 0 for k, v in before.items() if "lora_B" in k)
+    # a learning rate of 1e-12 keeps the weights where they start: the second run's result is the first's
+    still = {"ppo": {**_cfg().ppo.model_dump(), "learning_rate": 1e-12}}
+    second = align(_cfg(init_from=str(first.final), **still), market, _read(market), ["2014-08"], tmp_path / "second",
+                   progress=False)
+    after = load_file(str(second.final / "align-adapter" / "adapter_model.safetensors"))
+    assert after.keys() == before.keys() and all(torch.allclose(after[k], before[k], atol=1e-6) for k in before)
+    fresh = align(_cfg(**still), market, _read(market), ["2014-08"], tmp_path / "fresh", progress=False)
+    zero = load_file(str(fresh.final / "align-adapter" / "adapter_model.safetensors"))
+    assert all(float(v.abs().max()) < 1e-6 for k, v in zero.items() if "lora_B" in k)
+    with pytest.raises(AlignInputError, match="r=2, alpha=4"):
+        align(_cfg(init_from=str(first.final), lora={"r": 4, "alpha": 8}), market, _read(market), ["2014-08"],
+              tmp_path / "bad", progress=False)

@@ -109,6 +109,10 @@ class AlignConfig(KgfinConfig):
     lora: LoraSettings = Field(
         default_factory=lambda: LoraSettings(r=8, alpha=16), description="the alignment LoRA (train: lora)")
     epochs: int = Field(1, ge=1, description="passes over each month's events")
+    init_from: str | None = Field(
+        None, description="start from an earlier run's final/ folder (its alignment LoRA or backbone delta) instead "
+                          "of from zero, e.g. to go on aligning on more news; the value head and optimiser start "
+                          "fresh. Ignored when the run resumes from its own checkpoint")
     save_steps: int = Field(10, ge=0, description="checkpoint every this many PPO steps (0: only at month ends)")
     events: EventConfig = Field(default_factory=EventConfig)
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)

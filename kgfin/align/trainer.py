@@ -49,7 +49,7 @@ from kgfin.runinfo import write_manifest
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["LOG_NAME", "AlignResult", "align", "event_messages", "knowledge_model", "reward_trend"]
+__all__ = ["LOG_NAME", "AlignResult", "align", "event_messages", "initial_alignment", "knowledge_model", "reward_trend"]
 
 LOG_NAME = "align_log.csv"
 LOG_COLUMNS = [
@@ -202,6 +202,26 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
     return int(json.loads((work / "progress.json").read_text())["step"]), state["learned"], state["trainer"]
 
 
+def initial_alignment(cfg: AlignConfig, final: str | Path) -> dict[str, Any]:
+    """What an earlier run's ``final/`` folder learned, in the form :class:`_MonthPolicy` carries (``cfg.init_from``)."""
+    from safetensors.torch import load_file
+
+    final = Path(final)
+    if cfg.train == "lora":
+        path = final / "align-adapter"
+        if not (path / "adapter_config.json").exists():
+            raise AlignInputError(f"init_from: {path} holds no alignment LoRA (was that run trained with train=lora?)")
+        saved = json.loads((path / "adapter_config.json").read_text())
+        if (saved.get("r"), saved.get("lora_alpha")) != (cfg.lora.r, cfg.lora.alpha):
+            raise AlignInputError(f"init_from: {path} has LoRA r={saved.get('r')}, alpha={saved.get('lora_alpha')}; "
+                                  f"this recipe has r={cfg.lora.r}, alpha={cfg.lora.alpha}")
+        return dict(load_file(str(path / "adapter_model.safetensors")))
+    path = final / "backbone-delta.safetensors"
+    if not path.exists():
+        raise AlignInputError(f"init_from: {path} not found (was that run trained with train=backbone?)")
+    return dict(load_file(str(path)))
+
+
 def _log_rows(path: Path, keep_steps: int) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -238,6 +258,8 @@ def align(
         (out_dir / LOG_NAME).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     done, learned, trainer_state = _load_checkpoint(work)
+    if done == 0 and cfg.init_from:
+        learned = initial_alignment(cfg, cfg.init_from)
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
