@@ -5,7 +5,7 @@ al. (2019) as TRL's PPOv2 implements it:
 
 1. **roll out**: sample a response to each prompt from the policy (temperature ``T``);
 2. **score**: ``reward_fn(prompts=..., completions=..., completion_ids=..., **columns)`` gives
-   one float per response (the calling convention of TRL's GRPO/RLOO reward functions);
+   one float per response (the calling convention of TRL's GRPO/RLOO reward functions).
    With ``samples_per_prompt = k > 1`` every prompt is answered k times and each score is
    replaced by ``score - mean(scores of the prompt's other k - 1 answers)`` (the leave-one-out
    baseline of RLOO, Ahmadian et al. 2024): a prompt whose reward is high or low for every
@@ -21,8 +21,9 @@ al. (2019) as TRL's PPOv2 implements it:
 
 Shapes: B prompts, P prompt tokens (left-padded), T response tokens (right-padded),
 H hidden size. Log-probabilities are taken from ``logits / T`` so that they are those of
-the sampling distribution. Everything runs on the policy's device (CPU or GPU); the
-sampling and minibatch generators are CPU generators, so a checkpoint resumes anywhere. Position ids come from the attention mask, as in generation.
+the sampling distribution. Position ids come from the attention mask, as in generation.
+Everything runs on the policy's device (CPU or GPU); the sampling and minibatch generators
+are CPU generators, so a checkpoint resumes anywhere.
 
 The trainer optimises whatever parameters of ``policy`` require gradients (an alignment
 LoRA, or the backbone) plus the value head. The reference is either a separate frozen
