@@ -18,8 +18,9 @@ __all__ = ["AlignConfig", "EventConfig", "ImpactRewardConfig", "PPOConfig"]
 class PPOConfig(KgfinConfig):
     """PPO hyper-parameters (defaults follow TRL's PPOv2 where it has them)."""
 
-    batch_size: int = Field(8, ge=1, description="responses per PPO step (one rollout): batch_size / samples_per_prompt "
-                                                  "prompts, samples_per_prompt answers each")
+    batch_size: int = Field(
+        8, ge=1, description="responses per PPO step (one rollout): batch_size / samples_per_prompt prompts, "
+                             "samples_per_prompt answers each")
     mini_batch_size: int = Field(4, ge=1, description="rollout rows per gradient step")
     ppo_epochs: int = Field(2, ge=1, description="passes over each rollout")
     learning_rate: float = Field(1e-4, gt=0, description="AdamW learning rate (policy parameters and value head)")

@@ -203,7 +203,8 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
 
 
 def initial_alignment(cfg: AlignConfig, final: str | Path) -> dict[str, Any]:
-    """What an earlier run's ``final/`` folder learned, in the form :class:`_MonthPolicy` carries (``cfg.init_from``)."""
+    """What an earlier run's ``final/`` folder learned, in the form :class:`_MonthPolicy` carries
+    (``cfg.init_from``)."""
     from safetensors.torch import load_file
 
     final = Path(final)

@@ -116,7 +116,8 @@ def generate_replies(
     gen = torch.Generator().manual_seed(seed)
     try:
         for lo in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
-            batch = tokenizer(prompts[lo:lo + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            batch = tokenizer(prompts[lo:lo + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
             kwargs: dict = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
             if temperature > 0:
                 kwargs |= {"do_sample": True, "temperature": temperature, "top_p": top_p}

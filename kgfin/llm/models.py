@@ -176,14 +176,15 @@ def load_causal_lm(spec: str = DEFAULT_MODEL, seed: int = 0) -> tuple[PreTrained
 
 
 def pick_device(choice: str = "auto") -> str:
-    """``"cuda"`` or ``"cpu"``: ``auto`` takes the GPU when torch sees one; asking for ``cuda`` without one is an error."""
+    """``"cuda"`` or ``"cpu"``: ``auto`` takes the GPU when torch sees one; ``cuda`` without one is an error."""
     import torch
 
     if choice not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, not {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
+    gpu = torch.cuda.is_available()
+    if choice == "cuda" and not gpu:
         raise ModelNotFoundError("device=cuda was asked for but torch sees no GPU (torch.cuda.is_available() is False)")
-    return "cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu"
+    return "cuda" if choice != "cpu" and gpu else "cpu"
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
