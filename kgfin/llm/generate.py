@@ -19,6 +19,8 @@ from tqdm.auto import tqdm
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from kgfin.llm.grammar import AnswerGrammar
+
 __all__ = ["StopAtJsonEnd", "chat_prompts", "generate_replies", "json_end"]
 
 
@@ -98,13 +100,15 @@ def generate_replies(
     seed: int = 0,
     prefix: str = "",
     stop_at_json_end: bool = False,
+    grammar: AnswerGrammar | None = None,
     progress: bool = False,
 ) -> list[str]:
     """Assistant replies to each user message; ``temperature`` 0 means greedy decoding.
 
     Sampling is seeded (``seed``) so replies are reproducible. ``prefix`` is prefilled as the
     start of every reply (and included in the returned text). With ``stop_at_json_end`` a
-    reply ends where its JSON object closes (:class:`StopAtJsonEnd`).
+    reply ends where its JSON object closes (:class:`StopAtJsonEnd`). With ``grammar`` every
+    reply is decoded inside that answer language (:mod:`kgfin.llm.grammar`).
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -127,6 +131,8 @@ def generate_replies(
             stop = StopAtJsonEnd(tokenizer, batch["input_ids"].shape[1], len(batch["input_ids"]), prefix)
             if stop_at_json_end:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
+            if grammar is not None:
+                kwargs["prefix_allowed_tokens_fn"] = grammar.prefix_allowed_tokens_fn(batch["input_ids"].shape[1])
             with torch.no_grad():
                 out = model.generate(**batch, **kwargs)
             new = out[:, batch["input_ids"].shape[1]:]

@@ -1,0 +1,130 @@
+"""Constrained decoding: every path through the answer grammar is a valid, parseable answer."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import pytest
+import torch
+
+from kgfin.llm.grammar import IMPACT_TYPES, AnswerGrammar, GrammarError
+from kgfin.llm.parse import Universe, parse_impacts
+from kgfin.llm.prompts import ANSWER_PREFIX
+
+UNIVERSE = Universe(("ALP", "ALB", "BET", "GAM"), ("Alpha Power", "Alpha Bank", "Beta Mining", "Gamma & Sons"))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from kgfin.llm.models import TINY_MODEL, load_causal_lm
+
+    return load_causal_lm(TINY_MODEL, seed=0)
+
+
+def _grammar(tok, **kwargs) -> AnswerGrammar:
+    return AnswerGrammar.for_universe(tok, UNIVERSE.tickers, UNIVERSE.names, **kwargs)
+
+
+@pytest.mark.parametrize("max_new_tokens", [30, 64, 200])
+def test_random_walks_are_valid_answers_within_the_token_limit(tiny, max_new_tokens: int) -> None:
+    _, tok = tiny
+    grammar = _grammar(tok, max_companies=3, max_new_tokens=max_new_tokens)
+    rng = random.Random(0)
+    counts = set()
+    for _ in range(60):
+        ids: list[int] = []
+        while True:
+            allowed = grammar.allowed_after(ids)
+            assert allowed, "the grammar never leaves a reply without a next token"
+            token = rng.choice(allowed)
+            if token == tok.eos_token_id:
+                break
+            ids.append(token)
+        assert len(ids) <= max_new_tokens  # the JSON closes within the limit
+        text = ANSWER_PREFIX + tok.decode(ids)
+        data = json.loads(text)  # strict JSON, no repair needed
+        items = data["impact_analysis"]["affected_companies"]
+        assert 1 <= len(items) <= 3
+        names = [x["name"] for x in items]
+        assert len(set(names)) == len(names)  # no company twice
+        assert {x["impact_type"] for x in items} <= set(IMPACT_TYPES)
+        assert all(-10 <= int(x["impact_score"]) <= 10 for x in items)
+        # the score's sign follows the impact type
+        assert all(int(x["impact_score"]) * (1 if x["impact_type"] == "positive" else -1) >= 0 for x in items)
+        impacts = parse_impacts(text, UNIVERSE)
+        assert not impacts.refused and len(impacts.scores) == len(items)
+        counts.add(len(items))
+    if max_new_tokens == 200:
+        assert counts == {1, 2, 3}  # every length up to max_companies is reachable
+
+
+def test_strays_and_limits(tiny) -> None:
+    _, tok = tiny
+    grammar = _grammar(tok, max_new_tokens=64)
+    # each slot's text tokenised on its own, as the grammar's tries are
+    ok = [t for part in ('Beta Mining (BET)", "impact_type": "', 'negative", "impact_score": "', '-3"}]}}')
+          for t in tok(part, add_special_tokens=False)["input_ids"]]
+    for k in range(len(ok)):
+        assert ok[k] in grammar.allowed_after(ok[:k])
+    assert grammar.allowed_after(ok) == [tok.eos_token_id]  # closed: only EOS
+    at_score = len(ok) - len(tok('-3"}]}}', add_special_tokens=False)["input_ids"])
+    digits = tok("3", add_special_tokens=False)["input_ids"]
+    assert digits[0] not in grammar.allowed_after(ok[:at_score])  # after "negative" no rise
+    # the mask PPO uses: at each reply position the allowed set; everything past the reply
+    ids = torch.tensor([ok + [0, 0]])
+    valid = torch.tensor([[1] * len(ok) + [0, 0]])
+    mask = grammar.allowed_mask(ids, valid, len(tok))
+    for k in range(len(ok)):
+        assert mask[0, k].nonzero().flatten().tolist() == sorted(grammar.allowed_after(ok[:k]))
+    assert mask[0, len(ok):].all()
+    stray = tok("Delta Corp", add_special_tokens=False)["input_ids"]
+    assert grammar.allowed_after(stray) == [tok.eos_token_id]
+    with pytest.raises(GrammarError, match="too small"):
+        _grammar(tok, max_new_tokens=10)
+    with pytest.raises(GrammarError, match="prefixes"):  # an impact type whose text runs on into another's
+        AnswerGrammar(tok, ["Alpha (A)"], impact_types=["a", 'a", "impact_score": "1'])
+
+
+def test_generated_replies_are_valid_answers(tiny) -> None:
+    from kgfin.llm.generate import generate_replies
+
+    model, tok = tiny
+    grammar = _grammar(tok, max_new_tokens=48)
+    for temperature in (0.0, 1.0):
+        replies = generate_replies(model, tok, ["Which companies move?"] * 4, max_new_tokens=48, prefix=ANSWER_PREFIX,
+                                   stop_at_json_end=True, grammar=grammar, temperature=temperature)
+        assert all(not parse_impacts(r, UNIVERSE).refused for r in replies)
+        assert all(r.endswith("}]}}") for r in replies)
+
+
+def test_ppo_learns_a_sign_under_the_grammar() -> None:
+    """A constrained bandit: the reward is minus the mean score the answer gives (/10), so the optimum scores every
+    company -10. Forced tokens (the only one allowed) carry log-probability 0, so only the choices are trained."""
+    from toy_lm import char_lm
+
+    from kgfin.align.ppo import PPOConfig, PPOTrainer
+
+    model, tok = char_lm(0)
+    ref = copy.deepcopy(model)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+
+    def reward(completions: list[str], **_: object) -> list[float]:
+        scores = [parse_impacts(ANSWER_PREFIX + c, UNIVERSE).scores.values() for c in completions]
+        return [-sum(s) / len(s) / 10 for s in scores]
+
+    cfg = PPOConfig(batch_size=16, mini_batch_size=8, learning_rate=5e-3, max_new_tokens=80, kl_coef=0.0,
+                    temperature=1.0, stop_at_json_end=True, seed=0)
+    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=ref, answer_prefix=ANSWER_PREFIX,
+                         grammar=_grammar(tok, max_companies=2, max_new_tokens=80))
+    prompt = ["Which companies move? " + ANSWER_PREFIX] * 16
+    ro = trainer.rollout(prompt)
+    assert all(not parse_impacts(ANSWER_PREFIX + c, UNIVERSE).refused for c in ro.completions)
+    logp, _ = trainer._forward(model, ro)
+    forced = (ro.allowed.sum(-1) == 1) & ro.response_mask.bool()
+    assert forced.any() and torch.allclose(logp[forced], torch.zeros(int(forced.sum())), atol=1e-5)
+    scores = [trainer.step(prompt)["score"] for _ in range(30)]
+    # (a median: once every answer earns the same, whitened advantages are noise and a step can dip)
+    assert sum(scores[:3]) / 3 < 0.3 and sorted(scores[-10:])[5] > 0.85, " ".join(f"{s:.2f}" for s in scores)
