@@ -130,3 +130,24 @@ def test_a_run_can_start_from_an_earlier_alignment(market, tmp_path: Path) -> No
     with pytest.raises(AlignInputError, match="r=2, alpha=4"):
         align(_cfg(init_from=str(first.final), lora={"r": 4, "alpha": 8}), market, _read(market), ["2014-08"],
               tmp_path / "bad", progress=False)
+
+
+def test_constrained_alignment_and_prediction_never_refuse(market, tmp_path: Path) -> None:
+    from kgfin.align.events import news_events
+    from kgfin.align.impact_reward import build_impact_reward
+    from kgfin.align.predict import ModelVariant, predict_events
+
+    ppo = {**_cfg().ppo.model_dump(), "max_new_tokens": 48}
+    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo)
+    run = align(cfg, market, _read(market), ["2014-07"], tmp_path / "run", progress=False)
+    assert (run.log["refusal_rate"] == 0).all() and run.log["named"].between(1, 2).all()
+    events = news_events(market, ["2014-08"], cfg.events)
+    reward, events = build_impact_reward(events, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
+    preds = predict_events(ModelVariant("aligned", aligned_dir=run.final), events, reward, _read(market), cfg,
+                           max_new_tokens=48)
+    assert preds and not any(p.scored.refused for p in preds)
+    assert all(p.completion.endswith("}]}}") for p in preds)
+    with pytest.raises(ValueError, match="prefill_json"):
+        _cfg(constrained_decoding=True, prefill_json=False)
+    with pytest.raises(ValueError, match="algo=ppo only"):
+        _cfg(constrained_decoding=True, algo="grpo")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,6 +11,10 @@ from kgfin.config import KgfinConfig
 from kgfin.inject.config import LoraSettings
 from kgfin.llm.models import DEFAULT_MODEL
 from kgfin.market.residuals import ResidualConfig
+
+if TYPE_CHECKING:
+    from kgfin.llm.grammar import AnswerGrammar
+    from kgfin.llm.parse import Universe
 
 __all__ = ["AlignConfig", "EventConfig", "ImpactRewardConfig", "PPOConfig"]
 
@@ -101,6 +105,14 @@ class AlignConfig(KgfinConfig):
     prefill_json: bool = Field(
         True, description="start every answer with the JSON opening (kgfin.llm.prompts.ANSWER_PREFIX): small models "
                           "otherwise answer in prose and every answer is a refusal")
+    constrained_decoding: bool = Field(
+        False, description="decode every answer inside the analyst JSON's grammar (kgfin.llm.grammar): names only from "
+                           "the universe, integer scores in [-10, 10], the JSON always closes; no answer is a refusal, "
+                           "and what the model chooses (companies, signs, sizes) is what the reward judges. Applies "
+                           "to PPO rollouts, prediction and every language-model method of the ripple evaluation")
+    max_companies: int = Field(
+        5, ge=1, description="constrained_decoding: most companies one answer may name (fewer when the token limit "
+                             "leaves no room)")
     knowledge: bool = Field(
         True, description="load each month's knowledge adapter (kg-YYYY-MM, merged and frozen); False aligns the base "
                           "model alone (an ablation)")
@@ -119,16 +131,32 @@ class AlignConfig(KgfinConfig):
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
     ppo: PPOConfig = Field(default_factory=lambda: PPOConfig(max_new_tokens=96, learning_rate=5e-5, temperature=0.7, stop_at_json_end=True))
 
+    seed: int = Field(0, description="alignment LoRA initialisation")
+
     @property
     def answer_prefix(self) -> str:
         """The prefilled start of every answer ("" without ``prefill_json``)."""
         from kgfin.llm.prompts import ANSWER_PREFIX
 
         return ANSWER_PREFIX if self.prefill_json else ""
-    seed: int = Field(0, description="alignment LoRA initialisation")
+
+    def answer_grammar(self, tokenizer: Any, universe: Universe, max_new_tokens: int) -> AnswerGrammar | None:
+        """The constrained-decoding grammar over ``universe`` (None without ``constrained_decoding``)."""
+        if not self.constrained_decoding:
+            return None
+        from kgfin.llm.grammar import AnswerGrammar
+
+        return AnswerGrammar.for_universe(tokenizer, universe.tickers, universe.names,
+                                          max_companies=self.max_companies, max_new_tokens=max_new_tokens)
 
     @model_validator(mode="after")
     def _check_algo(self) -> AlignConfig:
+        if self.constrained_decoding and not self.prefill_json:
+            raise ValueError("constrained_decoding needs prefill_json=true: the grammar continues the prefilled JSON "
+                             "opening")
+        if self.constrained_decoding and self.algo != "ppo":
+            raise ValueError(f"constrained_decoding is implemented for algo=ppo only (TRL's {self.algo} trainer "
+                             "samples without it)")
         if self.algo != "ppo":
             if self.train != "lora":
                 raise ValueError(f"algo={self.algo} needs train=lora: TRL would rebuild the reference from the base "

@@ -21,7 +21,10 @@ al. (2019) as TRL's PPOv2 implements it:
 
 Shapes: B prompts, P prompt tokens (left-padded), T response tokens (right-padded),
 H hidden size. Log-probabilities are taken from ``logits / T`` so that they are those of
-the sampling distribution. Position ids come from the attention mask, as in generation.
+the sampling distribution; with a ``grammar`` (constrained decoding, :mod:`kgfin.llm.grammar`)
+the tokens it did not allow are masked out of the logits first, so ratios and the KL are those
+of the constrained sampler and a forced token (the only one allowed) weighs nothing.
+Position ids come from the attention mask, as in generation.
 Everything runs on the policy's device (CPU or GPU); the sampling and minibatch generators
 are CPU generators, so a checkpoint resumes anywhere.
 
@@ -45,6 +48,7 @@ from transformers import StoppingCriteriaList
 
 from kgfin.align.config import PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd
+from kgfin.llm.grammar import AnswerGrammar
 
 __all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "leave_one_out", "masked_mean", "masked_whiten",
            "policy_loss", "value_loss"]
@@ -147,6 +151,7 @@ class Rollout:
     prompt_length: int  # P
     completions: list[str]
     truncated: torch.Tensor  # (B,) bool: cut off by max_new_tokens (no EOS, JSON not closed)
+    allowed: torch.Tensor | None = None  # (B, T, V) bool: tokens a grammar allowed at each response position
 
 
 class PPOTrainer:
@@ -162,6 +167,7 @@ class PPOTrainer:
         reference_model: nn.Module | None = None,
         reference_context: Callable[[], AbstractContextManager[Any]] | None = None,
         answer_prefix: str = "",
+        grammar: AnswerGrammar | None = None,
     ):
         if (reference_model is None) == (reference_context is None):
             raise ValueError("give exactly one of reference_model or reference_context")
@@ -169,6 +175,7 @@ class PPOTrainer:
         self.policy, self.tok, self.reward_fn = policy, tokenizer, reward_fn
         self.reference_model, self.reference_context = reference_model, reference_context
         self.answer_prefix = answer_prefix  # prefilled text the responses continue (for stop_at_json_end)
+        self.grammar = grammar  # constrained decoding: sample and take log-probs inside the answer language
         hidden = policy.config.hidden_size if hasattr(policy, "config") else policy.get_base_model().config.hidden_size
         torch.manual_seed(self.cfg.seed)
         self.device = next(policy.parameters()).device  # rollouts and updates run where the policy lives
@@ -193,6 +200,8 @@ class PPOTrainer:
         out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
                     use_cache=False, logits_to_keep=t + 1)
         logits = out.logits[:, :-1] / self.cfg.temperature  # (B, T, V)
+        if ro.allowed is not None:  # the constrained sampler's distribution: disallowed tokens have probability 0
+            logits = logits.masked_fill(~ro.allowed[rows], -math.inf)
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
         return logp, (out.hidden_states[-1][:, p - 1:-1] if hidden else None)
 
@@ -223,6 +232,7 @@ class PPOTrainer:
                 **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                 stopping_criteria=StoppingCriteriaList([stop]) if self.cfg.stop_at_json_end else None,
+                prefix_allowed_tokens_fn=self.grammar.prefix_allowed_tokens_fn(p) if self.grammar else None,
             )
         response = out[:, p:]
         t = response.shape[1]
@@ -237,7 +247,9 @@ class PPOTrainer:
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
-        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed))
+        vocab = self.policy.get_output_embeddings().weight.shape[0]
+        allowed = self.grammar.allowed_mask(response, response_mask, vocab) if self.grammar else None
+        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed)
 
     # --- one PPO step -------------------------------------------------------------------------
 

@@ -213,7 +213,7 @@ def predict_events(
         replies = generate_replies(model, tok, _messages(variant, part, snapshot, rag_scores), system=SYSTEM_PROMPT,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
                                    seed=seed, prefix=reward.prefix, stop_at_json_end=cfg.ppo.stop_at_json_end,
-                                   progress=progress)
+                                   grammar=cfg.answer_grammar(tok, reward.universe, max_new_tokens), progress=progress)
         for row, reply in zip(part.itertuples(index=False), replies, strict=True):
             scored = reward.score(reply, str(row.event_id), prefixed=True)
             preds[str(row.event_id)] = Prediction(

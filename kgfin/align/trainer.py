@@ -137,7 +137,9 @@ class _MonthPolicy:
         if cfg.algo == "ppo":
             from kgfin.align.ppo import PPOTrainer
 
-            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, answer_prefix=cfg.answer_prefix, **context)
+            grammar = cfg.answer_grammar(self.tok, reward.universe, cfg.ppo.max_new_tokens)
+            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, answer_prefix=cfg.answer_prefix,
+                                      grammar=grammar, **context)
             if trainer_state is not None:
                 self.trainer.load_state_dict(trainer_state)
 
