@@ -285,8 +285,9 @@ def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapsho
     linked = set(mu.getrow(focal).indices) | set(mu.getcol(focal).indices)
     chosen = [focal] + sorted(linked, key=lambda j: -abs(eps[j]))[:3]
     names = dict(zip(snap.companies["ticker"], snap.companies["name"], strict=True))
-    items = [{"name": f"{names[tickers[j]]} ({tickers[j]})", "impact_type": "direct" if j == focal else "related",
-              "impact_score": int(np.clip(round(eps[j] / align_cfg.impact.score_unit), -10, 10))} for j in chosen]
+    scores = {j: int(np.clip(round(eps[j] / align_cfg.impact.score_unit), -10, 10)) for j in chosen}
+    items = [{"name": f"{names[tickers[j]]} ({tickers[j]})", "impact_type": "negative" if s < 0 else "positive",
+              "impact_score": s} for j, s in scores.items()]
     answer = json.dumps({"impact_analysis": {"affected_companies": items,
                                              "analysis": "Scores from the realised abnormal returns."}})
     return event_messages(earlier.iloc[[0]])[0], answer

@@ -27,7 +27,7 @@ ANSWER_PREFIX = '{"impact_analysis": {"affected_companies": [{"name": "'
 
 _FORMAT = (
     '{"impact_analysis": {"affected_companies": ['
-    '{"name": "<company name> (<TICKER>)", "impact_type": "<direct, supplier, customer, competitor or peer>", '
+    '{"name": "<company name> (<TICKER>)", "impact_type": "<positive or negative>", '
     '"impact_score": "<integer from -10 to 10>"}], '
     '"analysis": "<one sentence>"}}'
 )
@@ -44,8 +44,9 @@ def analyst_prompt(headline: str, body: str, date: str, context: str | None = No
         parts += ["Known relationships:", context, ""]
     parts += [
         "Which listed companies will this news move, and how strongly? Start with the company named in the news, "
-        "then the suppliers, customers, competitors and other related firms it affects. Score each from -10 "
-        "(strong fall) to 10 (strong rise). Use the companies' names and tickers.",
+        "then the suppliers, customers, competitors and other related firms it affects. Say whether each one's "
+        "price rises (positive) or falls (negative) and score it from -10 (strong fall) to 10 (strong rise). "
+        "Use the companies' names and tickers.",
         f"Answer only with JSON in this format: {_FORMAT}",
     ]
     return "\n".join(parts)
