@@ -189,3 +189,16 @@ def test_impact_stats_on_synthetic_truth(default_synth_dir: Path) -> None:
 
     shuffled = pred.assign(impact=np.random.default_rng(0).permutation(pred["impact"].to_numpy()))
     assert impact_stats(shuffled, realised, resid="sresid").regression.iloc[0]["robust_p"] > 0.01
+
+
+def test_regression_without_group_tests_when_every_impact_has_one_sign() -> None:
+    data = _data(3, effect=2.0).assign(impact=lambda d: d["impact"].abs() + 1e-4)  # all positive: one sign group
+    keys = pd.DataFrame({"date": pd.Timestamp("2015-01-02"), "ticker": [f"T{i}" for i in range(len(data))]})
+    pred = pd.concat([keys, data[["impact"]]], axis=1)
+    realised = pd.concat([keys, data[["resid"]]], axis=1)
+    with pytest.raises(StatsInputError, match="at least 2 groups"):
+        impact_stats(pred, realised)
+    only = impact_stats(pred, realised, with_group_tests=False)
+    expected = impact_regression(data, "resid", "impact")
+    assert only.regression.iloc[0]["coef"] == pytest.approx(expected.iloc[0]["coef"])
+    assert only.tests.empty and only.groups.empty and "robust_p" in only.summary().columns

@@ -212,14 +212,15 @@ class ImpactStats:
     """The statistics of one set of predictions against one set of residuals."""
 
     regression: pd.DataFrame  # one row, see impact_regression
-    tests: pd.DataFrame  # one row, see group_tests
-    groups: pd.DataFrame  # one row per impact group, see group_summary
+    tests: pd.DataFrame  # one row, see group_tests (empty when computed without group tests)
+    groups: pd.DataFrame  # one row per impact group, see group_summary (empty without group tests)
     refusal: pd.DataFrame  # one row: predictions, refused, refusal_rate, matched
 
     def summary(self) -> pd.DataFrame:
         """Everything on one row (for comparing models or residual definitions)."""
         reg = self.regression.drop(columns=["y", "x", "controls"])
-        return pd.concat([reg, self.tests.drop(columns="nobs"), self.refusal], axis=1)
+        tests = [self.tests.drop(columns="nobs")] if len(self.tests) else []
+        return pd.concat([reg, *tests, self.refusal], axis=1)
 
     def to_markdown(self, floatfmt: str = ".4g") -> str:
         """The four tables as Markdown sections."""
@@ -232,9 +233,14 @@ class ImpactStats:
 def impact_stats(
     predictions: pd.DataFrame, realised: pd.DataFrame, on: tuple[str, ...] = ("date", "ticker"),
     impact: str = "impact", resid: str = "resid", controls: list[str] | tuple[str, ...] = (),
-    refused: str = "refused", config: ImpactStatsConfig | None = None, **overrides: Any,
+    refused: str = "refused", config: ImpactStatsConfig | None = None, with_group_tests: bool = True,
+    **overrides: Any,
 ) -> ImpactStats:
     """Join predictions to realised residuals on ``on`` and compute every statistic.
+
+    ``with_group_tests=False`` fits the regression only (``tests`` and ``groups`` empty): for
+    predictions that may fall in a single impact group (all positive, say), where the
+    regression is defined but the group tests are not.
 
     ``predictions``: the keys, ``impact`` and optionally a boolean ``refused`` column;
     refusals (``refused`` or NaN impact) count in the refusal rate and are left out of the
@@ -260,7 +266,7 @@ def impact_stats(
     }])
     return ImpactStats(
         regression=impact_regression(data, resid, impact, controls, cfg),
-        tests=group_tests(data, resid, "group"),
-        groups=group_summary(data, resid, "group"),
+        tests=group_tests(data, resid, "group") if with_group_tests else pd.DataFrame(),
+        groups=group_summary(data, resid, "group") if with_group_tests else pd.DataFrame(),
         refusal=refusal,
     )
