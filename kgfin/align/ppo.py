@@ -247,8 +247,10 @@ class PPOTrainer:
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
-        vocab = self.policy.get_output_embeddings().weight.shape[0]
-        allowed = self.grammar.allowed_mask(response, response_mask, vocab) if self.grammar else None
+        allowed = None
+        if self.grammar is not None:
+            vocab = self.policy.get_output_embeddings().weight.shape[0]
+            allowed = self.grammar.allowed_mask(response, response_mask, vocab)
         return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed)
 
     # --- one PPO step -------------------------------------------------------------------------

@@ -14,6 +14,6 @@ from kgfin.llm.models import (
 )
 
 __all__ = [
-    "AnswerGrammar", "GrammarError", "DEFAULT_ENCODER", "DEFAULT_MODEL", "TINY_MODEL", "ModelNotFoundError", "cache_dir", "chat_prompts",
-    "generate_replies", "load_causal_lm", "load_encoder", "resolve_model_path",
+    "DEFAULT_ENCODER", "DEFAULT_MODEL", "TINY_MODEL", "AnswerGrammar", "GrammarError", "ModelNotFoundError",
+    "cache_dir", "chat_prompts", "generate_replies", "load_causal_lm", "load_encoder", "resolve_model_path",
 ]

@@ -31,7 +31,7 @@ distribution it sampled from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ _AFTER_TYPE = '", "impact_score": "'
 _NEXT_ENTRY = '"}, {"name": "'
 _CLOSE = '"}]}}'
 
-_CONTINUE, _END = "continue", "end"  # score-slot tags are "continue SIGN" or "end SIGN", SIGN one of + - 0
+_CONTINUE, _END = "continue", "end"  # score-slot tags are (kind, sign): kind continue or end, sign + - or 0
 
 
 class GrammarError(KgfinError):
@@ -61,16 +61,16 @@ class GrammarError(KgfinError):
 @dataclass
 class _Node:
     children: dict[int, _Node] = field(default_factory=dict)
-    tag: str | None = None  # set on the node that completes an alternative
-    tags: set[str] = field(default_factory=set)  # tags of the alternatives below (and at) this node
+    tag: Hashable | None = None  # set on the node that completes an alternative
+    tags: set[Hashable] = field(default_factory=set)  # tags of the alternatives below (and at) this node
 
 
 class _Trie:
     """Token sequences of a slot's alternatives (text -> tag); ``longest`` = most tokens per tag."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, texts: dict[str, str]):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, texts: dict[str, Hashable]):
         self.root = _Node()
-        self.longest: dict[str, int] = {}
+        self.longest: dict[Hashable, int] = {}
         for text, tag in texts.items():
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             node = self.root
@@ -101,7 +101,7 @@ class _State:
         self.named: set[str] = set()  # names already in the answer
         self.sign: str | None = None  # the sign the current entry's impact type requires ("+" or "-")
 
-    def _permitted(self) -> Callable[[set[str]], bool]:
+    def _permitted(self) -> Callable[[set[Hashable]], bool]:
         """Whether a subtree with these tags still holds an allowed alternative."""
         g = self.g
         if self.slot == 0:  # a company not yet named
@@ -115,10 +115,7 @@ class _State:
         kinds = {_CONTINUE, _END} if more else {_END}
         signs = {"+", "-", "0"} if self.sign is None else {self.sign, "0"}
 
-        def ok(tags: set[str]) -> bool:
-            return any(tag.split()[0] in kinds and tag.split()[1] in signs for tag in tags)
-
-        return ok
+        return lambda tags: any(kind in kinds and sign in signs for kind, sign in tags)  # type: ignore[misc]
 
     def allowed(self) -> list[int]:
         if self.done:
@@ -128,10 +125,11 @@ class _State:
 
     def advance(self, token: int) -> bool:
         """Take ``token``; False if the grammar does not allow it (the state is then unchanged)."""
-        if self.done or token not in self.allowed():
+        child = None if self.done else self.node.children.get(token)
+        if child is None or not self._permitted()(child.tags):
             return False
         self.tokens += 1
-        self.node = self.node.children[token]
+        self.node = child
         if self.node.tag is not None:
             if self.slot == 0:
                 self.named.add(self.node.tag)
@@ -139,7 +137,7 @@ class _State:
                 self.sign = _SIGN_OF_TYPE.get(self.node.tag)
             if self.slot == 2:
                 self.entries += 1
-                self.done = self.node.tag.split()[0] == _END
+                self.done = self.node.tag[0] == _END  # type: ignore[index]
             self.slot = (self.slot + 1) % 3
             self.node = self.g.slots[self.slot].root
             self.slot_start = self.tokens
@@ -167,10 +165,11 @@ class AnswerGrammar:
         self.slots = (
             _Trie(tokenizer, {f"{c}{_AFTER_NAME}": c for c in dict.fromkeys(companies)}),
             _Trie(tokenizer, {f"{t}{_AFTER_TYPE}": t for t in dict.fromkeys(impact_types)}),
-            _Trie(tokenizer, {f"{s}{after}": f"{kind} {'+' if s > 0 else '-' if s < 0 else '0'}"
+            _Trie(tokenizer, {f"{s}{after}": (kind, "+" if s > 0 else "-" if s < 0 else "0")
                               for kind, after in ((_CONTINUE, _NEXT_ENTRY), (_END, _CLOSE)) for s in scores}),
         )
-        self.longest_score = {kind: max(n for tag, n in self.slots[2].longest.items() if tag.startswith(kind))
+        score_lengths = self.slots[2].longest.items()
+        self.longest_score = {kind: max(n for (k, _), n in score_lengths if k == kind)  # type: ignore[misc]
                               for kind in (_CONTINUE, _END)}
         # tokens of a whole entry that ends the answer: name, type, score and close
         self.entry_tokens = (max(self.slots[0].longest.values()) + max(self.slots[1].longest.values())
@@ -185,13 +184,15 @@ class AnswerGrammar:
         """The grammar over a universe's companies, written ``"Name (TICKER)"``."""
         return cls(tokenizer, [f"{n} ({t})" for t, n in zip(tickers, names, strict=True)], **kwargs)
 
+    def _replay(self, reply_ids: Sequence[int]) -> _State | None:
+        """The state after ``reply_ids``; None if they leave the grammar."""
+        state = _State(self)
+        return state if all(state.advance(int(t)) for t in reply_ids) else None
+
     def allowed_after(self, reply_ids: Sequence[int]) -> list[int]:
         """Tokens allowed after the reply tokens ``reply_ids`` (only EOS once the answer has closed or strayed)."""
-        state = _State(self)
-        for t in reply_ids:
-            if not state.advance(int(t)):
-                return [self.eos_token_id]
-        return state.allowed()
+        state = self._replay(reply_ids)
+        return state.allowed() if state is not None else [self.eos_token_id]
 
     def prefix_allowed_tokens_fn(self, prompt_length: int) -> Callable[[int, torch.Tensor], list[int]]:
         """For ``model.generate(prefix_allowed_tokens_fn=...)`` on left-padded prompts of ``prompt_length`` tokens.
@@ -207,11 +208,7 @@ class AnswerGrammar:
             if state is not None and len(reply) == seen + 1:
                 state = state if state.advance(int(reply[-1])) else None
             elif len(reply) != seen:
-                state = _State(self)
-                for t in reply.tolist():
-                    if not state.advance(int(t)):
-                        state = None
-                        break
+                state = self._replay(reply.tolist())
             states[batch_id] = (len(reply), state)
             return state.allowed() if state is not None else [self.eos_token_id]
 
