@@ -678,7 +678,8 @@ def align_cmd(
 @app.command("predict")
 def predict(
     events: Annotated[Path, typer.Option("--events", "-e", help="News file (CSV/Parquet: id, timestamp, tickers, headline, body).")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (companies, returns, daily factors).")] = Path("data/synth"),
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (companies, returns, daily factors; news too "
+                                                            "with calibrate_impact_type).")] = Path("data/synth"),
     store: StoreOption = None,
     method: Annotated[str, typer.Option(help="aligned, knowledge, zero_shot or rag.")] = "aligned",
     adapters: AdaptersOption = Path("adapters"),
@@ -704,10 +705,16 @@ def predict(
     if method not in ("aligned", "knowledge", "zero_shot", "rag"):
         raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
     cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
-    market = load_market(data, ["companies", "returns", "factors_daily"])
+    calibrate = cfg.constrained_decoding and cfg.calibrate_impact_type
+    market = load_market(data, ["companies", "returns", "factors_daily", *(["news"] if calibrate else [])])
     news = load_news(events, set(market.companies["ticker"]))
     days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
     frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
+    calibration = None
+    if calibrate:
+        from kgfin.align.calibration import calibration_events
+
+        calibration = calibration_events(market, sorted(frame["month"].unique()), cfg.events, cfg.calibration_events)
     st, snapshot_of = _snapshot_reader(store)
     try:
         read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
@@ -720,7 +727,8 @@ def predict(
             embedder = NewsEmbedder()
             rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
         preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
-                               max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True)
+                               max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True,
+                               calibration=calibration)
     finally:
         st.close()
     tickers = list(reward.tickers)

@@ -133,21 +133,56 @@ def test_a_run_can_start_from_an_earlier_alignment(market, tmp_path: Path) -> No
 
 
 def test_constrained_alignment_and_prediction_never_refuse(market, tmp_path: Path) -> None:
+    from kgfin.align.calibration import calibration_events
     from kgfin.align.events import news_events
     from kgfin.align.impact_reward import build_impact_reward
     from kgfin.align.predict import ModelVariant, predict_events
 
     ppo = {**_cfg().ppo.model_dump(), "max_new_tokens": 48}
-    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo)
+    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo, calibrate_impact_type=True, calibration_events=3)
     run = align(cfg, market, _read(market), ["2014-07"], tmp_path / "run", progress=False)
     assert (run.log["refusal_rate"] == 0).all() and run.log["named"].between(1, 2).all()
     events = news_events(market, ["2014-08"], cfg.events)
     reward, events = build_impact_reward(events, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
-    preds = predict_events(ModelVariant("aligned", aligned_dir=run.final), events, reward, _read(market), cfg,
-                           max_new_tokens=48)
+    variant = ModelVariant("aligned", aligned_dir=run.final)
+    with pytest.raises(AlignInputError, match="calibration events"):
+        predict_events(variant, events, reward, _read(market), cfg, max_new_tokens=48)
+    calibration = calibration_events(market, ["2014-08"], cfg.events, cfg.calibration_events)
+    preds = predict_events(variant, events, reward, _read(market), cfg, max_new_tokens=48, calibration=calibration)
     assert preds and not any(p.scored.refused for p in preds)
     assert all(p.completion.endswith("}]}}") for p in preds)
+    with pytest.raises(ValueError, match="calibrate_impact_type needs constrained_decoding"):
+        _cfg(calibrate_impact_type=True)
     with pytest.raises(ValueError, match="prefill_json"):
         _cfg(constrained_decoding=True, prefill_json=False)
     with pytest.raises(ValueError, match="algo=ppo only"):
         _cfg(constrained_decoding=True, algo="grpo")
+
+
+def test_impact_type_calibration_is_point_in_time_and_cancels_the_mean_log_odds(market) -> None:
+    from kgfin.align.calibration import calibrated_grammar, calibration_events, impact_type_offset
+    from kgfin.align.impact_reward import build_impact_reward
+    from kgfin.align.trainer import event_messages
+    from kgfin.llm.prompts import SYSTEM_PROMPT
+
+    cfg = _cfg(constrained_decoding=True, calibrate_impact_type=True, ppo={"max_new_tokens": 48})
+    cal = calibration_events(market, ["2014-08", "2014-07"], cfg.events, 3)
+    assert cal.groupby("calibrates").size().to_dict() == {"2014-07": 3, "2014-08": 3}
+    for month, part in cal.groupby("calibrates"):
+        start = pd.Timestamp(f"{month}-01")
+        assert (part["timestamp"] < start).all() and (part["timestamp"] >= start - pd.offsets.MonthBegin(1)).all()
+        assert (part["graph_month"] == str(pd.Period(month, "M") - 1)).all()  # read with the answered month's model
+    part = cal[cal["calibrates"] == "2014-08"]
+    model, tok = knowledge_model(cfg, "unused", "2014-07")
+    reward, _ = build_impact_reward(part, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
+    grammar = cfg.answer_grammar(tok, reward.universe, 48)
+    names = {t: f"{n} ({t})" for t, n in zip(reward.universe.tickers, reward.universe.names, strict=True)}
+    messages, first = event_messages(part), [names[t[0]] for t in part["tickers"]]
+    kwargs = {"system": SYSTEM_PROMPT, "prefix": cfg.answer_prefix}
+    batched = impact_type_offset(model, tok, messages, first, grammar, **kwargs)
+    one_by_one = [impact_type_offset(model, tok, [m], [f], grammar, **kwargs) for m, f in zip(messages, first, strict=True)]
+    assert batched == pytest.approx(sum(one_by_one) / 3, abs=1e-4)  # left padding does not move the log-odds
+    calibrated = calibrated_grammar(grammar, model, tok, reward.universe, part, messages, **kwargs)
+    assert calibrated.type_bias == pytest.approx({"positive": -batched / 2, "negative": batched / 2})
+    with pytest.raises(AlignInputError, match="one company per message"):
+        impact_type_offset(model, tok, messages, first[:1], grammar, **kwargs)

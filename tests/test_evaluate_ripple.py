@@ -95,6 +95,7 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
     assert {"propagation_only", "oracle", "knowledge", "aligned", "zero_shot", "icl", "rag"} <= methods
     truth = result.tables["truth"].set_index("method")
     assert truth.loc["oracle", "corr_with_planted"] == pytest.approx(1.0)
+    assert truth.loc["oracle", "focal_sign_right"] == 1.0
     assert truth.loc["oracle", "recall@10"] > 0.9
     assert set(result.tables["refusals"].columns) == {"method", "T=0", "T=0.7"}
     # Table 1's refusal rate is the share of events refused, as Table 4's greedy column

@@ -52,7 +52,7 @@ def test_random_walks_are_valid_answers_within_the_token_limit(tiny, max_new_tok
         assert {x["impact_type"] for x in items} <= set(IMPACT_TYPES)
         assert all(-10 <= int(x["impact_score"]) <= 10 for x in items)
         # the score's sign follows the impact type
-        assert all(int(x["impact_score"]) * (1 if x["impact_type"] == "positive" else -1) >= 0 for x in items)
+        assert all(int(x["impact_score"]) * (1 if x["impact_type"] == "positive" else -1) > 0 for x in items)
         impacts = parse_impacts(text, UNIVERSE)
         assert not impacts.refused and len(impacts.scores) == len(items)
         counts.add(len(items))
@@ -97,6 +97,65 @@ def test_generated_replies_are_valid_answers(tiny) -> None:
                                    stop_at_json_end=True, grammar=grammar, temperature=temperature)
         assert all(not parse_impacts(r, UNIVERSE).refused for r in replies)
         assert all(r.endswith("}]}}") for r in replies)
+
+
+def test_type_bias_moves_only_the_first_type_decision(tiny) -> None:
+    from transformers import LogitsProcessorList
+
+    from kgfin.llm.generate import generate_replies
+
+    model, tok = tiny
+    plain = _grammar(tok, max_new_tokens=48)
+    biased = plain.with_type_bias({"negative": 50.0})
+    assert plain.first_type_bias == {} and biased.first_type_bias == {plain.type_first_tokens["negative"]: 50.0}
+    replies = generate_replies(model, tok, ["Which companies move?"] * 4, max_new_tokens=48, prefix=ANSWER_PREFIX,
+                               stop_at_json_end=True, grammar=biased)
+    assert all(json.loads(r)["impact_analysis"]["affected_companies"][0]["impact_type"] == "negative" for r in replies)
+    # the bias sits where the first entry's type is decided and nowhere else; the processor also masks like the grammar
+    ok = [t for part in ('Beta Mining (BET)", "impact_type": "', 'negative", "impact_score": "', '-3"}, {"name": "',
+                         'Alpha Bank (ALB)", "impact_type": "', 'negative", "impact_score": "', '-1"}]}}')
+          for t in tok(part, add_special_tokens=False)["input_ids"]]
+    at_type = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
+    bias = biased.bias_tensor(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))
+    assert bias.nonzero().tolist() == [[0, at_type, plain.type_first_tokens["negative"]]]
+    assert plain.bias_tensor(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok)) is None
+    process = LogitsProcessorList([biased.logits_processor(2)])
+    scores = process(torch.tensor([[7, 7, *ok[:at_type]]]), torch.zeros(1, len(tok)))
+    allowed = sorted(biased.allowed_after(ok[:at_type]))
+    assert torch.isfinite(scores[0]).nonzero().flatten().tolist() == allowed
+    assert scores[0, plain.type_first_tokens["negative"]] == 50.0
+    with pytest.raises(GrammarError, match="unknown impact types"):
+        plain.with_type_bias({"neutral": 1.0})
+    with pytest.raises(GrammarError, match="finite"):
+        plain.with_type_bias({"negative": float("nan")})
+
+
+def test_ppo_takes_log_probs_with_the_type_bias() -> None:
+    """PPO's forward pass adds the bias the sampler added: a type the bias makes certain has log-probability 0."""
+    from toy_lm import char_lm
+
+    from kgfin.align.ppo import PPOConfig, PPOTrainer
+
+    model, tok = char_lm(0)
+    grammar = _grammar(tok, max_companies=1, max_new_tokens=80)
+    cfg = PPOConfig(batch_size=8, mini_batch_size=8, max_new_tokens=80, temperature=1.0, stop_at_json_end=True)
+    prompt = ["Which companies move? " + ANSWER_PREFIX] * 8
+    for bias, certain in ((0.0, False), (60.0, True)):
+        trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
+                             reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX,
+                             grammar=grammar.with_type_bias({"negative": bias}))
+        ro = trainer.rollout(prompt)
+        logp, _ = trainer._forward(model, ro)
+        response = ro.input_ids[:, ro.prompt_length:]
+        marker = grammar.with_type_bias({"negative": 1.0}).bias_tensor(response, ro.response_mask, len(tok))
+        at_type = marker.sum(-1) != 0  # where each answer decides its impact type
+        assert int(at_type.sum()) == 8  # one type decision per answer
+        assert (ro.bias is not None) == certain
+        if certain:
+            assert all('"negative"' in c for c in ro.completions)
+            assert torch.allclose(logp[at_type], torch.zeros(8), atol=1e-4)
+        else:
+            assert (logp[at_type] < -1e-3).all()
 
 
 def test_ppo_learns_a_sign_under_the_grammar() -> None:

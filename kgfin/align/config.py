@@ -113,6 +113,12 @@ class AlignConfig(KgfinConfig):
     max_companies: int = Field(
         5, ge=1, description="constrained_decoding: most companies one answer may name (fewer when the token limit "
                              "leaves no room)")
+    calibrate_impact_type: bool = Field(
+        False, description="constrained_decoding: cancel the model's prior for 'positive' over 'negative' by batch "
+                           "calibration on the previous month's news (kgfin.align.calibration); applies wherever the "
+                           "grammar does")
+    calibration_events: int = Field(
+        32, ge=1, description="calibrate_impact_type: news items of the previous month the prior is averaged over")
     knowledge: bool = Field(
         True, description="load each month's knowledge adapter (kg-YYYY-MM, merged and frozen); False aligns the base "
                           "model alone (an ablation)")
@@ -154,6 +160,9 @@ class AlignConfig(KgfinConfig):
         if self.constrained_decoding and not self.prefill_json:
             raise ValueError("constrained_decoding needs prefill_json=true: the grammar continues the prefilled JSON "
                              "opening")
+        if self.calibrate_impact_type and not self.constrained_decoding:
+            raise ValueError("calibrate_impact_type needs constrained_decoding=true: the bias is added where the "
+                             "grammar decides the impact type")
         if self.constrained_decoding and self.algo != "ppo":
             raise ValueError(f"constrained_decoding is implemented for algo=ppo only (TRL's {self.algo} trainer "
                              "samples without it)")

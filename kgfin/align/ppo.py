@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from kgfin.align.config import PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd
@@ -152,6 +152,7 @@ class Rollout:
     completions: list[str]
     truncated: torch.Tensor  # (B,) bool: cut off by max_new_tokens (no EOS, JSON not closed)
     allowed: torch.Tensor | None = None  # (B, T, V) bool: tokens a grammar allowed at each response position
+    bias: torch.Tensor | None = None  # (B, T, V) float: logit offsets the grammar added (its type bias)
 
 
 class PPOTrainer:
@@ -199,7 +200,10 @@ class PPOTrainer:
         # Only the T + 1 last positions' logits are needed: position i predicts token i + 1.
         out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
                     use_cache=False, logits_to_keep=t + 1)
-        logits = out.logits[:, :-1] / self.cfg.temperature  # (B, T, V)
+        logits = out.logits[:, :-1]  # (B, T, V)
+        if ro.bias is not None:  # the sampler added the grammar's type bias before temperature
+            logits = logits + ro.bias[rows]
+        logits = logits / self.cfg.temperature
         if ro.allowed is not None:  # the constrained sampler's distribution: disallowed tokens have probability 0
             logits = logits.masked_fill(~ro.allowed[rows], -math.inf)
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
@@ -232,7 +236,7 @@ class PPOTrainer:
                 **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                 stopping_criteria=StoppingCriteriaList([stop]) if self.cfg.stop_at_json_end else None,
-                prefix_allowed_tokens_fn=self.grammar.prefix_allowed_tokens_fn(p) if self.grammar else None,
+                logits_processor=LogitsProcessorList([self.grammar.logits_processor(p)]) if self.grammar else None,
             )
         response = out[:, p:]
         t = response.shape[1]
@@ -247,11 +251,13 @@ class PPOTrainer:
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
-        allowed = None
+        allowed = bias = None
         if self.grammar is not None:
             vocab = self.policy.get_output_embeddings().weight.shape[0]
             allowed = self.grammar.allowed_mask(response, response_mask, vocab)
-        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed)
+            bias = self.grammar.bias_tensor(response, response_mask, vocab)
+        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed,
+                       bias)
 
     # --- one PPO step -------------------------------------------------------------------------
 

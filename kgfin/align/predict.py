@@ -202,18 +202,32 @@ def predict_events(
     rag_scores: Callable[[list[str], list[str]], np.ndarray] | None = None,
     with_paths: bool = False,
     progress: bool = False,
+    calibration: pd.DataFrame | None = None,
 ) -> list[Prediction]:
-    """Answers of ``variant`` to ``events`` (one model load per graph month), parsed and propagated."""
+    """Answers of ``variant`` to ``events`` (one model load per graph month), parsed and propagated.
+
+    With ``cfg.calibrate_impact_type``, ``calibration`` holds the calibration events of each
+    graph month (:func:`kgfin.align.calibration.calibration_events`), prompted as ``variant``'s.
+    """
+    from kgfin.align.calibration import calibrated_grammar
     from kgfin.llm.generate import generate_replies
 
+    if cfg.constrained_decoding and cfg.calibrate_impact_type and calibration is None:
+        raise AlignInputError("calibrate_impact_type needs calibration events (the previous month's news)")
     preds: dict[str, Prediction] = {}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
+        grammar = cfg.answer_grammar(tok, reward.universe, max_new_tokens)
+        if grammar is not None and calibration is not None and cfg.calibrate_impact_type:
+            cal = calibration[calibration["graph_month"] == graph_month]
+            grammar = calibrated_grammar(grammar, model, tok, reward.universe, cal,
+                                         _messages(variant, cal, snapshot, rag_scores), system=SYSTEM_PROMPT,
+                                         prefix=reward.prefix, what=f" ({variant.method}, graph month {graph_month})")
         replies = generate_replies(model, tok, _messages(variant, part, snapshot, rag_scores), system=SYSTEM_PROMPT,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
                                    seed=seed, prefix=reward.prefix, stop_at_json_end=cfg.ppo.stop_at_json_end,
-                                   grammar=cfg.answer_grammar(tok, reward.universe, max_new_tokens), progress=progress)
+                                   grammar=grammar, progress=progress)
         for row, reply in zip(part.itertuples(index=False), replies, strict=True):
             scored = reward.score(reply, str(row.event_id), prefixed=True)
             preds[str(row.event_id)] = Prediction(

@@ -105,7 +105,8 @@ class _MonthPolicy:
     """Policy and reference of one month (and its PPO trainer), built from the carried alignment state."""
 
     def __init__(self, cfg: AlignConfig, adapters_root: Path, graph_month: str, reward: ImpactReward,
-                 learned: dict[str, Any] | None, trainer_state: dict[str, Any] | None):
+                 learned: dict[str, Any] | None, trainer_state: dict[str, Any] | None,
+                 calibration: pd.DataFrame | None = None):
         import torch
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
@@ -138,6 +139,12 @@ class _MonthPolicy:
             from kgfin.align.ppo import PPOTrainer
 
             grammar = cfg.answer_grammar(self.tok, reward.universe, cfg.ppo.max_new_tokens)
+            if grammar is not None and calibration is not None:
+                from kgfin.align.calibration import calibrated_grammar
+
+                grammar = calibrated_grammar(grammar, self.policy, self.tok, reward.universe, calibration,
+                                             event_messages(calibration), system=SYSTEM_PROMPT,
+                                             prefix=cfg.answer_prefix, what=f" (graph month {graph_month})")
             self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, answer_prefix=cfg.answer_prefix,
                                       grammar=grammar, **context)
             if trainer_state is not None:
@@ -267,6 +274,11 @@ def align(
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
     messages = event_messages(events)
+    calibration = None
+    if cfg.calibrate_impact_type:
+        from kgfin.align.calibration import calibration_events
+
+        calibration = calibration_events(market, sorted(months), cfg.events, cfg.calibration_events)
     stop = len(plan) if max_steps is None else min(len(plan), done + max_steps)
     policy: _MonthPolicy | None = None
     current = None
@@ -282,7 +294,8 @@ def align(
             if month != current:
                 if policy is not None:
                     learned, trainer_state = policy.learned(), policy.trainer_state()
-                policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, learned, trainer_state)
+                policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, learned, trainer_state,
+                                      None if calibration is None else calibration[calibration["calibrates"] == month])
                 current = month
             assert policy is not None
             ids = events.loc[batch, "event_id"].astype(str).tolist()

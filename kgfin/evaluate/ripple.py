@@ -20,8 +20,9 @@ Every method's answer becomes ``Z`` over the companies of the graph month; the t
   relation type removed from mu;
 * ``long_short`` (Table 3): daily top-minus-bottom portfolios on Z against equal weight,
   inverse volatility, Markowitz and minimum variance over the same days;
-* ``truth``: recall@k of the truly affected companies (top k by |Z|) and the correlation of
-  Z with the planted shocks, per method (synthetic market only).
+* ``truth``: recall@k of the truly affected companies (top k by |Z|), the correlation of
+  Z with the planted shocks and the share of events whose Z at the focal company has the
+  planted focal shock's sign, per method (synthetic market only).
 """
 
 from __future__ import annotations
@@ -210,6 +211,11 @@ def run_ripple_eval(
     if "oracle" in cfg.methods and truth is None:
         notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
 
+    calibration = None
+    if align_cfg.constrained_decoding and align_cfg.calibrate_impact_type:
+        from kgfin.align.calibration import calibration_events
+
+        calibration = calibration_events(market, sorted(months), align_cfg.events, align_cfg.calibration_events)
     rag_scores = embedding_similarity(embed)
     example = None
     if "icl" in methods:
@@ -246,14 +252,15 @@ def run_ripple_eval(
             for temp in [0.0, *cfg.temperatures]:
                 got = predict_events(variant, events, reward, read_snapshot, align_cfg, adapters_root,
                                      temperature=temp, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                     seed=cfg.seed, rag_scores=rag_scores)
+                                     seed=cfg.seed, rag_scores=rag_scores, calibration=calibration)
                 refusal_rows.append({"method": method, "temperature": temp,
                                      "refusal_rate": float(np.mean([p.scored.refused for p in got])),
                                      "events": len(got)})
                 if temp == 0.0:
                     preds[method] = got
     frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
-    tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes)
+    focal = {str(e): t[0] for e, t in zip(events["event_id"], events["tickers"], strict=True)}
+    tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes, focal)
     if refusal_rows:
         tables["refusals"] = pd.DataFrame(refusal_rows).pivot(index="method", columns="temperature",
                                                              values="refusal_rate").reset_index()
@@ -303,7 +310,8 @@ def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.Dat
 
 def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], reward: ImpactReward,
             read_snapshot: Callable[[str], GraphSnapshot], market: MarketData, truth: pd.DataFrame | None,
-            cfg: RippleEvalConfig, realised: dict[str, pd.DataFrame], notes: list[str]) -> dict[str, pd.DataFrame]:
+            cfg: RippleEvalConfig, realised: dict[str, pd.DataFrame], notes: list[str],
+            focal: dict[str, str]) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     anova_rows = []
     for model in cfg.residual_models:
@@ -376,7 +384,7 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
         tickers = list(reward.tickers)
         by_event = {e: g for e, g in truth.groupby("event_id")}
         for method, plist in preds.items():
-            recalls, corrs, mean_reward = [], [], []
+            recalls, corrs, mean_reward, focal_right = [], [], [], []
             for p in plist:
                 part = by_event.get(p.event_id)
                 if part is None or part.empty:
@@ -389,8 +397,13 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
                 recalls.append(len(true & set(top)) / len(true) if true else np.nan)
                 corrs.append(float(np.corrcoef(z, shock)[0, 1]) if z.std() > 0 and shock.std() > 0 else 0.0)
                 mean_reward.append(p.scored.reward)
+                j = tickers.index(focal[p.event_id]) if focal.get(p.event_id) in tickers else None
+                if j is not None and shock[j] != 0:  # 0 in Z (not named, not reached) counts as wrong
+                    focal_right.append(float(np.sign(z[j]) == np.sign(shock[j])))
             rows.append({"method": method, "events": len(recalls), f"recall@{cfg.recall_k}": float(np.nanmean(recalls)),
-                         "corr_with_planted": float(np.mean(corrs)), "mean_reward": float(np.mean(mean_reward)),
+                         "corr_with_planted": float(np.mean(corrs)),
+                         "focal_sign_right": float(np.mean(focal_right)) if focal_right else np.nan,
+                         "mean_reward": float(np.mean(mean_reward)),
                          "refusal_rate": float(np.mean([p.scored.refused for p in plist]))})
         tables["truth"] = pd.DataFrame(rows)
     return tables

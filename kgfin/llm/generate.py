@@ -111,7 +111,7 @@ def generate_replies(
     reply is decoded inside that answer language (:mod:`kgfin.llm.grammar`).
     """
     import torch
-    from transformers import StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     prompts = chat_prompts(tokenizer, messages, system, prefix)
     side = tokenizer.padding_side
@@ -132,7 +132,7 @@ def generate_replies(
             if stop_at_json_end:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
             if grammar is not None:
-                kwargs["prefix_allowed_tokens_fn"] = grammar.prefix_allowed_tokens_fn(batch["input_ids"].shape[1])
+                kwargs["logits_processor"] = LogitsProcessorList([grammar.logits_processor(batch["input_ids"].shape[1])])
             with torch.no_grad():
                 out = model.generate(**batch, **kwargs)
             new = out[:, batch["input_ids"].shape[1]:]

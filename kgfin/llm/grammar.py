@@ -9,9 +9,9 @@ each next token to those that keep the reply inside this language (after the pre
     NAME", "impact_type": "TYPE", "impact_score": "SCORE"}, {"name": "NAME", ... "SCORE"}]}}
 
 with NAME one of the universe's ``"Name (TICKER)"`` (each at most once), TYPE one of
-:data:`IMPACT_TYPES` and SCORE an integer in [-10, 10] whose sign agrees with TYPE (0 to 10
-after "positive", -10 to 0 after "negative"), quoted as in the prompt's format (the model
-expects the quote; without it greedy answers drift to 0). The direction is a word because
+:data:`IMPACT_TYPES` and SCORE a nonzero integer in [-10, 10] whose sign agrees with TYPE (1 to
+10 after "positive", -10 to -1 after "negative": a company the answer names moves), quoted as
+in the prompt's format (the model expects the quote; without it greedy answers drift to 0). The direction is a word because
 that is where SmolLM2-135M encodes it: after a news item its log-odds of "positive" over
 "negative" correlate 0.6 with the planted shock, those of "1" over "-" as a score's first
 token -0.4 (``eval/sign_probe.py``). What remains for the model to choose is what matters: which
@@ -19,19 +19,28 @@ companies, their relation to the news, the sign and size of each score, and how 
 entries (at most ``max_companies``, and never more than fit in ``max_new_tokens``, so the
 JSON always closes). After the closing braces only EOS is allowed.
 
+``type_bias`` adds a constant to the logits of each impact type where the first entry's type
+is decided (the first token of its type slot): :mod:`kgfin.align.calibration` sets it to
+cancel the model's prior for "positive" over "negative" there (batch calibration). Later
+entries are left alone: their prior differs (with the first entry's bias on every entry,
+every second entry of the 2015-04 evaluation came out negative).
+
 The language is a chain of *slots*, each a token trie over its alternatives (each
 alternative's text includes the separator that follows it, so slots join without
 ambiguity). The trie uses each alternative's own tokenisation, so a reply's tokens may
 differ from how the tokenizer would split the same text; decoding them gives the text.
 
-Use :meth:`AnswerGrammar.prefix_allowed_tokens_fn` with transformers' ``generate``; PPO uses
-:meth:`AnswerGrammar.allowed_mask` to take log-probabilities under the same constrained
-distribution it sampled from.
+Use :meth:`AnswerGrammar.logits_processor` (or, without a type bias,
+:meth:`AnswerGrammar.prefix_allowed_tokens_fn`) with transformers' ``generate``; PPO uses
+:meth:`AnswerGrammar.allowed_mask` and :meth:`AnswerGrammar.bias_tensor` to take
+log-probabilities under the same constrained distribution it sampled from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import copy
+import math
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,7 +122,7 @@ class _State:
         more = (self.entries + 1 < min(g.max_companies, g.n_companies)
                 and g.longest_score[_CONTINUE] + g.entry_tokens <= room)
         kinds = {_CONTINUE, _END} if more else {_END}
-        signs = {"+", "-", "0"} if self.sign is None else {self.sign, "0"}
+        signs = {"+", "-", "0"} if self.sign is None else {self.sign}
 
         return lambda tags: any(kind in kinds and sign in signs for kind, sign in tags)  # type: ignore[misc]
 
@@ -122,6 +131,11 @@ class _State:
             return [self.g.eos_token_id]
         ok = self._permitted()
         return [t for t, child in self.node.children.items() if ok(child.tags)]
+
+    def bias(self) -> dict[int, float]:
+        """Logit offsets at this position: the type bias where the first entry's impact type is decided, else none."""
+        at_first_type = not self.done and self.entries == 0 and self.slot == 1 and self.node is self.g.slots[1].root
+        return self.g.first_type_bias if at_first_type else {}
 
     def advance(self, token: int) -> bool:
         """Take ``token``; False if the grammar does not allow it (the state is then unchanged)."""
@@ -151,7 +165,8 @@ class AnswerGrammar:
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, companies: Sequence[str], *, max_companies: int = 5,
-                 max_new_tokens: int = 96, impact_types: Sequence[str] = IMPACT_TYPES, score_limit: int = 10):
+                 max_new_tokens: int = 96, impact_types: Sequence[str] = IMPACT_TYPES, score_limit: int = 10,
+                 type_bias: Mapping[str, float] | None = None):
         if not companies:
             raise GrammarError("the answer grammar needs at least one company")
         if max_companies < 1:
@@ -177,6 +192,35 @@ class AnswerGrammar:
         if self.entry_tokens > max_new_tokens:
             raise GrammarError(f"max_new_tokens={max_new_tokens} is too small for one constrained answer entry "
                                f"({self.entry_tokens} tokens); raise it")
+        self.type_first_tokens = self._type_first_tokens()
+        self.type_bias: dict[str, float] = {}
+        self.first_type_bias: dict[int, float] = {}  # token -> offset at the first entry's type decision
+        if type_bias:
+            self._set_type_bias(type_bias)
+
+    def _type_first_tokens(self) -> dict[str, int]:
+        """Each impact type's first token in the type slot (distinct types may share one)."""
+        return {next(iter(child.tags)): t for t, child in self.slots[1].root.children.items() if len(child.tags) == 1}
+
+    def _set_type_bias(self, type_bias: Mapping[str, float]) -> None:
+        unknown = set(type_bias) - set(self.slots[1].longest)
+        if unknown:
+            raise GrammarError(f"type_bias names unknown impact types {sorted(unknown)}; the grammar has "
+                               f"{sorted(self.slots[1].longest)}")
+        shared = [t for t in type_bias if t not in self.type_first_tokens]
+        if shared:
+            raise GrammarError(f"impact types {shared} share their first token with another type: a bias on it "
+                               "would move both")
+        if not all(math.isfinite(v) for v in type_bias.values()):
+            raise GrammarError(f"type_bias must be finite, got {dict(type_bias)}")
+        self.type_bias = {k: float(v) for k, v in type_bias.items()}
+        self.first_type_bias = {self.type_first_tokens[k]: v for k, v in self.type_bias.items() if v != 0.0}
+
+    def with_type_bias(self, type_bias: Mapping[str, float]) -> AnswerGrammar:
+        """A copy of this grammar (sharing its tries) with ``type_bias`` added to the impact types' logits."""
+        out = copy.copy(self)
+        out._set_type_bias(type_bias)
+        return out
 
     @classmethod
     def for_universe(cls, tokenizer: PreTrainedTokenizerBase, tickers: Sequence[str], names: Sequence[str],
@@ -194,15 +238,15 @@ class AnswerGrammar:
         state = self._replay(reply_ids)
         return state.allowed() if state is not None else [self.eos_token_id]
 
-    def prefix_allowed_tokens_fn(self, prompt_length: int) -> Callable[[int, torch.Tensor], list[int]]:
-        """For ``model.generate(prefix_allowed_tokens_fn=...)`` on left-padded prompts of ``prompt_length`` tokens.
+    def _tracker(self, prompt_length: int) -> Callable[[int, torch.Tensor], _State | None]:
+        """Row -> state of its reply during ``generate`` on left-padded prompts of ``prompt_length`` tokens.
 
         Keeps one incremental state per row (generation appends one token per call), so a
-        step costs O(1) per row instead of a replay of the whole reply.
+        step costs O(1) per row instead of a replay of the whole reply; None once a reply strayed.
         """
         states: dict[int, tuple[int, _State | None]] = {}
 
-        def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
+        def state_of(batch_id: int, input_ids: torch.Tensor) -> _State | None:
             reply = input_ids[prompt_length:]
             seen, state = states.get(batch_id, (0, _State(self)))
             if state is not None and len(reply) == seen + 1:
@@ -210,9 +254,51 @@ class AnswerGrammar:
             elif len(reply) != seen:
                 state = self._replay(reply.tolist())
             states[batch_id] = (len(reply), state)
+            return state
+
+        return state_of
+
+    def prefix_allowed_tokens_fn(self, prompt_length: int) -> Callable[[int, torch.Tensor], list[int]]:
+        """For ``model.generate(prefix_allowed_tokens_fn=...)`` on left-padded prompts of ``prompt_length`` tokens
+        (the type bias needs :meth:`logits_processor`)."""
+        state_of = self._tracker(prompt_length)
+
+        def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
+            state = state_of(batch_id, input_ids)
             return state.allowed() if state is not None else [self.eos_token_id]
 
         return allowed
+
+    def logits_processor(self, prompt_length: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """For ``model.generate(logits_processor=LogitsProcessorList([...]))``: masks every token the grammar does
+        not allow and adds the type bias. ``generate`` runs it before temperature, as PPO's forward pass does."""
+        import torch
+
+        state_of = self._tracker(prompt_length)
+
+        def process(input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            out = torch.full_like(scores, -math.inf)
+            for row in range(scores.shape[0]):
+                state = state_of(row, input_ids[row])
+                allowed = state.allowed() if state is not None else [self.eos_token_id]
+                out[row, allowed] = scores[row, allowed]
+                for token, offset in (state.bias() if state is not None else {}).items():
+                    out[row, token] += offset
+            return out
+
+        return process
+
+    def _walk(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor) -> Iterator[tuple[int, int, _State | None]]:
+        """(row, position, state before that position's token) over the valid reply positions."""
+        ids, valid = reply_ids.cpu().tolist(), reply_mask.cpu().bool().tolist()
+        for row in range(len(ids)):
+            state: _State | None = _State(self)
+            for i, token in enumerate(ids[row]):
+                if not valid[row][i]:
+                    continue
+                yield row, i, state
+                if state is not None and not state.advance(token):
+                    state = None
 
     def allowed_mask(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
         """(B, T, V) bool: the tokens the grammar allowed at each reply position (all tokens outside ``reply_mask``).
@@ -224,15 +310,20 @@ class AnswerGrammar:
 
         b, t = reply_ids.shape
         mask = torch.ones(b, t, vocab_size, dtype=torch.bool)
-        ids, valid = reply_ids.cpu().tolist(), reply_mask.cpu().bool().tolist()
-        for row in range(b):
-            state: _State | None = _State(self)
-            for i in range(t):
-                if not valid[row][i]:
-                    continue
-                allowed = state.allowed() if state is not None else [self.eos_token_id]
-                mask[row, i] = False
-                mask[row, i, allowed] = True
-                if state is not None and not state.advance(ids[row][i]):
-                    state = None
+        for row, i, state in self._walk(reply_ids, reply_mask):
+            allowed = state.allowed() if state is not None else [self.eos_token_id]
+            mask[row, i] = False
+            mask[row, i, allowed] = True
         return mask.to(reply_ids.device)
+
+    def bias_tensor(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor | None:
+        """(B, T, V) float: the type bias added at each reply position (None without a type bias)."""
+        import torch
+
+        if not self.first_type_bias:
+            return None
+        bias = torch.zeros(reply_ids.shape[0], reply_ids.shape[1], vocab_size)
+        for row, i, state in self._walk(reply_ids, reply_mask):
+            for token, offset in (state.bias() if state is not None else {}).items():
+                bias[row, i, token] = offset
+        return bias.to(reply_ids.device)
