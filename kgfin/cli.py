@@ -705,13 +705,13 @@ def predict(
     if method not in ("aligned", "knowledge", "zero_shot", "rag"):
         raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
     cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
-    calibrate = cfg.constrained_decoding and cfg.calibrate_impact_type
-    market = load_market(data, ["companies", "returns", "factors_daily", *(["news"] if calibrate else [])])
+    market = load_market(data, ["companies", "returns", "factors_daily",
+                                *(["news"] if cfg.calibrate_impact_type else [])])
     news = load_news(events, set(market.companies["ticker"]))
     days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
     frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
     calibration = None
-    if calibrate:
+    if cfg.calibrate_impact_type:
         from kgfin.align.calibration import calibration_events
 
         calibration = calibration_events(market, sorted(frame["month"].unique()), cfg.events, cfg.calibration_events)

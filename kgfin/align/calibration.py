@@ -27,7 +27,7 @@ import pandas as pd
 
 from kgfin.align.config import EventConfig
 from kgfin.align.events import AlignInputError, month_minus, news_events
-from kgfin.llm.grammar import AnswerGrammar
+from kgfin.llm.grammar import AnswerGrammar, company_label, type_stem
 
 if TYPE_CHECKING:
     from kgfin.data import MarketData
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["calibrated_grammar", "calibration_events", "impact_type_offset"]
 
 logger = logging.getLogger(__name__)
-
-_AFTER_NAME = '", "impact_type": "'
-
 
 def calibration_events(market: MarketData, months: Sequence[str], events: EventConfig, n: int) -> pd.DataFrame:
     """For each news month ``m`` of ``months``: up to ``n`` news events of month ``m - 1`` dated before ``m``, with
@@ -70,8 +67,8 @@ def impact_type_offset(model: Any, tokenizer: Any, messages: Sequence[str], firs
     if not {"positive", "negative"} <= set(tokens):
         raise AlignInputError(f"impact-type calibration needs the types positive and negative, the grammar has "
                               f"{sorted(tokens)}")
-    stems = [p + name + _AFTER_NAME for p, name in zip(chat_prompts(tokenizer, messages, system, prefix), first_names,
-                                                         strict=True)]
+    stems = [p + type_stem(name) for p, name in zip(chat_prompts(tokenizer, messages, system, prefix), first_names,
+                                                     strict=True)]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     margins = []
@@ -93,7 +90,7 @@ def calibrated_grammar(grammar: AnswerGrammar, model: Any, tokenizer: Any, unive
                        what: str = "") -> AnswerGrammar:
     """``grammar`` with the impact-type bias that cancels ``model``'s mean log-odds over ``calibration``'s events
     (their focal companies first, written as in ``universe``; ``messages`` are their prompts, in order)."""
-    names = {t: f"{n} ({t})" for t, n in zip(universe.tickers, universe.names, strict=True)}
+    names = {t: company_label(t, n) for t, n in zip(universe.tickers, universe.names, strict=True)}
     keep = [k for k, t in enumerate(calibration["tickers"]) if t and t[0] in names]
     if not keep:
         raise AlignInputError(f"impact-type calibration{what}: none of the {len(calibration)} calibration events names "

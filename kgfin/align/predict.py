@@ -212,14 +212,15 @@ def predict_events(
     from kgfin.align.calibration import calibrated_grammar
     from kgfin.llm.generate import generate_replies
 
-    if cfg.constrained_decoding and cfg.calibrate_impact_type and calibration is None:
+    if cfg.calibrate_impact_type and calibration is None:
         raise AlignInputError("calibrate_impact_type needs calibration events (the previous month's news)")
     preds: dict[str, Prediction] = {}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
         grammar = cfg.answer_grammar(tok, reward.universe, max_new_tokens)
-        if grammar is not None and calibration is not None and cfg.calibrate_impact_type:
+        if cfg.calibrate_impact_type:  # the config guarantees a grammar; calibration was checked above
+            assert grammar is not None and calibration is not None
             cal = calibration[calibration["graph_month"] == graph_month]
             grammar = calibrated_grammar(grammar, model, tok, reward.universe, cal,
                                          _messages(variant, cal, snapshot, rag_scores), system=SYSTEM_PROMPT,

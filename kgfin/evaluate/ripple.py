@@ -212,7 +212,7 @@ def run_ripple_eval(
         notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
 
     calibration = None
-    if align_cfg.constrained_decoding and align_cfg.calibrate_impact_type:
+    if align_cfg.calibrate_impact_type:
         from kgfin.align.calibration import calibration_events
 
         calibration = calibration_events(market, sorted(months), align_cfg.events, align_cfg.calibration_events)

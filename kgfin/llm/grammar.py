@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError"]
+__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "company_label", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -61,6 +61,16 @@ _NEXT_ENTRY = '"}, {"name": "'
 _CLOSE = '"}]}}'
 
 _CONTINUE, _END = "continue", "end"  # score-slot tags are (kind, sign): kind continue or end, sign + - or 0
+
+
+def company_label(ticker: str, name: str) -> str:
+    """How an answer names a company: ``"Name (TICKER)"``."""
+    return f"{name} ({ticker})"
+
+
+def type_stem(company: str) -> str:
+    """An entry's text from its company up to where the grammar decides the impact type."""
+    return f"{company}{_AFTER_NAME}"
 
 
 class GrammarError(KgfinError):
@@ -178,7 +188,7 @@ class AnswerGrammar:
         self.n_companies = len(set(companies))
         scores = range(-score_limit, score_limit + 1)
         self.slots = (
-            _Trie(tokenizer, {f"{c}{_AFTER_NAME}": c for c in dict.fromkeys(companies)}),
+            _Trie(tokenizer, {type_stem(c): c for c in dict.fromkeys(companies)}),
             _Trie(tokenizer, {f"{t}{_AFTER_TYPE}": t for t in dict.fromkeys(impact_types)}),
             _Trie(tokenizer, {f"{s}{after}": (kind, "+" if s > 0 else "-" if s < 0 else "0")
                               for kind, after in ((_CONTINUE, _NEXT_ENTRY), (_END, _CLOSE)) for s in scores}),
@@ -226,7 +236,7 @@ class AnswerGrammar:
     def for_universe(cls, tokenizer: PreTrainedTokenizerBase, tickers: Sequence[str], names: Sequence[str],
                      **kwargs: Any) -> AnswerGrammar:
         """The grammar over a universe's companies, written ``"Name (TICKER)"``."""
-        return cls(tokenizer, [f"{n} ({t})" for t, n in zip(tickers, names, strict=True)], **kwargs)
+        return cls(tokenizer, [company_label(t, n) for t, n in zip(tickers, names, strict=True)], **kwargs)
 
     def _replay(self, reply_ids: Sequence[int]) -> _State | None:
         """The state after ``reply_ids``; None if they leave the grammar."""
