@@ -63,7 +63,8 @@ from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_s
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import performance
 
-__all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval", "write_ripple_outputs"]
+__all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts", "run_ripple_eval", "truth_metrics",
+           "write_ripple_outputs"]
 
 ALL_METHODS = ("propagation_only", *LLM_METHODS, "oracle")
 MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "aligned", "oracle"]
@@ -167,7 +168,9 @@ def _truth(data_dir: Path | None, events: pd.DataFrame) -> pd.DataFrame | None:
     return impacts[impacts["event_id"].isin(set(events["event_id"]))]
 
 
-def _aggregate(frame: pd.DataFrame) -> pd.DataFrame:
+def daily_impacts(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`~kgfin.align.predict.prediction_frame` summed per (date, ticker), refused events kept as
+    refusal rows: the input of :func:`~kgfin.evaluate.stats.impact_stats`."""
     answered = frame[~frame["refused"]]
     daily = answered.groupby(["date", "ticker"], as_index=False)["impact"].sum()
     refused = frame[frame["refused"]].assign(ticker="-", impact=np.nan)[["date", "ticker", "impact"]]
@@ -308,6 +311,41 @@ def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.Dat
         return None
 
 
+def truth_metrics(preds: Sequence[Prediction], truth: pd.DataFrame, tickers: Sequence[str], focal: dict[str, str],
+                  recall_k: int = 10) -> dict[str, float]:
+    """How one method's answers match the planted truth (a synthetic market's ``truth/impacts`` rows).
+
+    ``recall@k``: share of the truly affected companies among the top ``recall_k`` by |Z|;
+    ``corr_with_planted``: correlation of Z with the planted shocks; ``focal_sign_right``: share
+    of events whose Z at the news' company (``focal``: event id -> ticker) has the planted sign
+    (0 in Z counts as wrong); plus the mean reward and the refusal rate. Averages over the
+    events that have truth rows.
+    """
+    tickers = list(tickers)
+    by_event = {e: g for e, g in truth.groupby("event_id")}
+    recalls, corrs, mean_reward, focal_right = [], [], [], []
+    for p in preds:
+        part = by_event.get(p.event_id)
+        if part is None or part.empty:
+            continue
+        shock = np.zeros(len(tickers))
+        shock[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
+        true = set(part.loc[part["shock"] != 0, "ticker"])
+        z = p.scored.z
+        top = [tickers[j] for j in np.argsort(-np.abs(z), kind="stable")[:recall_k] if z[j] != 0]
+        recalls.append(len(true & set(top)) / len(true) if true else np.nan)
+        corrs.append(float(np.corrcoef(z, shock)[0, 1]) if z.std() > 0 and shock.std() > 0 else 0.0)
+        mean_reward.append(p.scored.reward)
+        j = tickers.index(focal[p.event_id]) if focal.get(p.event_id) in tickers else None
+        if j is not None and shock[j] != 0:  # 0 in Z (not named, not reached) counts as wrong
+            focal_right.append(float(np.sign(z[j]) == np.sign(shock[j])))
+    return {"events": len(recalls), f"recall@{recall_k}": float(np.nanmean(recalls)) if recalls else np.nan,
+            "corr_with_planted": float(np.mean(corrs)) if corrs else np.nan,
+            "focal_sign_right": float(np.mean(focal_right)) if focal_right else np.nan,
+            "mean_reward": float(np.mean(mean_reward)) if mean_reward else np.nan,
+            "refusal_rate": float(np.mean([p.scored.refused for p in preds])) if preds else np.nan}
+
+
 def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], reward: ImpactReward,
             read_snapshot: Callable[[str], GraphSnapshot], market: MarketData, truth: pd.DataFrame | None,
             cfg: RippleEvalConfig, realised: dict[str, pd.DataFrame], notes: list[str],
@@ -318,7 +356,7 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
         resid = realised[model]
         rows = []
         for method, frame in frames.items():
-            stats = _safe(lambda f=frame, r=resid: impact_stats(_aggregate(f), r), f"{method} vs {model}", notes)
+            stats = _safe(lambda f=frame, r=resid: impact_stats(daily_impacts(f), r), f"{method} vs {model}", notes)
             if stats is None:
                 continue
             reg = stats.regression.iloc[0]
@@ -350,7 +388,7 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
                 out.append(Prediction(p.event_id, p.day, p.graph_month, p.completion,
                                       reward.score_vectors(p.event_id, p.scored.impacts, p.scored.y, mu=mu)))
             # regression only: without one relation every Z may have one sign, which the group tests reject
-            stats = _safe(lambda o=out: impact_stats(_aggregate(prediction_frame(o, list(reward.tickers))),
+            stats = _safe(lambda o=out: impact_stats(daily_impacts(prediction_frame(o, list(reward.tickers))),
                                                      realised["capm"], with_group_tests=False),
                           f"drop {dropped}", notes)
             if stats is not None:
@@ -380,30 +418,7 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
         tables["long_short"] = perf
 
     if truth is not None:
-        rows = []
-        tickers = list(reward.tickers)
-        by_event = {e: g for e, g in truth.groupby("event_id")}
-        for method, plist in preds.items():
-            recalls, corrs, mean_reward, focal_right = [], [], [], []
-            for p in plist:
-                part = by_event.get(p.event_id)
-                if part is None or part.empty:
-                    continue
-                shock = np.zeros(len(tickers))
-                shock[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
-                true = set(part.loc[part["shock"] != 0, "ticker"])
-                z = p.scored.z
-                top = [tickers[j] for j in np.argsort(-np.abs(z), kind="stable")[:cfg.recall_k] if z[j] != 0]
-                recalls.append(len(true & set(top)) / len(true) if true else np.nan)
-                corrs.append(float(np.corrcoef(z, shock)[0, 1]) if z.std() > 0 and shock.std() > 0 else 0.0)
-                mean_reward.append(p.scored.reward)
-                j = tickers.index(focal[p.event_id]) if focal.get(p.event_id) in tickers else None
-                if j is not None and shock[j] != 0:  # 0 in Z (not named, not reached) counts as wrong
-                    focal_right.append(float(np.sign(z[j]) == np.sign(shock[j])))
-            rows.append({"method": method, "events": len(recalls), f"recall@{cfg.recall_k}": float(np.nanmean(recalls)),
-                         "corr_with_planted": float(np.mean(corrs)),
-                         "focal_sign_right": float(np.mean(focal_right)) if focal_right else np.nan,
-                         "mean_reward": float(np.mean(mean_reward)),
-                         "refusal_rate": float(np.mean([p.scored.refused for p in plist]))})
-        tables["truth"] = pd.DataFrame(rows)
+        tables["truth"] = pd.DataFrame([{"method": method, **truth_metrics(plist, truth, list(reward.tickers), focal,
+                                                                            cfg.recall_k)}
+                                        for method, plist in preds.items()])
     return tables

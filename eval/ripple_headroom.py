@@ -1,0 +1,168 @@
+"""What the ripple evaluation can pay for: its metrics for answers that know the planted truth.
+
+Scores hand-built answers on the held-out events of a synthetic market exactly as
+``kgfin evaluate ripple`` scores a method (same events, propagation over mu, CAPM
+regression, recall@k, correlation with the planted shocks), once per propagation
+normalisation. The policies know more than any model can (the planted sign, the planted
+sizes, the market's event rules), so each row is a ceiling:
+
+* focal firm, +10 / planted sign / planted size: one-company answers (propagation only's
+  ranking, so its recall@k, is that of any answer naming the focal firm alone);
+* event rules on the graph: the focal firm plus its neighbours in the point-in-time graph
+  along the relations the synthetic market's rule for that event type moves, signed and
+  sized by the rule (what a model that knew the market's mechanics and the graph could say);
+* planted sizes, k most affected: the truly affected firms at their planted sizes;
+* planted shocks as Z: the oracle row (no propagation).
+
+    python eval/ripple_headroom.py --run runs/demo --months 2015-04
+    python eval/ripple_headroom.py --run runs/demo --months 2015-04 --normalize none,max_row --max-events 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kgfin.align import AlignConfig, build_impact_reward, news_events
+from kgfin.align.predict import Prediction, prediction_frame
+from kgfin.align.reward import PropagationConfig
+from kgfin.config import load_config
+from kgfin.data import load_market
+from kgfin.data.synth.events import EVENT_TYPES
+from kgfin.data.tables import read_table
+from kgfin.evaluate.ripple import daily_impacts, truth_metrics
+from kgfin.evaluate.stats import impact_stats
+from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.parse import Impacts
+from kgfin.market import residuals
+from kgfin.store import open_store
+
+Answer = dict[str, float]  # ticker -> impact score in [-10, 10]
+
+
+def month_range(spec: str) -> list[str]:
+    lo, _, hi = spec.partition("..")
+    return [str(p) for p in pd.period_range(lo, hi or lo, freq="M")]
+
+
+def rule_neighbours(snap: GraphSnapshot, focal: str, relation: str) -> dict[str, float]:
+    """The focal firm's neighbours along one relation of the synthetic rules, with edge strengths."""
+    e = snap.edges
+    if relation in ("customers", "suppliers"):
+        s = e["SUPPLIES"]
+        if relation == "customers":
+            mine = s[s["source"] == focal]
+            return dict(zip(mine["target"], mine["weight"], strict=True))
+        mine = s[s["target"] == focal]
+        return dict(zip(mine["source"], mine["reverse_weight"], strict=True))
+    frame = e[{"tech_peers": "TECH_SIMILAR", "board": "SHARES_DIRECTOR", "fund": "CO_HELD"}[relation]]
+    out = dict(zip(frame.loc[frame["source"] == focal, "target"], frame.loc[frame["source"] == focal, "weight"],
+                   strict=True))
+    out.update(zip(frame.loc[frame["target"] == focal, "source"], frame.loc[frame["target"] == focal, "weight"],
+                   strict=True))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, help="a kgfin demo run folder (uses RUN/data and RUN/graph)")
+    ap.add_argument("--data", type=Path, help="data folder of a synthetic market (with truth/)")
+    ap.add_argument("--store", help="graph store holding the graph months")
+    ap.add_argument("--months", required=True, help="held-out news months, YYYY-MM or YYYY-MM..YYYY-MM")
+    ap.add_argument("--max-events", type=int, default=24,
+                    help="events per month, as the evaluation's max_events_per_month (0: all)")
+    ap.add_argument("--normalize", default="none,row,max_row", help="propagation normalisations to compare")
+    ap.add_argument("--config", type=Path, default=Path("training/align.yaml"))
+    ap.add_argument("--recall-k", type=int, default=10)
+    args = ap.parse_args()
+    data = args.data or (args.run / "data" if args.run else None)
+    store_path = args.store or (str(args.run / "graph") if args.run else None)
+    if data is None or store_path is None:
+        ap.error("give --run, or --data and --store")
+    cfg = load_config(AlignConfig, args.config)
+    market = load_market(data)
+    truth = read_table(data / "truth" / "impacts.parquet")
+    planted_events = read_table(data / "truth" / "events.parquet").set_index("event_id")
+    rules = {et.name: et.rules for et in EVENT_TYPES}
+    resid = residuals(market.returns, market.factors_daily, cfg.impact.residuals)
+    with open_store(store_path) as store:
+        events = news_events(market, month_range(args.months), cfg.events.model_copy(
+            update={"max_events_per_month": args.max_events or None}))
+        reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact,
+                                             prefix=cfg.answer_prefix, resid=resid)
+        snaps = {g: store.read_snapshot(g) for g in events["graph_month"].unique()}
+    tickers, unit = list(reward.tickers), cfg.impact.score_unit
+    truth = truth[truth["event_id"].isin(set(events["event_id"]))]
+    by_event = {e: g for e, g in truth.groupby("event_id")}
+    focal = {str(e): t[0] for e, t in zip(events["event_id"], events["tickers"], strict=True)}
+
+    def score_of(shock: float) -> float:
+        """A planted shock as an impact score (at least one point, so small shocks are still named)."""
+        return float(np.clip(round(shock / unit), -10, 10)) or float(np.sign(shock))
+
+    def planted_top(k: int | None) -> Callable[[str, str, pd.DataFrame], Answer]:
+        def answer(eid: str, graph_month: str, part: pd.DataFrame) -> Answer:
+            top = part[part["shock"] != 0].sort_values("shock", key=np.abs, ascending=False).head(k)
+            return {t: score_of(s) for t, s in zip(top["ticker"], top["shock"], strict=True)}
+        return answer
+
+    def event_rules(eid: str, graph_month: str, part: pd.DataFrame) -> Answer:
+        f, s0 = focal[eid], 10 * float(np.sign(planted_events.loc[eid, "focal_shock"]))
+        spread: dict[str, float] = {}
+        for rule in rules[planted_events.loc[eid, "event_type"]]:
+            if rule.source == "focal":
+                for t, w in rule_neighbours(snaps[graph_month], f, rule.relation).items():
+                    spread[t] = spread.get(t, 0.0) + rule.mult * w * s0
+        return {f: s0, **{t: float(round(v)) for t, v in spread.items() if t != f and round(v) != 0}}
+
+    def sign(eid: str) -> float:
+        return float(np.sign(planted_events.loc[eid, "focal_shock"]))
+
+    policies: dict[str, Callable[[str, str, pd.DataFrame], Answer]] = {
+        "focal firm, +10": lambda eid, g, part: {focal[eid]: 10.0},
+        "focal firm, planted sign": lambda eid, g, part: {focal[eid]: 10 * sign(eid)},
+        "focal firm, planted size": lambda eid, g, part: {
+            focal[eid]: score_of(float(planted_events.loc[eid, "focal_shock"]))},
+        "event rules on the graph": event_rules,
+        "planted sizes, 2 most affected": planted_top(2),
+        "planted sizes, 5 most affected": planted_top(5),
+        "planted sizes, every affected firm": planted_top(None),
+    }
+    for how in args.normalize.split(","):
+        reward.cfg = reward.cfg.model_copy(update={"reward": reward.cfg.reward.model_copy(
+            update={"propagation": PropagationConfig(**{**cfg.impact.reward.propagation.model_dump(),
+                                                        "normalize": how})})})
+        rows = []
+        for name, policy in [*policies.items(), ("planted shocks as Z (oracle)", None)]:
+            preds = []
+            for ev in events.itertuples(index=False):
+                eid = str(ev.event_id)
+                part = by_event.get(eid, truth.iloc[:0])
+                if policy is None:
+                    z = np.zeros(len(tickers))
+                    z[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
+                    scored = reward.score_vectors(eid, Impacts(), z, z=z)
+                else:
+                    answer = {t: s for t, s in policy(eid, ev.graph_month, part).items() if t in tickers}
+                    y = np.zeros(len(tickers))
+                    y[[tickers.index(t) for t in answer]] = [s * unit for s in answer.values()]
+                    scored = reward.score_vectors(eid, Impacts(scores=answer), y)
+                preds.append(Prediction(eid, pd.Timestamp(ev.day), ev.graph_month, "", scored))
+            reg = impact_stats(daily_impacts(prediction_frame(preds, tickers)), resid,
+                               with_group_tests=False).regression.iloc[0]
+            metrics = truth_metrics(preds, truth, tickers, focal, args.recall_k)
+            rows.append({"policy": name, "coef": reg["coef"], "p": reg["robust_p"], "r2": reg["r2"],
+                         **{k: v for k, v in metrics.items() if k not in ("events", "refusal_rate")}})
+        row_sums = {g: float(abs(m).sum(axis=1).max()) for g, m in reward.mu.items()}
+        print(f"\npropagation normalize={how} (hops {cfg.impact.reward.propagation.hops}; largest |mu| row sum "
+              f"{', '.join(f'{g}: {v:.1f}' for g, v in row_sums.items())}); {len(events)} events of {args.months}, "
+              f"{cfg.impact.residuals.model} residuals")
+        print(pd.DataFrame(rows).round(4).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
