@@ -56,7 +56,11 @@ class RewardConfig(KgfinConfig):
     """The alignment reward: propagation settings plus the coverage weight."""
 
     lam: float = Field(0.1, ge=0, description="weight of the magnitude-coverage term")
-    propagation: PropagationConfig = Field(default_factory=PropagationConfig)
+    propagation: PropagationConfig = Field(
+        default_factory=lambda: PropagationConfig(normalize="max_row"),
+        description="max_row by default: a hub's row of mu sums to ~25-28 on the synthetic market, so unnormalised "
+                    "its neighbours outweigh every named impact and the reward cannot pay for knowing neighbours "
+                    "(eval/ripple_headroom.py)")
 
 
 def _as_matrix(mu: Any, n: int) -> sp.csr_array:
