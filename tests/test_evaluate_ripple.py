@@ -111,3 +111,37 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
     knowledge = result.answers["knowledge"]
     assert list(knowledge.columns) == ["event_id", "refused", "reward", "reply"] and len(knowledge) == len(result.events)
     assert (knowledge["reply"].str.len() > 0).all()
+
+
+def test_predictions_at_several_temperatures_load_each_model_once(market, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgfin.align.predict as pred
+    import kgfin.llm.generate as gen
+    from kgfin.align.predict import predict_events_by_temperature
+
+    read = lambda m: build_snapshot(market, m)  # noqa: E731
+    acfg = _align_cfg()
+    events = news_events(market, ["2014-08", "2014-09"], EventConfig(max_events_per_month=2))
+    reward, events = build_impact_reward(events, market, read, acfg.impact)
+    loads, temps = [], []
+    real_load = pred.load_variant_model
+
+    def counting_load(variant, cfg, root, graph_month):
+        loads.append(graph_month)
+        return real_load(variant, cfg, root, graph_month)
+
+    def answer(model, tok, messages, temperature, **kw):
+        temps.append(temperature)
+        score = -5 if temperature == 0 else 5
+        return [json.dumps({"impact_analysis": {"affected_companies": [
+            {"name": re.search(r"\(([A-Z]{2,5})\)", m).group(1), "impact_score": score}]}}) for m in messages]
+
+    monkeypatch.setattr(pred, "load_variant_model", counting_load)
+    monkeypatch.setattr(gen, "generate_replies", answer)
+    got = predict_events_by_temperature(ModelVariant("zero_shot"), events, reward, read, acfg, temperatures=[0.0, 0.7])
+    months = sorted(set(events["graph_month"]))
+    assert loads == months and temps == [0.0, 0.7] * len(months)
+    assert [p.event_id for p in got[0.7]] == list(events["event_id"])
+    assert all(next(iter(p.scored.impacts.scores.values())) == -5 for p in got[0.0])
+    assert all(next(iter(p.scored.impacts.scores.values())) == 5 for p in got[0.7])
+    single = predict_events(ModelVariant("zero_shot"), events, reward, read, acfg, temperature=0.7)
+    assert [p.completion for p in single] == [p.completion for p in got[0.7]]

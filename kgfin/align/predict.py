@@ -19,7 +19,7 @@ answer over the graph month's mu with :class:`~kgfin.align.impact_reward.ImpactR
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", "graph_facts", "load_variant_model",
-           "mu_without",
-           "predict_events", "prediction_frame", "ripple_paths"]
+           "mu_without", "predict_events", "predict_events_by_temperature", "prediction_frame", "ripple_paths"]
 
 Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
 LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "aligned")
@@ -209,12 +208,36 @@ def predict_events(
     With ``cfg.calibrate_impact_type``, ``calibration`` holds the calibration events of each
     graph month (:func:`kgfin.align.calibration.calibration_events`), prompted as ``variant``'s.
     """
+    return predict_events_by_temperature(
+        variant, events, reward, read_snapshot, cfg, adapters_root, temperatures=[temperature],
+        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, rag_scores=rag_scores,
+        with_paths=with_paths, progress=progress, calibration=calibration)[temperature]
+
+
+def predict_events_by_temperature(
+    variant: ModelVariant,
+    events: pd.DataFrame,
+    reward: ImpactReward,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    cfg: AlignConfig,
+    adapters_root: str | Path = "adapters",
+    *,
+    temperatures: Sequence[float] = (0.0,),
+    max_new_tokens: int = 160,
+    batch_size: int = 8,
+    seed: int = 0,
+    rag_scores: Callable[[list[str], list[str]], np.ndarray] | None = None,
+    with_paths: bool = False,
+    progress: bool = False,
+    calibration: pd.DataFrame | None = None,
+) -> dict[float, list[Prediction]]:
+    """:func:`predict_events` at each of ``temperatures``, loading and calibrating each graph month's model once."""
     from kgfin.align.calibration import calibrated_grammar
     from kgfin.llm.generate import generate_replies
 
     if cfg.calibrate_impact_type and calibration is None:
         raise AlignInputError("calibrate_impact_type needs calibration events (the previous month's news)")
-    preds: dict[str, Prediction] = {}
+    preds: dict[float, dict[str, Prediction]] = {t: {} for t in temperatures}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
@@ -225,17 +248,18 @@ def predict_events(
             grammar = calibrated_grammar(grammar, model, tok, reward.universe, cal,
                                          _messages(variant, cal, snapshot, rag_scores), system=SYSTEM_PROMPT,
                                          prefix=reward.prefix, what=f" ({variant.method}, graph month {graph_month})")
-        replies = generate_replies(model, tok, _messages(variant, part, snapshot, rag_scores), system=SYSTEM_PROMPT,
-                                   max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
-                                   seed=seed, prefix=reward.prefix, stop_at_json_end=cfg.ppo.stop_at_json_end,
-                                   grammar=grammar, progress=progress)
-        for row, reply in zip(part.itertuples(index=False), replies, strict=True):
-            scored = reward.score(reply, str(row.event_id), prefixed=True)
-            preds[str(row.event_id)] = Prediction(
-                str(row.event_id), pd.Timestamp(row.day), str(graph_month), reply, scored,
-                ripple_paths(snapshot, scored) if with_paths else {})
+        messages = _messages(variant, part, snapshot, rag_scores)
+        for temperature in temperatures:
+            replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
+                                       batch_size=batch_size, temperature=temperature, seed=seed, prefix=reward.prefix,
+                                       stop_at_json_end=cfg.ppo.stop_at_json_end, grammar=grammar, progress=progress)
+            for row, reply in zip(part.itertuples(index=False), replies, strict=True):
+                scored = reward.score(reply, str(row.event_id), prefixed=True)
+                preds[temperature][str(row.event_id)] = Prediction(
+                    str(row.event_id), pd.Timestamp(row.day), str(graph_month), reply, scored,
+                    ripple_paths(snapshot, scored) if with_paths else {})
         del model
-    return [preds[str(e)] for e in events["event_id"]]
+    return {t: [got[str(e)] for e in events["event_id"]] for t, got in preds.items()}
 
 
 def prediction_frame(preds: list[Prediction], tickers: list[str] | tuple[str, ...]) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from kgfin.align.predict import (
     Prediction,
     embedding_similarity,
     mu_without,
-    predict_events,
+    predict_events_by_temperature,
     prediction_frame,
 )
 from kgfin.align.trainer import event_messages
@@ -252,15 +252,15 @@ def run_ripple_eval(
         else:
             variant = ModelVariant(method, cfg.context_facts, example,  # type: ignore[arg-type]
                                    Path(aligned_dir) if aligned_dir else None)
-            for temp in [0.0, *cfg.temperatures]:
-                got = predict_events(variant, events, reward, read_snapshot, align_cfg, adapters_root,
-                                     temperature=temp, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                                     seed=cfg.seed, rag_scores=rag_scores, calibration=calibration)
+            by_temp = predict_events_by_temperature(
+                variant, events, reward, read_snapshot, align_cfg, adapters_root,
+                temperatures=list(dict.fromkeys([0.0, *cfg.temperatures])), max_new_tokens=cfg.max_new_tokens,
+                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores, calibration=calibration)
+            for temp, got in by_temp.items():
                 refusal_rows.append({"method": method, "temperature": temp,
                                      "refusal_rate": float(np.mean([p.scored.refused for p in got])),
                                      "events": len(got)})
-                if temp == 0.0:
-                    preds[method] = got
+            preds[method] = by_temp[0.0]
     frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
     focal = {str(e): t[0] for e, t in zip(events["event_id"], events["tickers"], strict=True)}
     tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes, focal)
