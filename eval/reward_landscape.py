@@ -16,42 +16,24 @@ other firm; and the planted shocks themselves as Z (the ceiling of any answer).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _synthetic_run import add_market_args, load_run, month_range
 
-from kgfin.align import AlignConfig, build_impact_reward, news_events
-from kgfin.config import load_config
-from kgfin.data import load_market
-from kgfin.data.tables import read_table
+from kgfin.align import build_impact_reward, news_events
 from kgfin.llm.parse import Impacts
 from kgfin.store import open_store
 
 
-def month_range(spec: str) -> list[str]:
-    lo, _, hi = spec.partition("..")
-    return [str(p) for p in pd.period_range(lo, hi or lo, freq="M")]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, help="a kgfin demo run folder (uses RUN/data and RUN/graph)")
-    ap.add_argument("--data", type=Path, help="data folder of a synthetic market (with truth/)")
-    ap.add_argument("--store", help="graph store holding the graph months")
-    ap.add_argument("--months", required=True, help="news months, YYYY-MM or YYYY-MM..YYYY-MM")
-    ap.add_argument("--config", type=Path, default=Path("training/align.yaml"))
+    add_market_args(ap, "news months")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    data = args.data or (args.run / "data" if args.run else None)
-    store_path = args.store or (str(args.run / "graph") if args.run else None)
-    if data is None or store_path is None:
-        ap.error("give --run, or --data and --store")
-    cfg = load_config(AlignConfig, args.config)
-    market = load_market(data)
-    truth = read_table(data / "truth" / "impacts.parquet")
-    focal_shock = read_table(data / "truth" / "events.parquet").set_index("event_id")["focal_shock"]
-    with open_store(store_path) as store:
+    run = load_run(ap, args)
+    cfg, market, truth, focal_shock = run.cfg, run.market, run.impacts, run.planted_events["focal_shock"]
+    with open_store(run.store_path) as store:
         events = news_events(market, month_range(args.months), cfg.events.model_copy(update={"max_events_per_month": None}))
         reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
     tickers, unit = list(reward.tickers), cfg.impact.score_unit

@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _synthetic_run import add_market_args, load_run, month_range
 
-from kgfin.align import AlignConfig, build_impact_reward, news_events
+from kgfin.align import build_impact_reward, news_events
 from kgfin.align.predict import Prediction, prediction_frame
 from kgfin.align.reward import PropagationConfig
-from kgfin.config import load_config
-from kgfin.data import load_market
 from kgfin.data.synth.events import EVENT_TYPES
-from kgfin.data.tables import read_table
 from kgfin.evaluate.ripple import daily_impacts, truth_metrics
 from kgfin.evaluate.stats import impact_stats
 from kgfin.graph.snapshot import GraphSnapshot
@@ -42,11 +39,6 @@ from kgfin.market import residuals
 from kgfin.store import open_store
 
 Answer = dict[str, float]  # ticker -> impact score in [-10, 10]
-
-
-def month_range(spec: str) -> list[str]:
-    lo, _, hi = spec.partition("..")
-    return [str(p) for p in pd.period_range(lo, hi or lo, freq="M")]
 
 
 def rule_neighbours(snap: GraphSnapshot, focal: str, relation: str) -> dict[str, float]:
@@ -69,27 +61,17 @@ def rule_neighbours(snap: GraphSnapshot, focal: str, relation: str) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, help="a kgfin demo run folder (uses RUN/data and RUN/graph)")
-    ap.add_argument("--data", type=Path, help="data folder of a synthetic market (with truth/)")
-    ap.add_argument("--store", help="graph store holding the graph months")
-    ap.add_argument("--months", required=True, help="held-out news months, YYYY-MM or YYYY-MM..YYYY-MM")
+    add_market_args(ap, "held-out news months")
     ap.add_argument("--max-events", type=int, default=24,
                     help="events per month, as the evaluation's max_events_per_month (0: all)")
     ap.add_argument("--normalize", default="none,row,max_row", help="propagation normalisations to compare")
-    ap.add_argument("--config", type=Path, default=Path("training/align.yaml"))
     ap.add_argument("--recall-k", type=int, default=10)
     args = ap.parse_args()
-    data = args.data or (args.run / "data" if args.run else None)
-    store_path = args.store or (str(args.run / "graph") if args.run else None)
-    if data is None or store_path is None:
-        ap.error("give --run, or --data and --store")
-    cfg = load_config(AlignConfig, args.config)
-    market = load_market(data)
-    truth = read_table(data / "truth" / "impacts.parquet")
-    planted_events = read_table(data / "truth" / "events.parquet").set_index("event_id")
+    run = load_run(ap, args)
+    cfg, market, truth, planted_events = run.cfg, run.market, run.impacts, run.planted_events
     rules = {et.name: et.rules for et in EVENT_TYPES}
     resid = residuals(market.returns, market.factors_daily, cfg.impact.residuals)
-    with open_store(store_path) as store:
+    with open_store(run.store_path) as store:
         events = news_events(market, month_range(args.months), cfg.events.model_copy(
             update={"max_events_per_month": args.max_events or None}))
         reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact,
