@@ -31,6 +31,6 @@ __all__ = [
     "LLM_METHODS", "AlignConfig", "AlignInputError", "AlignResult", "EventConfig", "ImpactReward",
     "ImpactRewardConfig", "ModelVariant", "PPOConfig", "Prediction", "PropagationConfig", "RewardConfig",
     "RewardInputError", "ScoredAnswer", "align", "build_impact_reward", "events_from_news", "graph_facts",
-    "month_minus", "news_events", "predict_events", "predict_events_by_temperature", "prediction_frame", "propagate", "reward_from_impacts",
-    "reward_trend", "ripple_paths", "ripple_reward",
+    "month_minus", "news_events", "predict_events", "predict_events_by_temperature", "prediction_frame",
+    "propagate", "reward_from_impacts", "reward_trend", "ripple_paths", "ripple_reward"
 ]
