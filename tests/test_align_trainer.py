@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -186,3 +187,38 @@ def test_impact_type_calibration_is_point_in_time_and_cancels_the_mean_log_odds(
     assert calibrated.type_bias == pytest.approx({"positive": -batched / 2, "negative": batched / 2})
     with pytest.raises(AlignInputError, match="one company per message"):
         impact_type_offset(model, tok, messages, first[:1], grammar, **kwargs)
+
+
+def test_first_entry_news_opens_every_answer_with_a_company_the_news_names(market, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgfin.align.ppo as ppo_module
+    from kgfin.align.events import news_events
+    from kgfin.align.impact_reward import build_impact_reward
+    from kgfin.align.predict import ModelVariant, predict_events
+
+    ppo = {**_cfg().ppo.model_dump(), "max_new_tokens": 48}
+    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo, first_entry="news")
+    rolled: list[list[str]] = []
+    real_rollout = ppo_module.PPOTrainer.rollout
+
+    def recording_rollout(self, prompts, first_entries=None):
+        ro = real_rollout(self, prompts, first_entries)
+        rolled.extend(sorted(f) for f in first_entries)
+        assert all(json.loads(cfg.answer_prefix + c)["impact_analysis"]["affected_companies"][0]["name"] in f
+                   for c, f in zip(ro.completions, first_entries, strict=True))
+        return ro
+
+    monkeypatch.setattr(ppo_module.PPOTrainer, "rollout", recording_rollout)
+    run = align(cfg, market, _read(market), ["2014-07"], tmp_path / "run", progress=False)
+    assert rolled and (run.log["refusal_rate"] == 0).all()
+    events = news_events(market, ["2014-08"], cfg.events)
+    reward, events = build_impact_reward(events, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
+    preds = predict_events(ModelVariant("aligned", aligned_dir=run.final), events, reward, _read(market), cfg,
+                           max_new_tokens=48)
+    for p, tickers in zip(preds, events["tickers"], strict=True):
+        assert next(iter(p.scored.impacts.scores)) in tickers  # the first company named is one of the news'
+    names = dict(zip(reward.universe.tickers, reward.universe.names, strict=True))
+    assert cfg.first_entries(events, reward.universe)[0] == frozenset(f"{names[t]} ({t})" for t in events["tickers"].iloc[0])
+    assert _cfg().first_entries(events, reward.universe) is None
+    with pytest.raises(ValueError, match="first_entry=news needs constrained_decoding"):
+        _cfg(first_entry="news")

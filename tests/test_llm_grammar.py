@@ -187,3 +187,67 @@ def test_ppo_learns_a_sign_under_the_grammar() -> None:
     scores = [trainer.step(prompt)["score"] for _ in range(30)]
     # (a median: once every answer earns the same, whitened advantages are noise and a step can dip)
     assert sum(scores[:3]) / 3 < 0.3 and sorted(scores[-10:])[5] > 0.85, " ".join(f"{s:.2f}" for s in scores)
+
+
+def test_first_entries_restrict_each_rows_first_company_only(tiny) -> None:
+    from kgfin.llm.generate import generate_replies
+
+    model, tok = tiny
+    grammar = _grammar(tok, max_companies=3, max_new_tokens=80)
+    rows = [{"Beta Mining (BET)"}, {"Alpha Bank (ALB)", "Gamma & Sons (GAM)"}, None]
+    per_row = grammar.with_first_entries(rows)
+    assert grammar.first_entries is None  # the copy carries the rows, the grammar stays free
+    rng = random.Random(0)
+    for row, first in enumerate(rows):
+        seen_later = set()
+        for _ in range(25):
+            ids: list[int] = []
+            while (token := rng.choice(per_row.allowed_after(ids, row))) != tok.eos_token_id:
+                ids.append(token)
+            names = [x["name"] for x in json.loads(ANSWER_PREFIX + tok.decode(ids))["impact_analysis"]["affected_companies"]]
+            assert first is None or names[0] in first
+            seen_later |= set(names[1:])
+        if first is not None:
+            assert seen_later - first  # later entries may name other companies
+    replies = generate_replies(model, tok, ["Which companies move?"] * 5, max_new_tokens=80, prefix=ANSWER_PREFIX,
+                               stop_at_json_end=True, grammar=grammar, batch_size=2, temperature=1.0,
+                               first_entries=[{"Gamma & Sons (GAM)"}, None, {"Alpha Power (ALP)"},
+                                              {"Beta Mining (BET)"}, {"Alpha Bank (ALB)"}])
+    firsts = [json.loads(r)["impact_analysis"]["affected_companies"][0]["name"] for r in replies]
+    assert firsts[0] == "Gamma & Sons (GAM)" and firsts[2:] == ["Alpha Power (ALP)", "Beta Mining (BET)",
+                                                                 "Alpha Bank (ALB)"]
+    with pytest.raises(GrammarError, match="row 1.*not in the grammar"):
+        grammar.with_first_entries([None, {"Delta (DEL)"}])
+    with pytest.raises(GrammarError, match="row 0: empty"):
+        grammar.with_first_entries([set()])
+    with pytest.raises(ValueError, match="one item per message"):
+        generate_replies(model, tok, ["Which companies move?"] * 2, prefix=ANSWER_PREFIX, grammar=grammar,
+                         first_entries=[None])
+
+
+def test_ppo_masks_follow_each_rows_first_entry() -> None:
+    """PPO samples and takes log-probs under the same per-row restriction: the first name is forced where a row
+    allows one company, so its tokens carry log-probability 0."""
+    from toy_lm import char_lm
+
+    from kgfin.align.ppo import PPOConfig, PPOTrainer
+
+    model, tok = char_lm(0)
+    grammar = _grammar(tok, max_companies=2, max_new_tokens=80)
+    cfg = PPOConfig(batch_size=4, mini_batch_size=4, max_new_tokens=80, temperature=1.0, stop_at_json_end=True,
+                    samples_per_prompt=2)
+    trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
+                         reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX, grammar=grammar)
+    prompt = ["Which companies move? " + ANSWER_PREFIX] * 4
+    ro = trainer.rollout(prompt, [{"Beta Mining (BET)"}, None, {"Gamma & Sons (GAM)"}, None])
+    firsts = [parse_impacts(ANSWER_PREFIX + c, UNIVERSE).scores for c in ro.completions]
+    assert next(iter(firsts[0])) == "BET" and next(iter(firsts[2])) == "GAM"
+    logp, _ = trainer._forward(model, ro)
+    name_len = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
+    assert torch.allclose(logp[0, :name_len], torch.zeros(name_len), atol=1e-5)
+    assert (logp[1, :name_len] < -1e-4).any()  # a free row chose its first name
+    stats = trainer.step(prompt[:2], first_entries=[{"Alpha Bank (ALB)"}, {"Alpha Power (ALP)"}])
+    assert stats["score"] == 0.0
+    with pytest.raises(ValueError, match="needs constrained decoding"):
+        PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
+                   reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX).rollout(prompt, [None] * 4)

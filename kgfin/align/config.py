@@ -113,6 +113,10 @@ class AlignConfig(KgfinConfig):
     max_companies: int = Field(
         5, ge=1, description="constrained_decoding: most companies one answer may name (fewer when the token limit "
                              "leaves no room)")
+    first_entry: Literal["any", "news"] = Field(
+        "any", description="constrained_decoding: any = the answer may open with any company; news = its first "
+                           "entry must be a company the news item names (the model still chooses which, its "
+                           "direction and size, and any further firms)")
     calibrate_impact_type: bool = Field(
         False, description="constrained_decoding: cancel the model's prior for 'positive' over 'negative' by batch "
                            "calibration on the previous month's news (kgfin.align.calibration); applies wherever the "
@@ -155,11 +159,26 @@ class AlignConfig(KgfinConfig):
         return AnswerGrammar.for_universe(tokenizer, universe.tickers, universe.names,
                                           max_companies=self.max_companies, max_new_tokens=max_new_tokens)
 
+    def first_entries(self, events: Any, universe: Universe) -> list[frozenset[str] | None] | None:
+        """Per event (rows of ``events``), the companies its answer must open with: None for every event with
+        ``first_entry: any``; with ``news``, the news' companies of ``universe`` as the grammar writes them (None for
+        an item that names none of them)."""
+        if self.first_entry == "any":
+            return None
+        from kgfin.llm.grammar import company_label
+
+        names = dict(zip(universe.tickers, universe.names, strict=True))
+        return [frozenset(company_label(t, names[t]) for t in tickers if t in names) or None
+                for tickers in events["tickers"]]
+
     @model_validator(mode="after")
     def _check_algo(self) -> AlignConfig:
         if self.constrained_decoding and not self.prefill_json:
             raise ValueError("constrained_decoding needs prefill_json=true: the grammar continues the prefilled JSON "
                              "opening")
+        if self.first_entry != "any" and not self.constrained_decoding:
+            raise ValueError(f"first_entry={self.first_entry} needs constrained_decoding=true: the grammar restricts "
+                             "the first entry")
         if self.calibrate_impact_type and not self.constrained_decoding:
             raise ValueError("calibrate_impact_type needs constrained_decoding=true: the bias is added where the "
                              "grammar decides the impact type")

@@ -37,7 +37,7 @@ alignment adapter switched off).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -219,8 +219,14 @@ class PPOTrainer:
 
     # --- rollout ------------------------------------------------------------------------------
 
-    def rollout(self, prompts: Sequence[str]) -> Rollout:
-        """Sample one response per (already chat-formatted) prompt."""
+    def rollout(self, prompts: Sequence[str], first_entries: Sequence[Collection[str] | None] | None = None) -> Rollout:
+        """Sample one response per (already chat-formatted) prompt (``first_entries``: per prompt, the companies its
+        answer must open with, under the grammar)."""
+        grammar = self.grammar
+        if first_entries is not None:
+            if grammar is None:
+                raise ValueError("first_entries needs constrained decoding (a grammar)")
+            grammar = grammar.with_first_entries(first_entries)
         tok = self.tok
         side = tok.padding_side
         tok.padding_side = "left"
@@ -236,7 +242,7 @@ class PPOTrainer:
                 **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                 stopping_criteria=StoppingCriteriaList([stop]) if self.cfg.stop_at_json_end else None,
-                logits_processor=LogitsProcessorList([self.grammar.logits_processor(p)]) if self.grammar else None,
+                logits_processor=LogitsProcessorList([grammar.logits_processor(p)]) if grammar else None,
             )
         response = out[:, p:]
         t = response.shape[1]
@@ -252,27 +258,31 @@ class PPOTrainer:
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
         allowed = bias = None
-        if self.grammar is not None:
+        if grammar is not None:
             vocab = self.policy.get_output_embeddings().weight.shape[0]
-            allowed = self.grammar.allowed_mask(response, response_mask, vocab)
-            bias = self.grammar.bias_tensor(response, response_mask, vocab)
+            allowed = grammar.allowed_mask(response, response_mask, vocab)
+            bias = grammar.bias_tensor(response, response_mask, vocab)
         return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed,
                        bias)
 
     # --- one PPO step -------------------------------------------------------------------------
 
-    def step(self, prompts: Sequence[str], **columns: Sequence[Any]) -> dict[str, float]:
+    def step(self, prompts: Sequence[str], first_entries: Sequence[Collection[str] | None] | None = None,
+             **columns: Sequence[Any]) -> dict[str, float]:
         """Roll out on ``prompts``, score the responses, update the policy; return statistics.
 
-        ``columns`` are per-prompt values passed on to the reward function (e.g. event ids).
+        ``columns`` are per-prompt values passed on to the reward function (e.g. event ids);
+        ``first_entries`` per prompt restricts the answer's first company (see :meth:`rollout`).
         With ``samples_per_prompt = k`` each prompt (and its columns) is repeated k times in a row.
         """
         cfg = self.cfg
         k = cfg.samples_per_prompt
         prompts = [p for p in prompts for _ in range(k)]
         columns = {name: [v for v in values for _ in range(k)] for name, values in columns.items()}
+        if first_entries is not None:
+            first_entries = [f for f in first_entries for _ in range(k)]
         self.policy.eval()  # no dropout: old and new log-probs agree exactly before the first update
-        ro = self.rollout(prompts)
+        ro = self.rollout(prompts, first_entries)
         ids = [row[m.bool()].tolist() for row, m in zip(ro.input_ids[:, ro.prompt_length:], ro.response_mask, strict=True)]
         raw = self.reward_fn(prompts=list(prompts), completions=ro.completions, completion_ids=ids, **columns)
         scores = torch.tensor([float(s) for s in raw], dtype=torch.float32, device=self.device)

@@ -252,7 +252,8 @@ def predict_events_by_temperature(
         for temperature in temperatures:
             replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, temperature=temperature, seed=seed, prefix=reward.prefix,
-                                       stop_at_json_end=cfg.ppo.stop_at_json_end, grammar=grammar, progress=progress)
+                                       stop_at_json_end=cfg.ppo.stop_at_json_end, grammar=grammar,
+                                       first_entries=cfg.first_entries(part, reward.universe), progress=progress)
             for row, reply in zip(part.itertuples(index=False), replies, strict=True):
                 scored = reward.score(reply, str(row.event_id), prefixed=True)
                 preds[temperature][str(row.event_id)] = Prediction(

@@ -303,7 +303,8 @@ def align(
                 prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT,
                                        prefix=cfg.answer_prefix)
                 start = time.perf_counter()
-                stats = policy.trainer.step(prompts, event_id=ids)
+                stats = policy.trainer.step(prompts, first_entries=cfg.first_entries(events.loc[batch], reward.universe),
+                                            event_id=ids)
                 seconds = time.perf_counter() - start
                 scored = reward.last
             else:

@@ -11,7 +11,7 @@ object closes, which makes answers parseable and generation several times shorte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
@@ -101,6 +101,7 @@ def generate_replies(
     prefix: str = "",
     stop_at_json_end: bool = False,
     grammar: AnswerGrammar | None = None,
+    first_entries: Sequence[Collection[str] | None] | None = None,
     progress: bool = False,
 ) -> list[str]:
     """Assistant replies to each user message; ``temperature`` 0 means greedy decoding.
@@ -108,12 +109,17 @@ def generate_replies(
     Sampling is seeded (``seed``) so replies are reproducible. ``prefix`` is prefilled as the
     start of every reply (and included in the returned text). With ``stop_at_json_end`` a
     reply ends where its JSON object closes (:class:`StopAtJsonEnd`). With ``grammar`` every
-    reply is decoded inside that answer language (:mod:`kgfin.llm.grammar`).
+    reply is decoded inside that answer language (:mod:`kgfin.llm.grammar`); ``first_entries``
+    (one item per message, with ``grammar``) restricts each reply's first company
+    (:meth:`~kgfin.llm.grammar.AnswerGrammar.with_first_entries`).
     """
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
     prompts = chat_prompts(tokenizer, messages, system, prefix)
+    if first_entries is not None and (grammar is None or len(first_entries) != len(prompts)):
+        raise ValueError(f"first_entries needs a grammar and one item per message ({len(prompts)} messages, "
+                         f"{len(first_entries)} items, grammar {'given' if grammar is not None else 'missing'})")
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     replies: list[str] = []
@@ -132,7 +138,8 @@ def generate_replies(
             if stop_at_json_end:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
             if grammar is not None:
-                kwargs["logits_processor"] = LogitsProcessorList([grammar.logits_processor(batch["input_ids"].shape[1])])
+                rows = grammar if first_entries is None else grammar.with_first_entries(first_entries[lo:lo + batch_size])
+                kwargs["logits_processor"] = LogitsProcessorList([rows.logits_processor(batch["input_ids"].shape[1])])
             with torch.no_grad():
                 out = model.generate(**batch, **kwargs)
             new = out[:, batch["input_ids"].shape[1]:]

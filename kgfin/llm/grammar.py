@@ -19,6 +19,10 @@ companies, their relation to the news, the sign and size of each score, and how 
 entries (at most ``max_companies``, and never more than fit in ``max_new_tokens``, so the
 JSON always closes). After the closing braces only EOS is allowed.
 
+:meth:`AnswerGrammar.with_first_entries` restricts each batch row's *first* entry to given
+companies (``AlignConfig.first_entry: news``: those the news item names), so the answer opens
+with the news' own company and the model chooses its direction, size and any further firms.
+
 ``type_bias`` adds a constant to the logits of each impact type where the first entry's type
 is decided (the first token of its type slot): :mod:`kgfin.align.calibration` sets it to
 cancel the model's prior for "positive" over "negative" there (batch calibration). Later
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,8 +113,9 @@ class _Trie:
 class _State:
     """Where a reply stands in the grammar: slot, trie node, entries and tokens so far."""
 
-    def __init__(self, grammar: AnswerGrammar):
+    def __init__(self, grammar: AnswerGrammar, first: frozenset[str] | None = None):
         self.g = grammar
+        self.first = first  # companies the first entry must name (None: any)
         self.slot = 0  # 0 name, 1 type, 2 score (+ continue or close)
         self.node = grammar.slots[0].root
         self.entries = 0
@@ -123,6 +128,9 @@ class _State:
     def _permitted(self) -> Callable[[set[Hashable]], bool]:
         """Whether a subtree with these tags still holds an allowed alternative."""
         g = self.g
+        if self.slot == 0 and self.entries == 0 and self.first is not None:  # the item's first-entry companies
+            first = self.first
+            return lambda tags: bool(tags & first)
         if self.slot == 0:  # a company not yet named
             return lambda tags: not tags <= self.named
         if self.slot == 1:
@@ -203,6 +211,7 @@ class AnswerGrammar:
             raise GrammarError(f"max_new_tokens={max_new_tokens} is too small for one constrained answer entry "
                                f"({self.entry_tokens} tokens); raise it")
         self.type_first_tokens = self._type_first_tokens()
+        self.first_entries: list[frozenset[str] | None] | None = None  # per batch row (with_first_entries)
         self.type_bias: dict[str, float] = {}
         self.first_type_bias: dict[int, float] = {}  # token -> offset at the first entry's type decision
         if type_bias:
@@ -232,20 +241,51 @@ class AnswerGrammar:
         out._set_type_bias(type_bias)
         return out
 
+    def with_first_entries(self, rows: Sequence[Collection[str] | None]) -> AnswerGrammar:
+        """A copy for one batch whose row ``i`` must open its answer with a company of ``rows[i]`` (None: any).
+
+        Later entries are free. Rows are the batch's rows in order (generation, PPO's rollout
+        and its log-probability masks all index them the same way).
+        """
+        known = set(self.slots[0].longest)
+        checked: list[frozenset[str] | None] = []
+        for i, row in enumerate(rows):
+            if row is None:
+                checked.append(None)
+                continue
+            names = frozenset(row)
+            if not names:
+                raise GrammarError(f"first-entry companies of row {i}: empty (give None to leave the row free)")
+            unknown = names - known
+            if unknown:
+                raise GrammarError(f"first-entry companies of row {i}: {sorted(unknown)} are not in the grammar")
+            checked.append(names)
+        out = copy.copy(self)
+        out.first_entries = checked
+        return out
+
+    def _first(self, row: int) -> frozenset[str] | None:
+        if self.first_entries is None:
+            return None
+        if row >= len(self.first_entries):
+            raise GrammarError(f"batch row {row} has no first-entry companies ({len(self.first_entries)} rows given)")
+        return self.first_entries[row]
+
     @classmethod
     def for_universe(cls, tokenizer: PreTrainedTokenizerBase, tickers: Sequence[str], names: Sequence[str],
                      **kwargs: Any) -> AnswerGrammar:
         """The grammar over a universe's companies, written ``"Name (TICKER)"``."""
         return cls(tokenizer, [company_label(t, n) for t, n in zip(tickers, names, strict=True)], **kwargs)
 
-    def _replay(self, reply_ids: Sequence[int]) -> _State | None:
-        """The state after ``reply_ids``; None if they leave the grammar."""
-        state = _State(self)
+    def _replay(self, reply_ids: Sequence[int], row: int = 0) -> _State | None:
+        """The state after batch row ``row``'s ``reply_ids``; None if they leave the grammar."""
+        state = _State(self, self._first(row))
         return state if all(state.advance(int(t)) for t in reply_ids) else None
 
-    def allowed_after(self, reply_ids: Sequence[int]) -> list[int]:
-        """Tokens allowed after the reply tokens ``reply_ids`` (only EOS once the answer has closed or strayed)."""
-        state = self._replay(reply_ids)
+    def allowed_after(self, reply_ids: Sequence[int], row: int = 0) -> list[int]:
+        """Tokens allowed after the reply tokens ``reply_ids`` of batch row ``row`` (only EOS once the answer has
+        closed or strayed)."""
+        state = self._replay(reply_ids, row)
         return state.allowed() if state is not None else [self.eos_token_id]
 
     def _tracker(self, prompt_length: int) -> Callable[[int, torch.Tensor], _State | None]:
@@ -258,11 +298,11 @@ class AnswerGrammar:
 
         def state_of(batch_id: int, input_ids: torch.Tensor) -> _State | None:
             reply = input_ids[prompt_length:]
-            seen, state = states.get(batch_id, (0, _State(self)))
+            seen, state = states.get(batch_id, (0, _State(self, self._first(batch_id))))
             if state is not None and len(reply) == seen + 1:
                 state = state if state.advance(int(reply[-1])) else None
             elif len(reply) != seen:
-                state = self._replay(reply.tolist())
+                state = self._replay(reply.tolist(), batch_id)
             states[batch_id] = (len(reply), state)
             return state
 
@@ -302,7 +342,7 @@ class AnswerGrammar:
         """(row, position, state before that position's token) over the valid reply positions."""
         ids, valid = reply_ids.cpu().tolist(), reply_mask.cpu().bool().tolist()
         for row in range(len(ids)):
-            state: _State | None = _State(self)
+            state: _State | None = _State(self, self._first(row))
             for i, token in enumerate(ids[row]):
                 if not valid[row][i]:
                     continue
