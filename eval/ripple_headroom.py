@@ -29,8 +29,7 @@ from _synthetic_run import add_market_args, load_run, month_range
 
 from kgfin.align import build_impact_reward, news_events
 from kgfin.align.predict import Prediction, prediction_frame
-from kgfin.align.reward import PropagationConfig
-from kgfin.data.synth.events import EVENT_TYPES
+from kgfin.data.synth.events import EVENT_TYPES, RELATION_LABEL
 from kgfin.evaluate.ripple import daily_impacts, truth_metrics
 from kgfin.evaluate.stats import impact_stats
 from kgfin.graph.snapshot import GraphSnapshot
@@ -43,15 +42,13 @@ Answer = dict[str, float]  # ticker -> impact score in [-10, 10]
 
 def rule_neighbours(snap: GraphSnapshot, focal: str, relation: str) -> dict[str, float]:
     """The focal firm's neighbours along one relation of the synthetic rules, with edge strengths."""
-    e = snap.edges
-    if relation in ("customers", "suppliers"):
-        s = e["SUPPLIES"]
-        if relation == "customers":
-            mine = s[s["source"] == focal]
-            return dict(zip(mine["target"], mine["weight"], strict=True))
-        mine = s[s["target"] == focal]
+    frame = snap.edges[RELATION_LABEL[relation]]
+    if relation == "customers":  # SUPPLIES runs supplier -> customer
+        mine = frame[frame["source"] == focal]
+        return dict(zip(mine["target"], mine["weight"], strict=True))
+    if relation == "suppliers":
+        mine = frame[frame["target"] == focal]
         return dict(zip(mine["source"], mine["reverse_weight"], strict=True))
-    frame = e[{"tech_peers": "TECH_SIMILAR", "board": "SHARES_DIRECTOR", "fund": "CO_HELD"}[relation]]
     out = dict(zip(frame.loc[frame["source"] == focal, "target"], frame.loc[frame["source"] == focal, "weight"],
                    strict=True))
     out.update(zip(frame.loc[frame["target"] == focal, "source"], frame.loc[frame["target"] == focal, "weight"],
@@ -115,9 +112,9 @@ def main() -> None:
         "planted sizes, every affected firm": planted_top(None),
     }
     for how in args.normalize.split(","):
+        propagation = cfg.impact.reward.propagation.model_copy(update={"normalize": how})
         reward.cfg = reward.cfg.model_copy(update={"reward": reward.cfg.reward.model_copy(
-            update={"propagation": PropagationConfig(**{**cfg.impact.reward.propagation.model_dump(),
-                                                        "normalize": how})})})
+            update={"propagation": propagation})})
         rows = []
         for name, policy in [*policies.items(), ("planted shocks as Z (oracle)", None)]:
             preds = []

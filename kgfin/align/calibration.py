@@ -27,7 +27,7 @@ import pandas as pd
 
 from kgfin.align.config import EventConfig
 from kgfin.align.events import AlignInputError, month_minus, news_events
-from kgfin.llm.grammar import AnswerGrammar, company_label, type_stem
+from kgfin.llm.grammar import AnswerGrammar, company_labels, type_stem
 
 if TYPE_CHECKING:
     from kgfin.data import MarketData
@@ -90,7 +90,7 @@ def calibrated_grammar(grammar: AnswerGrammar, model: Any, tokenizer: Any, unive
                        what: str = "") -> AnswerGrammar:
     """``grammar`` with the impact-type bias that cancels ``model``'s mean log-odds over ``calibration``'s events
     (their focal companies first, written as in ``universe``; ``messages`` are their prompts, in order)."""
-    names = {t: company_label(t, n) for t, n in zip(universe.tickers, universe.names, strict=True)}
+    names = company_labels(universe.tickers, universe.names)
     keep = [k for k, t in enumerate(calibration["tickers"]) if t and t[0] in names]
     if not keep:
         raise AlignInputError(f"impact-type calibration{what}: none of the {len(calibration)} calibration events names "

@@ -165,11 +165,10 @@ class AlignConfig(KgfinConfig):
         an item that names none of them)."""
         if self.first_entry == "any":
             return None
-        from kgfin.llm.grammar import company_label
+        from kgfin.llm.grammar import company_labels
 
-        names = dict(zip(universe.tickers, universe.names, strict=True))
-        return [frozenset(company_label(t, names[t]) for t in tickers if t in names) or None
-                for tickers in events["tickers"]]
+        labels = company_labels(universe.tickers, universe.names)
+        return [frozenset(labels[t] for t in tickers if t in labels) or None for tickers in events["tickers"]]
 
     @model_validator(mode="after")
     def _check_algo(self) -> AlignConfig:

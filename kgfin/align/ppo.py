@@ -260,8 +260,7 @@ class PPOTrainer:
         allowed = bias = None
         if grammar is not None:
             vocab = self.policy.get_output_embeddings().weight.shape[0]
-            allowed = grammar.allowed_mask(response, response_mask, vocab)
-            bias = grammar.bias_tensor(response, response_mask, vocab)
+            allowed, bias = grammar.sampler_masks(response, response_mask, vocab)
         return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed,
                        bias)
 

@@ -249,11 +249,12 @@ def predict_events_by_temperature(
                                          _messages(variant, cal, snapshot, rag_scores), system=SYSTEM_PROMPT,
                                          prefix=reward.prefix, what=f" ({variant.method}, graph month {graph_month})")
         messages = _messages(variant, part, snapshot, rag_scores)
+        first_entries = cfg.first_entries(part, reward.universe)
         for temperature in temperatures:
             replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, temperature=temperature, seed=seed, prefix=reward.prefix,
                                        stop_at_json_end=cfg.ppo.stop_at_json_end, grammar=grammar,
-                                       first_entries=cfg.first_entries(part, reward.universe), progress=progress)
+                                       first_entries=first_entries, progress=progress)
             for row, reply in zip(part.itertuples(index=False), replies, strict=True):
                 scored = reward.score(reply, str(row.event_id), prefixed=True)
                 preds[temperature][str(row.event_id)] = Prediction(

@@ -36,7 +36,7 @@ differ from how the tokenizer would split the same text; decoding them gives the
 
 Use :meth:`AnswerGrammar.logits_processor` (or, without a type bias,
 :meth:`AnswerGrammar.prefix_allowed_tokens_fn`) with transformers' ``generate``; PPO uses
-:meth:`AnswerGrammar.allowed_mask` and :meth:`AnswerGrammar.bias_tensor` to take
+:meth:`AnswerGrammar.sampler_masks` (allowed tokens and type bias, one walk) to take
 log-probabilities under the same constrained distribution it sampled from.
 """
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "company_label", "type_stem"]
+__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "company_label", "company_labels", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -70,6 +70,11 @@ _CONTINUE, _END = "continue", "end"  # score-slot tags are (kind, sign): kind co
 def company_label(ticker: str, name: str) -> str:
     """How an answer names a company: ``"Name (TICKER)"``."""
     return f"{name} ({ticker})"
+
+
+def company_labels(tickers: Sequence[str], names: Sequence[str]) -> dict[str, str]:
+    """Ticker -> :func:`company_label` for a universe's companies."""
+    return {t: company_label(t, n) for t, n in zip(tickers, names, strict=True)}
 
 
 def type_stem(company: str) -> str:
@@ -275,7 +280,7 @@ class AnswerGrammar:
     def for_universe(cls, tokenizer: PreTrainedTokenizerBase, tickers: Sequence[str], names: Sequence[str],
                      **kwargs: Any) -> AnswerGrammar:
         """The grammar over a universe's companies, written ``"Name (TICKER)"``."""
-        return cls(tokenizer, [company_label(t, n) for t, n in zip(tickers, names, strict=True)], **kwargs)
+        return cls(tokenizer, list(company_labels(tickers, names).values()), **kwargs)
 
     def _replay(self, reply_ids: Sequence[int], row: int = 0) -> _State | None:
         """The state after batch row ``row``'s ``reply_ids``; None if they leave the grammar."""
@@ -350,30 +355,33 @@ class AnswerGrammar:
                 if state is not None and not state.advance(token):
                     state = None
 
-    def allowed_mask(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """(B, T, V) bool: the tokens the grammar allowed at each reply position (all tokens outside ``reply_mask``).
+    def sampler_masks(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the constrained sampler did at each reply position, from one walk through the grammar.
 
-        Log-probabilities of a constrained sampler are those of the logits with every other
-        token masked out; PPO applies this mask to its policy and reference forward passes.
+        (B, T, V) bool: the tokens the grammar allowed (all tokens outside ``reply_mask``); and
+        (B, T, V) float: the type bias it added (None without a type bias). Log-probabilities of a
+        constrained sampler are those of the biased logits with every other token masked out; PPO
+        applies both to its policy and reference forward passes.
         """
         import torch
 
         b, t = reply_ids.shape
         mask = torch.ones(b, t, vocab_size, dtype=torch.bool)
+        bias = torch.zeros(b, t, vocab_size) if self.first_type_bias else None
         for row, i, state in self._walk(reply_ids, reply_mask):
             allowed = state.allowed() if state is not None else [self.eos_token_id]
             mask[row, i] = False
             mask[row, i, allowed] = True
-        return mask.to(reply_ids.device)
+            if bias is not None and state is not None:
+                for token, offset in state.bias().items():
+                    bias[row, i, token] = offset
+        return mask.to(reply_ids.device), None if bias is None else bias.to(reply_ids.device)
+
+    def allowed_mask(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """The allowed-token mask of :meth:`sampler_masks`."""
+        return self.sampler_masks(reply_ids, reply_mask, vocab_size)[0]
 
     def bias_tensor(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor | None:
-        """(B, T, V) float: the type bias added at each reply position (None without a type bias)."""
-        import torch
-
-        if not self.first_type_bias:
-            return None
-        bias = torch.zeros(reply_ids.shape[0], reply_ids.shape[1], vocab_size)
-        for row, i, state in self._walk(reply_ids, reply_mask):
-            for token, offset in (state.bias() if state is not None else {}).items():
-                bias[row, i, token] = offset
-        return bias.to(reply_ids.device)
+        """The type-bias tensor of :meth:`sampler_masks` (None without a type bias)."""
+        return self.sampler_masks(reply_ids, reply_mask, vocab_size)[1]
