@@ -11,6 +11,9 @@ sizes, the market's event rules), so each row is a ceiling:
 * event rules on the graph: the focal firm plus its neighbours in the point-in-time graph
   along the relations the synthetic market's rule for that event type moves, signed and
   sized by the rule (what a model that knew the market's mechanics and the graph could say);
+* planted signs at +-10, every affected firm: who moves and which way, but no size (what the
+  alignment reward can teach: its cosine ignores each answer's scale and its coverage term only
+  grows with it, so a trained policy answers at the largest score);
 * planted sizes, k most affected: the truly affected firms at their planted sizes;
 * planted shocks as Z: the oracle row (no propagation).
 
@@ -107,6 +110,8 @@ def main() -> None:
         "focal firm, planted size": lambda eid, g, part: {
             focal[eid]: score_of(float(planted_events.loc[eid, "focal_shock"]))},
         "event rules on the graph": event_rules,
+        "planted signs at +-10, every affected firm": lambda eid, g, part: {
+            t: 10.0 * float(np.sign(s)) for t, s in zip(part["ticker"], part["shock"], strict=True) if s != 0},
         "planted sizes, 2 most affected": planted_top(2),
         "planted sizes, 5 most affected": planted_top(5),
         "planted sizes, every affected firm": planted_top(None),
