@@ -8,6 +8,8 @@ sizes, the market's event rules), so each row is a ceiling:
 
 * focal firm, +10 / planted sign / planted size: one-company answers (propagation only's
   ranking, so its recall@k, is that of any answer naming the focal firm alone);
+* focal firm, planted sign with a fixed fifth of the items flipped: the language-model rows'
+  focal-sign rate (0.8-0.9) at the +-10 they answer with;
 * event rules on the graph: the focal firm plus its neighbours in the point-in-time graph
   along the relations the synthetic market's rule for that event type moves, signed and
   sized by the rule (what a model that knew the market's mechanics and the graph could say);
@@ -104,9 +106,14 @@ def main() -> None:
     def sign(eid: str) -> float:
         return float(np.sign(planted_events.loc[eid, "focal_shock"]))
 
+    ids = sorted(focal)  # a fixed fifth of the items gets the wrong sign (the models' focal-sign rate is 0.8-0.9)
+    flipped = set(np.random.default_rng(0).choice(ids, size=round(len(ids) / 5), replace=False).tolist())
+
     policies: dict[str, Callable[[str, str, pd.DataFrame], Answer]] = {
         "focal firm, +10": lambda eid, g, part: {focal[eid]: 10.0},
         "focal firm, planted sign": lambda eid, g, part: {focal[eid]: 10 * sign(eid)},
+        "focal firm, planted sign, 1 in 5 flipped": lambda eid, g, part: {
+            focal[eid]: (-10 if eid in flipped else 10) * sign(eid)},
         "focal firm, planted size": lambda eid, g, part: {
             focal[eid]: score_of(float(planted_events.loc[eid, "focal_shock"]))},
         "event rules on the graph": event_rules,
