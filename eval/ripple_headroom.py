@@ -19,6 +19,10 @@ sizes, the market's event rules), so each row is a ceiling:
 * planted sizes, k most affected: the truly affected firms at their planted sizes;
 * planted shocks as Z: the oracle row (no propagation).
 
+Besides the evaluation's metrics and the mean per-item reward, ``batch_reward`` scores each
+batch of ``--batch-items`` consecutive items on their stacked Z and eps: the same formula,
+but sensitive to each answer's size relative to the others (the per-item reward is not).
+
     python eval/ripple_headroom.py --run runs/demo --months 2015-04
     python eval/ripple_headroom.py --run runs/demo --months 2015-04 --normalize none,max_row --max-events 0
 """
@@ -34,6 +38,7 @@ from _synthetic_run import add_market_args, load_run, month_range
 
 from kgfin.align import build_impact_reward, news_events
 from kgfin.align.predict import Prediction, prediction_frame
+from kgfin.align.reward import ripple_reward
 from kgfin.data.synth.events import EVENT_TYPES, RELATION_LABEL
 from kgfin.evaluate.ripple import daily_impacts, truth_metrics
 from kgfin.evaluate.stats import impact_stats
@@ -68,6 +73,8 @@ def main() -> None:
                     help="events per month, as the evaluation's max_events_per_month (0: all)")
     ap.add_argument("--normalize", default="none,row,max_row", help="propagation normalisations to compare")
     ap.add_argument("--recall-k", type=int, default=10)
+    ap.add_argument("--batch-items", type=int, default=8,
+                    help="news items per batch for batch_reward: the reward on the batch's stacked Z and eps")
     args = ap.parse_args()
     run = load_run(ap, args)
     cfg, market, truth, planted_events = run.cfg, run.market, run.impacts, run.planted_events
@@ -123,6 +130,16 @@ def main() -> None:
         "planted sizes, 5 most affected": planted_top(5),
         "planted sizes, every affected firm": planted_top(None),
     }
+    def batch_reward(preds: list[Prediction]) -> float:
+        """Mean reward over batches of consecutive items, each scored on its stacked Z and eps: unlike the
+        per-item reward, it pays for an answer's size relative to the other answers of its batch."""
+        size = args.batch_items
+        return float(np.mean([
+            ripple_reward(np.concatenate([p.scored.z for p in preds[i:i + size]]),
+                          np.concatenate([reward.eps[p.event_id] for p in preds[i:i + size]]),
+                          lam=reward.cfg.reward.lam)
+            for i in range(0, len(preds), size)]))
+
     for how in args.normalize.split(","):
         propagation = cfg.impact.reward.propagation.model_copy(update={"normalize": how})
         reward.cfg = reward.cfg.model_copy(update={"reward": reward.cfg.reward.model_copy(
@@ -147,7 +164,8 @@ def main() -> None:
                                with_group_tests=False).regression.iloc[0]
             metrics = truth_metrics(preds, truth, tickers, focal, args.recall_k)
             rows.append({"policy": name, "coef": reg["coef"], "p": reg["robust_p"], "r2": reg["r2"],
-                         **{k: v for k, v in metrics.items() if k not in ("events", "refusal_rate")}})
+                         **{k: v for k, v in metrics.items() if k not in ("events", "refusal_rate")},
+                         "batch_reward": batch_reward(preds)})
         row_sums = {g: float(abs(m).sum(axis=1).max()) for g, m in reward.mu.items()}
         print(f"\npropagation normalize={how} (hops {cfg.impact.reward.propagation.hops}; largest |mu| row sum "
               f"{', '.join(f'{g}: {v:.1f}' for g, v in row_sums.items())}); {len(events)} events of {args.months}, "

@@ -62,6 +62,35 @@ def test_refusals_and_copied_examples_earn_the_refusal_reward() -> None:
     assert out[3] > -0.2
 
 
+def test_batch_scope_pays_for_size_relative_to_the_other_news() -> None:
+    # no graph edges; e1: AAA moves 5 %, e2: BBB moves 1 %
+    eps = {"e1": np.array([0.05, 0.0, 0.0]), "e2": np.array([0.0, 0.01, 0.0])}
+    months = {"e1": "2020-12", "e2": "2020-12"}
+    answers = [_answer(("AAA", 10)), _answer(("AAA", 10)), _answer(("BBB", 2)), _answer(("BBB", 10))]
+    ids = ["e1", "e1", "e2", "e2"]
+    by_item = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months)
+    item = by_item(prompts=["p"] * 4, completions=answers, event_id=ids)
+    assert item[2] == item[3] == pytest.approx(1.1)  # per item, 2 and 10 both point at BBB and cover its move
+    by_batch = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months,
+                            ImpactRewardConfig(scope="batch"))
+    batch = by_batch(prompts=["p"] * 4, completions=answers, event_id=ids)
+    # stacked with e1's answer (AAA 10 = 0.1): BBB 2 = 0.02 keeps Z proportional to eps, BBB 10 does not
+    assert batch[2] == pytest.approx(1.1)
+    assert batch[3] == pytest.approx(0.006 / (np.sqrt(0.02) * np.sqrt(0.0026)) + 0.1)
+    # e1's answers meet e2's mean answer, BBB 6 = 0.06
+    assert batch[0] == batch[1] == pytest.approx(0.0056 / (np.sqrt(0.0136) * np.sqrt(0.0026)) + 0.1)
+    assert [s.cos for s in by_batch.last] == [s.cos for s in by_item.last]  # the logged terms stay per item
+
+
+def test_batch_scope_keeps_refusals_and_a_lone_item_as_per_item() -> None:
+    answers = [_answer(("AAA", -4)), "I cannot say.", _answer(("BBB", 7))]
+    item = _reward([-0.04, -0.02, 0.02])(prompts=["p"] * 3, completions=answers, event_id=["e1"] * 3)
+    batch = _reward([-0.04, -0.02, 0.02], scope="batch")(prompts=["p"] * 3, completions=answers,
+                                                         event_id=["e1"] * 3)
+    assert batch == pytest.approx(item)
+    assert batch[1] == -0.05
+
+
 def test_chat_style_completions_and_unknown_events() -> None:
     reward = _reward([-0.04, -0.02, 0.02])
     out = reward(completions=[[{"role": "assistant", "content": _answer(("Alpha Inc", -4))}]], event_id=["e1"])

@@ -87,6 +87,12 @@ class ImpactRewardConfig(KgfinConfig):
                            "example; slightly below 0 (a prediction orthogonal to the market) so that refusing is "
                            "never the safe choice: with 0, PPO drifted towards refusing everything")
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    scope: Literal["item", "batch"] = Field(
+        "item", description="item: R on each answer's own Z and eps (the paper's; blind to an answer's size, since "
+                            "the cosine is scale-free and coverage only grows with scale); batch: R on the stacked Z "
+                            "and eps of the answer's news item and the other items of its batch (their answers "
+                            "averaged), so that an answer's size relative to the other news pays, as in Table 1's "
+                            "pooled regression (eval/ripple_headroom.py, batch_reward)")
     residuals: ResidualConfig = Field(default_factory=ResidualConfig)
 
 

@@ -13,6 +13,12 @@ answer that is a refusal (:func:`kgfin.llm.parse.parse_impacts`: unparsable, no 
 company, or a copy of the prompt's example) earns ``refusal_reward``: copying the example
 can never beat answering.
 
+With ``scope: batch`` an answer is scored on its news item stacked with the other items of
+the same call (a PPO step's batch), each of those represented by the mean ``Z`` of its
+answers: ``R([Z; Zbar_others], [eps; eps_others])``. The formula is the same; what changes is
+that an answer too large or too small for its news, relative to the other news, now costs
+reward.
+
 :class:`ImpactReward` is a reward *function* with the calling convention of kgfin's PPO and
 TRL's GRPO / RLOO trainers: ``reward(prompts=..., completions=..., event_id=[...])``.
 """
@@ -20,7 +26,7 @@ TRL's GRPO / RLOO trainers: ``reward(prompts=..., completions=..., event_id=[...
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -102,8 +108,31 @@ class ImpactReward:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # TRL passes chat messages
         if len(texts) != len(event_id):
             raise AlignInputError(f"{len(texts)} completions for {len(event_id)} event ids")
-        self.last = [self.score(t, str(e)) for t, e in zip(texts, event_id, strict=True)]
+        ids = [str(e) for e in event_id]
+        scored = [self.score(t, e) for t, e in zip(texts, ids, strict=True)]
+        self.last = self.batch_scored(scored, ids) if self.cfg.scope == "batch" else scored
         return [s.reward for s in self.last]
+
+    def batch_scored(self, scored: Sequence[ScoredAnswer], event_ids: Sequence[str]) -> list[ScoredAnswer]:
+        """``scored`` with each reward taken on the answer's item stacked with the batch's other items.
+
+        The other items enter with the mean ``Z`` of their answers (refusals count as zero), so
+        the answers to one item compete against the same context. ``cos`` and ``coverage`` stay
+        the answer's own terms; a refusal keeps the refusal reward; a batch of one item scores
+        as ``scope: item``.
+        """
+        items = list(dict.fromkeys(event_ids))
+        mean_z = {e: np.mean([s.z for s, i in zip(scored, event_ids, strict=True) if i == e], axis=0) for e in items}
+        out = []
+        for s, e in zip(scored, event_ids, strict=True):
+            if s.refused:
+                out.append(s)
+                continue
+            others = [o for o in items if o != e]
+            z = np.concatenate([s.z, *(mean_z[o] for o in others)])
+            eps = np.concatenate([self.eps[e], *(self.eps[o] for o in others)])
+            out.append(replace(s, reward=float(ripple_reward(z, eps, lam=self.cfg.reward.lam))))
+        return out
 
 
 def build_impact_reward(
