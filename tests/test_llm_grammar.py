@@ -75,7 +75,7 @@ def test_strays_and_limits(tiny) -> None:
     # the mask PPO uses: at each reply position the allowed set; everything past the reply
     ids = torch.tensor([ok + [0, 0]])
     valid = torch.tensor([[1] * len(ok) + [0, 0]])
-    mask = grammar.allowed_mask(ids, valid, len(tok))
+    mask = grammar.sampler_masks(ids, valid, len(tok))[0]
     for k in range(len(ok)):
         assert mask[0, k].nonzero().flatten().tolist() == sorted(grammar.allowed_after(ok[:k]))
     assert mask[0, len(ok):].all()
@@ -116,9 +116,9 @@ def test_type_bias_moves_only_the_first_type_decision(tiny) -> None:
                          'Alpha Bank (ALB)", "impact_type": "', 'negative", "impact_score": "', '-1"}]}}')
           for t in tok(part, add_special_tokens=False)["input_ids"]]
     at_type = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
-    bias = biased.bias_tensor(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))
+    bias = biased.sampler_masks(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))[1]
     assert bias.nonzero().tolist() == [[0, at_type, plain.type_first_tokens["negative"]]]
-    assert plain.bias_tensor(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok)) is None
+    assert plain.sampler_masks(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))[1] is None
     process = LogitsProcessorList([biased.logits_processor(2)])
     scores = process(torch.tensor([[7, 7, *ok[:at_type]]]), torch.zeros(1, len(tok)))
     allowed = sorted(biased.allowed_after(ok[:at_type]))
@@ -147,7 +147,7 @@ def test_ppo_takes_log_probs_with_the_type_bias() -> None:
         ro = trainer.rollout(prompt)
         logp, _ = trainer._forward(model, ro)
         response = ro.input_ids[:, ro.prompt_length:]
-        marker = grammar.with_type_bias({"negative": 1.0}).bias_tensor(response, ro.response_mask, len(tok))
+        marker = grammar.with_type_bias({"negative": 1.0}).sampler_masks(response, ro.response_mask, len(tok))[1]
         at_type = marker.sum(-1) != 0  # where each answer decides its impact type
         assert int(at_type.sum()) == 8  # one type decision per answer
         assert (ro.bias is not None) == certain

@@ -121,14 +121,16 @@ class ImpactReward:
         the answer's own terms; a refusal keeps the refusal reward; a batch of one item scores
         as ``scope: item``.
         """
-        items = list(dict.fromkeys(event_ids))
-        mean_z = {e: np.mean([s.z for s, i in zip(scored, event_ids, strict=True) if i == e], axis=0) for e in items}
+        zs: dict[str, list[np.ndarray]] = {}
+        for s, e in zip(scored, event_ids, strict=True):
+            zs.setdefault(e, []).append(s.z)
+        mean_z = {e: np.mean(z, axis=0) for e, z in zs.items()}
         out = []
         for s, e in zip(scored, event_ids, strict=True):
             if s.refused:
                 out.append(s)
                 continue
-            others = [o for o in items if o != e]
+            others = [o for o in mean_z if o != e]
             z = np.concatenate([s.z, *(mean_z[o] for o in others)])
             eps = np.concatenate([self.eps[e], *(self.eps[o] for o in others)])
             out.append(replace(s, reward=float(ripple_reward(z, eps, lam=self.cfg.reward.lam))))

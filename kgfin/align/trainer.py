@@ -262,6 +262,7 @@ def align(
     events = news_events(market, sorted(months), cfg.events)
     reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
     plan = _plan(events, cfg)
+    first_entries = cfg.first_entries(events, reward.universe)  # per event row, as messages
     work = out_dir / "checkpoint"
     if not resume:
         shutil.rmtree(work, ignore_errors=True)
@@ -303,8 +304,8 @@ def align(
                 prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT,
                                        prefix=cfg.answer_prefix)
                 start = time.perf_counter()
-                stats = policy.trainer.step(prompts, first_entries=cfg.first_entries(events.loc[batch], reward.universe),
-                                            event_id=ids)
+                stats = policy.trainer.step(prompts, first_entries=None if first_entries is None else
+                                            [first_entries[i] for i in batch], event_id=ids)
                 seconds = time.perf_counter() - start
                 scored = reward.last
             else:

@@ -377,11 +377,3 @@ class AnswerGrammar:
                 for token, offset in state.bias().items():
                     bias[row, i, token] = offset
         return mask.to(reply_ids.device), None if bias is None else bias.to(reply_ids.device)
-
-    def allowed_mask(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor:
-        """The allowed-token mask of :meth:`sampler_masks`."""
-        return self.sampler_masks(reply_ids, reply_mask, vocab_size)[0]
-
-    def bias_tensor(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int) -> torch.Tensor | None:
-        """The type-bias tensor of :meth:`sampler_masks` (None without a type bias)."""
-        return self.sampler_masks(reply_ids, reply_mask, vocab_size)[1]
