@@ -722,7 +722,7 @@ def predict(
                                             prefix=cfg.answer_prefix)
         rag = None
         if method == "rag":
-            from kgfin.fusion.embeddings import NewsEmbedder
+            from kgfin.llm.embeddings import NewsEmbedder
 
             embedder = NewsEmbedder()
             rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))

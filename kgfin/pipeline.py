@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from kgfin.align.config import AlignConfig
 from kgfin.config import ConfigError, KgfinConfig, load_config
+from kgfin.data.calendar import add_months
 from kgfin.data.synth import SynthConfig
 from kgfin.evaluate.ripple import RippleEvalConfig
 from kgfin.fusion.config import FusionConfig
@@ -80,10 +81,8 @@ class PipelineConfig(KgfinConfig):
 
     def adapter_months(self) -> list[str]:
         """Graph months whose knowledge adapter alignment or evaluation reads (news month - lag)."""
-        from kgfin.align.events import month_minus
-
         lag = self.align.events.graph_lag_months
-        return sorted({month_minus(m, lag) for m in [*self.align_months, *self.eval_months]})
+        return sorted({add_months(m, -lag) for m in [*self.align_months, *self.eval_months]})
 
     def check(self) -> None:
         """Refuse settings that would leak the evaluation months into training."""

@@ -11,9 +11,10 @@ import pytest
 import scipy.sparse as sp
 
 from kgfin.align.config import EventConfig, ImpactRewardConfig
-from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.data import load_market
+from kgfin.data.calendar import add_months
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm.parse import Universe
 from kgfin.llm.prompts import analyst_prompt
@@ -99,9 +100,9 @@ def test_chat_style_completions_and_unknown_events() -> None:
         reward.score("{}", "nope")
 
 
-def test_month_minus() -> None:
-    assert month_minus("2015-01", 1) == "2014-12"
-    assert month_minus("2015-01", 13) == "2013-12"
+def test_add_months_back() -> None:
+    assert add_months("2015-01", -1) == "2014-12"
+    assert add_months("2015-01", -13) == "2013-12"
 
 
 def test_events_are_point_in_time_and_deterministic(synth_dir: Path) -> None:
@@ -110,7 +111,7 @@ def test_events_are_point_in_time_and_deterministic(synth_dir: Path) -> None:
     ev = news_events(market, ["2014-07", "2014-08"], cfg)
     assert list(ev["month"].value_counts().sort_index()) == [5, 5]
     assert (ev["graph_month"] < ev["month"]).all()
-    assert (ev["graph_month"] == ev["month"].map(lambda m: month_minus(m, 1))).all()
+    assert (ev["graph_month"] == ev["month"].map(lambda m: add_months(m, -1))).all()
     assert (ev["day"] >= ev["timestamp"].dt.normalize()).all()
     assert (pd.DatetimeIndex(ev["timestamp"]).to_period("M").astype(str) == ev["month"]).all()
     pd.testing.assert_frame_equal(ev, news_events(market, ["2014-07", "2014-08"], cfg))

@@ -5,7 +5,7 @@ functions that train, not here.
 """
 
 from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, PPOConfig
-from kgfin.align.events import AlignInputError, events_from_news, month_minus, news_events
+from kgfin.align.events import AlignInputError, events_from_news, news_events
 from kgfin.align.impact_reward import ImpactReward, ScoredAnswer, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
@@ -31,6 +31,6 @@ __all__ = [
     "LLM_METHODS", "AlignConfig", "AlignInputError", "AlignResult", "EventConfig", "ImpactReward",
     "ImpactRewardConfig", "ModelVariant", "PPOConfig", "Prediction", "PropagationConfig", "RewardConfig",
     "RewardInputError", "ScoredAnswer", "align", "build_impact_reward", "events_from_news", "graph_facts",
-    "month_minus", "news_events", "predict_events", "predict_events_by_temperature", "prediction_frame",
+    "news_events", "predict_events", "predict_events_by_temperature", "prediction_frame",
     "propagate", "reward_from_impacts", "reward_trend", "ripple_paths", "ripple_reward"
 ]

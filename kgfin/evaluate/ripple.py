@@ -37,7 +37,7 @@ import pandas as pd
 from pydantic import Field
 
 from kgfin.align.config import AlignConfig, EventConfig
-from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
@@ -50,10 +50,10 @@ from kgfin.align.predict import (
 )
 from kgfin.align.trainer import event_messages
 from kgfin.config import KgfinConfig
+from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
 from kgfin.evaluate.stats import StatsInputError, impact_stats
-from kgfin.evaluate.tables import markdown_table
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
@@ -62,6 +62,7 @@ from kgfin.portfolio.allocators import ALLOCATORS
 from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import performance
+from kgfin.tables import markdown_table
 
 __all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts", "run_ripple_eval", "truth_metrics",
            "write_ripple_outputs"]
@@ -141,7 +142,7 @@ def _sentiment_model(market: MarketData, first_month: str, cfg: RippleEvalConfig
     """Ridge regression of the focal event-day residual on the headline embedding (earlier months only)."""
     import statsmodels.api as sm
 
-    months = [month_minus(first_month, k) for k in range(cfg.sentiment_months, 0, -1)]
+    months = [add_months(first_month, -k) for k in range(cfg.sentiment_months, 0, -1)]
     train = news_events(market, months, EventConfig(max_events_per_month=None, graph_lag_months=0))
     train = train[train["day"] < pd.Timestamp(f"{first_month}-01")]
     target = resid.set_index(["date", "ticker"])["resid"]
@@ -194,7 +195,7 @@ def run_ripple_eval(
     from tqdm.auto import tqdm
 
     if embed is None:
-        from kgfin.fusion.embeddings import NewsEmbedder
+        from kgfin.llm.embeddings import NewsEmbedder
 
         embedder = NewsEmbedder()
         embed = lambda texts: embedder.embed(texts, progress=False)  # noqa: E731
@@ -282,7 +283,7 @@ def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapsho
     neighbours."""
     import json
 
-    earlier = news_events(market, [month_minus(first, 1)], align_cfg.events.model_copy(
+    earlier = news_events(market, [add_months(first, -1)], align_cfg.events.model_copy(
         update={"max_events_per_month": None}))
     earlier = earlier[earlier["day"] < pd.Timestamp(f"{first}-01")]
     ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact, resid=resid)

@@ -15,7 +15,6 @@ See ``docs/fusion.md``.
 """
 
 from kgfin.fusion.config import MODEL_NAMES, NEWS_MODELS, FusionConfig
-from kgfin.fusion.embeddings import NewsEmbedder, mean_pool
 from kgfin.fusion.features import FusionInputError, Panel, attach_ripple, build_panel, load_ripple
 from kgfin.fusion.ripple import RIPPLE_SOURCES, oracle_ripple, propagation_ripple
 from kgfin.fusion.run import FusionRun, evaluate_predictions, run_fusion, write_outputs
@@ -27,6 +26,7 @@ from kgfin.fusion.train import (
     prepare_data,
     split_months,
 )
+from kgfin.llm.embeddings import NewsEmbedder, mean_pool
 
 __all__ = [
     "MODEL_NAMES", "NEWS_MODELS", "RIPPLE_SOURCES", "FitResult", "FusionConfig", "FusionInputError", "FusionRun",
