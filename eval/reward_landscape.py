@@ -35,7 +35,7 @@ def main() -> None:
     cfg, market, truth, focal_shock = run.cfg, run.market, run.impacts, run.planted_events["focal_shock"]
     with open_store(run.store_path) as store:
         events = news_events(market, month_range(args.months), cfg.events.model_copy(update={"max_events_per_month": None}))
-        reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
+        reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix)
     tickers, unit = list(reward.tickers), cfg.impact.score_unit
     rng = np.random.default_rng(args.seed)
 

@@ -695,6 +695,7 @@ def predict(
     import pandas as pd
 
     from kgfin.align.config import AlignConfig
+    from kgfin.align.decoding import Decoder
     from kgfin.align.events import events_from_news
     from kgfin.align.impact_reward import build_impact_reward
     from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
@@ -706,20 +707,16 @@ def predict(
         raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
     cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
     market = load_market(data, ["companies", "returns", "factors_daily",
-                                *(["news"] if cfg.calibrate_impact_type else [])])
+                                *(["news"] if cfg.decoding.calibrate_impact_type else [])])
     news = load_news(events, set(market.companies["ticker"]))
     days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
     frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
-    calibration = None
-    if cfg.calibrate_impact_type:
-        from kgfin.align.calibration import calibration_events
-
-        calibration = calibration_events(market, sorted(frame["month"].unique()), cfg.events, cfg.calibration_events)
     st, snapshot_of = _snapshot_reader(store)
     try:
         read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
         reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False,
-                                            prefix=cfg.answer_prefix)
+                                            prefix=cfg.decoding.answer_prefix)
+        decoder = Decoder.for_months(cfg.decoding, reward.universe, market, sorted(frame["month"].unique()), cfg.events)
         rag = None
         if method == "rag":
             from kgfin.llm.embeddings import NewsEmbedder
@@ -728,7 +725,7 @@ def predict(
             rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
         preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
                                max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True,
-                               calibration=calibration)
+                               decoder=decoder)[0.0]
     finally:
         st.close()
     tickers = list(reward.tickers)

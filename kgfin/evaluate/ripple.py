@@ -37,6 +37,7 @@ import pandas as pd
 from pydantic import Field
 
 from kgfin.align.config import AlignConfig, EventConfig
+from kgfin.align.decoding import Decoder
 from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.predict import (
@@ -45,10 +46,9 @@ from kgfin.align.predict import (
     Prediction,
     embedding_similarity,
     mu_without,
-    predict_events_by_temperature,
+    predict_events,
     prediction_frame,
 )
-from kgfin.align.trainer import event_messages
 from kgfin.config import KgfinConfig
 from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData, find_table
@@ -57,6 +57,7 @@ from kgfin.evaluate.stats import StatsInputError, impact_stats
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
+from kgfin.llm.prompts import event_messages
 from kgfin.market.residuals import residuals
 from kgfin.portfolio.allocators import ALLOCATORS
 from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
@@ -208,18 +209,14 @@ def run_ripple_eval(
                              align_cfg.impact.residuals.model_copy(update={"model": m})) for m in models}
     resid = realised[align_cfg.impact.residuals.model]
     reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact,
-                                         prefix=align_cfg.answer_prefix, resid=resid)
+                                         prefix=align_cfg.decoding.answer_prefix, resid=resid)
     tickers = list(reward.tickers)
     truth = _truth(Path(data_dir) if data_dir else None, events)
     methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]
     if "oracle" in cfg.methods and truth is None:
         notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
 
-    calibration = None
-    if align_cfg.calibrate_impact_type:
-        from kgfin.align.calibration import calibration_events
-
-        calibration = calibration_events(market, sorted(months), align_cfg.events, align_cfg.calibration_events)
+    decoder = Decoder.for_months(align_cfg.decoding, reward.universe, market, months, align_cfg.events)
     rag_scores = embedding_similarity(embed)
     example = None
     if "icl" in methods:
@@ -253,10 +250,10 @@ def run_ripple_eval(
         else:
             variant = ModelVariant(method, cfg.context_facts, example,  # type: ignore[arg-type]
                                    Path(aligned_dir) if aligned_dir else None)
-            by_temp = predict_events_by_temperature(
-                variant, events, reward, read_snapshot, align_cfg, adapters_root,
+            by_temp = predict_events(
+                variant, events, reward, read_snapshot, align_cfg, adapters_root, decoder=decoder,
                 temperatures=list(dict.fromkeys([0.0, *cfg.temperatures])), max_new_tokens=cfg.max_new_tokens,
-                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores, calibration=calibration)
+                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores)
             for temp, got in by_temp.items():
                 refusal_rows.append({"method": method, "temperature": temp,
                                      "refusal_rate": float(np.mean([p.scored.refused for p in got])),
