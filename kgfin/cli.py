@@ -59,8 +59,24 @@ def _root(
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)])
 
 
+RecipeOption = Annotated[
+    list[Path] | None,
+    typer.Option("--config", help="Recipe (YAML; repeatable, later files win): the command reads its own sections "
+                                  "from it, e.g. kgfin/recipes/demo.yaml or the command's kgfin/recipes/*.yaml. "
+                                  "Default: the config defaults (docs/pipeline.md, Recipes)."),
+]
+
+
 def _overrides(flags: dict[str, object], extra: list[str] | None) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(extra or [])
+
+
+def _configs(classes: dict[str, Any], recipes: list[Path] | None, overrides: list[str]) -> dict[str, Any]:
+    """The command's sections (the first is its own) from ``recipes`` and ``--set`` overrides (kgfin.config)."""
+    from kgfin.config import load_sections
+    from kgfin.pipeline import RECIPE_KEYS
+
+    return load_sections(classes, recipes or [], overrides, RECIPE_KEYS)
 
 
 @data_app.command("synth")
@@ -71,16 +87,15 @@ def data_synth(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     start: Annotated[str | None, typer.Option(help="First month YYYY-MM (default 2014-01).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="parquet or csv (default parquet).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with a SynthConfig (see docs/synthetic-market.md).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
 ) -> None:
     """Generate the synthetic market (tables + ground truth) into OUT."""
-    from kgfin.config import load_config
     from kgfin.data.synth import SynthConfig, synthesize
 
-    cfg = load_config(SynthConfig, config, _overrides(
-        {"companies": companies, "months": months, "seed": seed, "start": start, "format": fmt}, set_))
+    cfg = _configs({"synth": SynthConfig}, config, _overrides(
+        {"companies": companies, "months": months, "seed": seed, "start": start, "format": fmt}, set_))["synth"]
     if out.exists() and any(out.iterdir()) and not force:
         raise CliError(f"{out} exists and is not empty (use --force to replace it)")
     summary = synthesize(cfg, out, overwrite=force, progress=True)
@@ -117,7 +132,7 @@ def data_validate(
 @app.command("fuse")
 def fuse(
     data: Annotated[Path, typer.Option("--data", "-d", help="Data directory (stock_factors, returns, news).")] = Path("data/synth"),
-    config: Annotated[Path | None, typer.Option(help="YAML recipe with a FusionConfig (e.g. training/fusion.yaml).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
     ripple: Annotated[str | None, typer.Option(
         "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
@@ -127,14 +142,13 @@ def fuse(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
 ) -> None:
     """Train the factor/news/ripple return models, build decile portfolios and the results table."""
-    from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.fusion.config import FusionConfig
 
     flags: dict[str, object] = {"seed": seed}
     if models:
         flags["models"] = "[" + ",".join(m.strip() for m in models.split(",") if m.strip()) + "]"
-    cfg = load_config(FusionConfig, config, _overrides(flags, set_))
+    cfg = _configs({"fusion": FusionConfig}, config, _overrides(flags, set_))["fusion"]
     market = load_market(data)
     ripple_frame, label = _ripple_input(ripple, data, market, cfg)
 
@@ -278,15 +292,14 @@ def graph_build(
     data_dir: Annotated[Path, typer.Argument(help="Data directory (companies + supply_links, board_seats, fund_holdings, patents).")],
     store: StoreOption = None,
     month: Annotated[list[str] | None, typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable); default: every month with data.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with a GraphConfig (see docs/graph.md).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
 ) -> None:
     """Build the monthly graphs of DATA_DIR and write them to the store (a month written again is replaced)."""
-    from kgfin.config import load_config
     from kgfin.graph import RELATIONS, GraphConfig
     from kgfin.store import build_into_store, open_store
 
-    cfg = load_config(GraphConfig, config, list(set_ or []))
+    cfg = _configs({"graph": GraphConfig}, config, list(set_ or []))["graph"]
     with open_store(store) as st:
         summaries = build_into_store(data_dir, st, month, cfg, progress=True)
         where = st.describe()
@@ -428,22 +441,10 @@ def graph_status(store: StoreOption = None) -> None:
 
 # --- instruction pairs and knowledge injection (kgfin.instruct, kgfin.inject) ---------------------
 
-InjectRecipe = Annotated[Path, typer.Option("--config", help="Recipe with instruct / inject / memory_eval sections.")]
 MonthsOption = Annotated[list[str], typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable).")]
 
 evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters, ripple prediction tables.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
-
-
-def _section(overrides: list[str] | None, section: str) -> list[str]:
-    """The ``--set section.key=value`` overrides of one recipe section, without the prefix."""
-    return [o.split(".", 1)[1] for o in overrides or [] if o.startswith(section + ".")]
-
-
-def _unknown_sections(overrides: list[str] | None, sections: tuple[str, ...]) -> None:
-    bad = [o for o in overrides or [] if o.split(".", 1)[0] not in sections]
-    if bad:
-        raise CliError(f"--set must name a recipe section ({', '.join(sections)}): {', '.join(bad)}")
 
 
 def _snapshot_reader(store: str | None) -> tuple[object, object]:
@@ -462,20 +463,18 @@ def _snapshot_reader(store: str | None) -> tuple[object, object]:
 def instruct(
     month: MonthsOption,
     store: StoreOption = None,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for pairs-YYYY-MM.jsonl files.")] = Path("instructions"),
 ) -> None:
     """Generate instruction pairs from the graph of each MONTH (plus the rotating buffer of earlier months)."""
     from collections import Counter
 
-    from kgfin.config import load_config
     from kgfin.instruct import InstructConfig, training_pairs, write_pairs
     from kgfin.runinfo import write_manifest
     from kgfin.store import expand_months
 
-    _unknown_sections(set_, ("instruct",))
-    cfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
+    cfg = _configs({"instruct": InstructConfig}, config, list(set_ or []))["instruct"]
     st, snapshot_of = _snapshot_reader(store)
     try:
         months = expand_months(month, st.months())
@@ -499,17 +498,15 @@ def instruct(
 def inject(
     month: Annotated[str, typer.Option("--month", "-m", help="Month YYYY-MM whose adapter to train.")],
     pairs: Annotated[Path | None, typer.Option(help="Pairs JSONL (default: instructions/pairs-MONTH.jsonl).")] = None,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     adapters: Annotated[Path, typer.Option(help="Folder of month adapters (kg-YYYY-MM/).")] = Path("adapters"),
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
     """Train MONTH's knowledge adapter (LoRA) on its instruction pairs."""
-    from kgfin.config import load_config
     from kgfin.inject import InjectConfig, adapter_dir, read_pairs, sha256_file, train_adapter
 
-    _unknown_sections(set_, ("inject",))
-    cfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
+    cfg = _configs({"inject": InjectConfig}, config, list(set_ or []))["inject"]
     path = pairs or Path("instructions") / f"pairs-{month}.jsonl"
     if not path.exists():
         raise CliError(f"{path} not found: run `kgfin instruct --month {month}` first or pass --pairs")
@@ -530,23 +527,20 @@ def evaluate_injection(
     store: StoreOption = None,
     switch_month: Annotated[str | None, typer.Option(help="Second month: load both adapters and cross-check.")] = None,
     ablations: Annotated[bool, typer.Option(help="Also train one adapter without each pair family.")] = False,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/injection"),
 ) -> None:
     """Memory accuracy (FinRipple appendix E.1): subgraph pairs, 8:2 split, exact match / F1 per family."""
-    from kgfin.config import load_config
     from kgfin.inject import InjectConfig
     from kgfin.inject.evaluation import MemoryEvalConfig, run_memory_eval
     from kgfin.instruct import InstructConfig
 
-    sections = ("instruct", "inject", "memory_eval")
-    _unknown_sections(set_, sections)
     extra = [f"switch_month={switch_month}"] if switch_month else []
     extra += ["ablations=true"] if ablations else []
-    mcfg = load_config(MemoryEvalConfig, config, _section(set_, "memory_eval") + extra, section="memory_eval")
-    icfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
-    jcfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
+    cfgs = _configs({"memory_eval": MemoryEvalConfig, "instruct": InstructConfig, "inject": InjectConfig}, config,
+                    [*extra, *(set_ or [])])
+    mcfg, icfg, jcfg = cfgs["memory_eval"], cfgs["instruct"], cfgs["inject"]
     st, snapshot_of = _snapshot_reader(store)
     try:
         result = run_memory_eval(snapshot_of, month, out / month, mcfg, icfg, jcfg)
@@ -595,25 +589,23 @@ def evaluate_ripple(
     store: StoreOption = None,
     adapters: AdaptersOption = Path("adapters"),
     aligned: AlignedOption = Path("runs/align/final"),
-    config: Annotated[Path, typer.Option("--config", help="Evaluation recipe (RippleEvalConfig).")] = Path("training/ripple_eval.yaml"),
-    align_config: Annotated[Path, typer.Option(help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tables.md, CSVs, predictions).")] = Path("runs/ripple_eval"),
 ) -> None:
     """The ripple tables (regressions, ANOVA, refusals, drop-one-relation, long-short, truth) on held-out MONTHs.
 
-    --set align.KEY=V changes the alignment recipe, any other --set KEY=V the evaluation recipe.
+    Reads the recipe's ripple_eval and align sections (model, events, decoding, reward); --set align.KEY=V
+    changes the align section, any other --set KEY=V the ripple_eval section.
     """
 
     from kgfin.align.config import AlignConfig
-    from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval, write_ripple_outputs
     from kgfin.store import expand_months
 
-    sets = set_ or []
-    acfg = load_config(AlignConfig, align_config if align_config.exists() else None, _section(sets, "align"))
-    cfg = load_config(RippleEvalConfig, config if config.exists() else None, [s for s in sets if not s.startswith("align.")])
+    cfgs = _configs({"ripple_eval": RippleEvalConfig, "align": AlignConfig}, config, list(set_ or []))
+    cfg, acfg = cfgs["ripple_eval"], cfgs["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
     st, snapshot_of = _snapshot_reader(store)
     try:
@@ -637,7 +629,7 @@ def align_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, daily factors).")] = Path("data/synth"),
     store: StoreOption = None,
     adapters: AdaptersOption = Path("adapters"),
-    config: Annotated[Path, typer.Option("--config", help="Alignment recipe.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
     algo: Annotated[str | None, typer.Option(help="ppo (kgfin's), grpo or rloo (TRL's); default: the recipe's.")] = None,
@@ -648,11 +640,10 @@ def align_cmd(
 
     from kgfin.align.config import AlignConfig
     from kgfin.align.trainer import align, reward_trend
-    from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.store import expand_months
 
-    cfg = load_config(AlignConfig, config if config.exists() else None, [*(set_ or []), *([f"algo={algo}"] if algo else [])])
+    cfg = _configs({"align": AlignConfig}, config, _overrides({"algo": algo}, set_))["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
     st, snapshot_of = _snapshot_reader(store)
     try:
@@ -684,7 +675,7 @@ def predict(
     method: Annotated[str, typer.Option(help="aligned, knowledge, zero_shot or rag.")] = "aligned",
     adapters: AdaptersOption = Path("adapters"),
     aligned: AlignedOption = Path("runs/align/final"),
-    config: Annotated[Path, typer.Option("--config", help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the predictions.")] = Path("runs/predictions.json"),
     max_new_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 160,
@@ -699,13 +690,12 @@ def predict(
     from kgfin.align.events import events_from_news
     from kgfin.align.impact_reward import build_impact_reward
     from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
-    from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.data.loaders import load_news
 
     if method not in ("aligned", "knowledge", "zero_shot", "rag"):
         raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
-    cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
+    cfg = _configs({"align": AlignConfig}, config, list(set_ or []))["align"]
     market = load_market(data, ["companies", "returns", "factors_daily",
                                 *(["news"] if cfg.decoding.calibrate_impact_type else [])])
     news = load_news(events, set(market.companies["ticker"]))
