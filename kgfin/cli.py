@@ -6,7 +6,6 @@ Heavy libraries are imported inside the commands so that ``kgfin --help`` is ins
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,13 +143,14 @@ def fuse(
     """Train the factor/news/ripple return models, build decile portfolios and the results table."""
     from kgfin.data import load_market
     from kgfin.fusion.config import FusionConfig
+    from kgfin.fusion.ripple import ripple_input
 
     flags: dict[str, object] = {"seed": seed}
     if models:
         flags["models"] = "[" + ",".join(m.strip() for m in models.split(",") if m.strip()) + "]"
     cfg = _configs({"fusion": FusionConfig}, config, _overrides(flags, set_))["fusion"]
     market = load_market(data)
-    ripple_frame, label = _ripple_input(ripple, data, market, cfg)
+    ripple_frame, label = ripple_input(ripple, data, market, cfg)
 
     from kgfin.fusion.run import run_fusion, write_outputs
 
@@ -171,24 +171,6 @@ def fuse(
     speed = f", {t['headlines_per_second']:.0f} headlines/s" if t["headlines_per_second"] else " (all cached)"
     console.print(f"news: {t['texts']} texts, {t['texts_embedded']} embedded in {t['embed_seconds']:.1f} s{speed}; "
                   f"training {t['train_seconds']:.1f} s; total {t['total_seconds']:.1f} s -> {out}")
-
-
-def _ripple_input(ripple: str | None, data: Path, market: object, cfg: object) -> tuple[object, str | None]:
-    if ripple is None:
-        return None, None
-    import pandas as pd
-
-    from kgfin.fusion.features import load_ripple
-    from kgfin.fusion.ripple import RIPPLE_SOURCES, oracle_ripple, propagation_ripple
-
-    rebalance = cfg.features.rebalance_time
-    if ripple == "oracle":
-        days = pd.DatetimeIndex(pd.to_datetime(market.returns["date"]).unique())
-        return oracle_ripple(data, days, rebalance), RIPPLE_SOURCES["oracle"]
-    if ripple == "propagation":
-        return propagation_ripple(market, rebalance), RIPPLE_SOURCES["propagation"]
-    path = Path(ripple)
-    return load_ripple(path), cfg.ripple.source or f"file {path.name}"
 
 
 @app.command()
@@ -447,18 +429,6 @@ evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def _snapshot_reader(store: str | None) -> tuple[object, object]:
-    """(open store, month -> GraphSnapshot | None) over the graph store."""
-    from kgfin.store import open_store
-
-    st = open_store(store)
-    months = set(st.months())
-    if not months:
-        st.close()
-        raise CliError(f"the graph store {st.describe()} holds no months: run `kgfin graph build DATA_DIR` first")
-    return st, (lambda m: st.read_snapshot(m) if m in months else None)
-
-
 @app.command("instruct")
 def instruct(
     month: MonthsOption,
@@ -472,11 +442,11 @@ def instruct(
 
     from kgfin.instruct import InstructConfig, training_pairs, write_pairs
     from kgfin.runinfo import write_manifest
-    from kgfin.store import expand_months
+    from kgfin.store import expand_months, open_store, stored_snapshots
 
     cfg = _configs({"instruct": InstructConfig}, config, list(set_ or []))["instruct"]
-    st, snapshot_of = _snapshot_reader(store)
-    try:
+    with open_store(store) as st:
+        snapshot_of = stored_snapshots(st)
         months = expand_months(month, st.months())
         table = Table(title=f"instruction pairs -> {out}", box=box.SIMPLE)
         for col in ("month", "retrieval", "judgment", "question", "carried", "total"):
@@ -488,8 +458,6 @@ def instruct(
             table.add_row(m, *(f"{fam[f]:,}" for f in ("retrieval", "judgment", "question")),
                           f"{sum(p.carried for p in pairs):,}", f"{len(pairs):,}")
             console.print(f"wrote {path}", highlight=False)
-    finally:
-        st.close()
     write_manifest(out, "kgfin instruct", cfg, extra={"months": months})
     console.print(table)
 
@@ -535,17 +503,15 @@ def evaluate_injection(
     from kgfin.inject import InjectConfig
     from kgfin.inject.evaluation import MemoryEvalConfig, run_memory_eval
     from kgfin.instruct import InstructConfig
+    from kgfin.store import open_store, stored_snapshots
 
     extra = [f"switch_month={switch_month}"] if switch_month else []
     extra += ["ablations=true"] if ablations else []
     cfgs = _configs({"memory_eval": MemoryEvalConfig, "instruct": InstructConfig, "inject": InjectConfig}, config,
                     [*extra, *(set_ or [])])
     mcfg, icfg, jcfg = cfgs["memory_eval"], cfgs["instruct"], cfgs["inject"]
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        result = run_memory_eval(snapshot_of, month, out / month, mcfg, icfg, jcfg)
-    finally:
-        st.close()
+    with open_store(store) as st:
+        result = run_memory_eval(stored_snapshots(st), month, out / month, mcfg, icfg, jcfg)
     table = Table(title=f"memory accuracy, {month} ({out / month})", box=box.SIMPLE)
     for col in ("split", "family", "pairs", "exact match", "F1"):
         table.add_column(col, justify="right" if col in ("pairs", "exact match", "F1") else "left")
@@ -560,26 +526,6 @@ def evaluate_injection(
 
 AdaptersOption = Annotated[Path, typer.Option(help="Folder of knowledge adapters (kg-YYYY-MM/).")]
 AlignedOption = Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")]
-
-
-def _news_months(market: Any) -> list[str]:
-    """The months (YYYY-MM) that have news, sorted."""
-    import pandas as pd
-
-    return sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")})
-
-
-def _month_reader(where: str, snapshot_of: Callable[[str], Any], lag: int) -> Callable[[str], Any]:
-    """month -> GraphSnapshot from the store at ``where``, with an error that says how to add a missing month."""
-
-    def read(m: str) -> Any:
-        snap = snapshot_of(m)
-        if snap is None:
-            raise CliError(f"the graph store {where} has no month {m} (news is read with the graph {lag} "
-                           "month(s) before it): run `kgfin graph build` for it")
-        return snap
-
-    return read
 
 
 @evaluate_app.command("ripple")
@@ -601,20 +547,18 @@ def evaluate_ripple(
 
     from kgfin.align.config import AlignConfig
     from kgfin.data import load_market
+    from kgfin.data.calendar import months_of
     from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval, write_ripple_outputs
-    from kgfin.store import expand_months
+    from kgfin.store import expand_months, open_store, required_snapshots
 
     cfgs = _configs({"ripple_eval": RippleEvalConfig, "align": AlignConfig}, config, list(set_ or []))
     cfg, acfg = cfgs["ripple_eval"], cfgs["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        months = expand_months(month, _news_months(market))
-        read = _month_reader(st.describe(), snapshot_of, acfg.events.graph_lag_months)
+    months = expand_months(month, months_of(market.news["timestamp"]))
+    with open_store(store) as st:
+        read = required_snapshots(st, acfg.events.graph_lag_months)
         result = run_ripple_eval(market, read, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
                                  data_dir=data)
-    finally:
-        st.close()
     write_ripple_outputs(result, out, cfg, acfg, months)
     console.print(result.to_markdown(), highlight=False)
     console.print(f"tables and predictions -> {out}")
@@ -641,17 +585,15 @@ def align_cmd(
     from kgfin.align.config import AlignConfig
     from kgfin.align.trainer import align, reward_trend
     from kgfin.data import load_market
-    from kgfin.store import expand_months
+    from kgfin.data.calendar import months_of
+    from kgfin.store import expand_months, open_store, required_snapshots
 
     cfg = _configs({"align": AlignConfig}, config, _overrides({"algo": algo}, set_))["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        months = expand_months(month, _news_months(market))
-        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
+    months = expand_months(month, months_of(market.news["timestamp"]))
+    with open_store(store) as st:
+        read = required_snapshots(st, cfg.events.graph_lag_months)
         result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
-    finally:
-        st.close()
     if result.log.empty:
         console.print("no PPO steps were run")
         return
@@ -683,57 +625,31 @@ def predict(
     """Per news event: the companies the model names, their scores, the propagated Z and the graph paths."""
     import json
 
-    import pandas as pd
-
     from kgfin.align.config import AlignConfig
-    from kgfin.align.decoding import Decoder
-    from kgfin.align.events import events_from_news
-    from kgfin.align.impact_reward import build_impact_reward
-    from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
+    from kgfin.align.predict import predict_news, prediction_records
     from kgfin.data import load_market
     from kgfin.data.loaders import load_news
+    from kgfin.store import open_store, required_snapshots
 
-    if method not in ("aligned", "knowledge", "zero_shot", "rag"):
-        raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
     cfg = _configs({"align": AlignConfig}, config, list(set_ or []))["align"]
     market = load_market(data, ["companies", "returns", "factors_daily",
                                 *(["news"] if cfg.decoding.calibrate_impact_type else [])])
     news = load_news(events, set(market.companies["ticker"]))
-    days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
-    frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
-        reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False,
-                                            prefix=cfg.decoding.answer_prefix)
-        decoder = Decoder.for_months(cfg.decoding, reward.universe, market, sorted(frame["month"].unique()), cfg.events)
-        rag = None
-        if method == "rag":
-            from kgfin.llm.embeddings import NewsEmbedder
-
-            embedder = NewsEmbedder()
-            rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
-        preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
-                               max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True,
-                               decoder=decoder)[0.0]
-    finally:
-        st.close()
-    tickers = list(reward.tickers)
-    records = []
+    with open_store(store) as st:
+        read = required_snapshots(st, cfg.events.graph_lag_months)
+        preds, tickers = predict_news(news, market, read, cfg, method, adapters, aligned,  # type: ignore[arg-type]
+                                      max_new_tokens=max_new_tokens, progress=True)
+    records = prediction_records(preds, tickers)
     table = Table(title=f"ripple predictions ({method}) -> {out}", box=box.SIMPLE)
     for col in ("event", "company", "named score", "Z", "through"):
         table.add_column(col, justify="right" if col in ("named score", "Z") else "left")
-    for p in preds:
-        z = {tickers[j]: float(p.scored.z[j]) for j in range(len(tickers)) if p.scored.z[j] != 0}
-        records.append({"event_id": p.event_id, "graph_month": p.graph_month, "refused": p.scored.refused,
-                        "reason": p.scored.impacts.reason, "named": p.scored.impacts.scores, "z": z,
-                        "paths": p.paths, "answer": p.completion})
-        if p.scored.refused:
-            table.add_row(p.event_id, f"refused: {p.scored.impacts.reason}", "", "", "")
-        for t, paths in p.paths.items():
-            named_score = p.scored.impacts.scores.get(t)
-            table.add_row(p.event_id, t, "" if named_score is None else f"{named_score:g}", f"{z.get(t, 0.0):+.4f}",
-                          "; ".join(paths))
+    for rec in records:
+        if rec["refused"]:
+            table.add_row(rec["event_id"], f"refused: {rec['reason']}", "", "", "")
+        for t, paths in rec["paths"].items():
+            named_score = rec["named"].get(t)
+            table.add_row(rec["event_id"], t, "" if named_score is None else f"{named_score:g}",
+                          f"{rec['z'].get(t, 0.0):+.4f}", "; ".join(paths))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=1))
     console.print(table)

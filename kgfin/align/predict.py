@@ -34,6 +34,7 @@ from kgfin.align.decoding import Decoder
 from kgfin.align.events import AlignInputError
 from kgfin.align.impact_reward import ImpactReward, ScoredAnswer
 from kgfin.align.models import knowledge_model, merge_alignment
+from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt, event_messages
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", "graph_facts", "load_variant_model",
-           "mu_without", "predict_events", "prediction_frame", "ripple_paths"]
+           "mu_without", "predict_events", "predict_news", "prediction_frame", "prediction_records", "ripple_paths"]
 
 Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
 LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "aligned")
@@ -218,6 +219,57 @@ def predict_events(
                     ripple_paths(snapshot, scored) if with_paths else {})
         del model
     return {t: [got[str(e)] for e in events["event_id"]] for t, got in preds.items()}
+
+
+def predict_news(
+    news: pd.DataFrame,
+    market: MarketData,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    cfg: AlignConfig,
+    method: Method = "aligned",
+    adapters_root: str | Path = "adapters",
+    aligned_dir: Path | None = None,
+    *,
+    max_new_tokens: int = 160,
+    progress: bool = False,
+) -> tuple[list[Prediction], tuple[str, ...]]:
+    """``kgfin predict``: greedy answers of ``method`` to every item of a news table (columns of the news table), with
+    graph paths; items need no outcome (residuals are used where they exist). Returns the predictions and the
+    universe's tickers (the index of every ``z``)."""
+    from kgfin.align.events import events_from_news
+    from kgfin.align.impact_reward import build_impact_reward
+
+    if method not in ("aligned", "knowledge", "zero_shot", "rag"):
+        raise AlignInputError(f"method {method!r}: choose aligned, knowledge, zero_shot or rag")
+    if market.returns is None:
+        raise AlignInputError("prediction needs the returns table (its trading days date the news)")
+    days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
+    events = events_from_news(news, days, cfg.events, keep_unpriced=True)
+    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, require_outcome=False,
+                                         prefix=cfg.decoding.answer_prefix)
+    decoder = Decoder.for_months(cfg.decoding, reward.universe, market, sorted(events["month"].unique()), cfg.events)
+    rag = None
+    if method == "rag":
+        from kgfin.llm.embeddings import NewsEmbedder
+
+        embedder = NewsEmbedder()
+        rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
+    preds = predict_events(ModelVariant(method, aligned_dir=aligned_dir), events, reward, read_snapshot, cfg,
+                           adapters_root, decoder=decoder, max_new_tokens=max_new_tokens, rag_scores=rag,
+                           with_paths=True, progress=progress)[0.0]
+    return preds, reward.tickers
+
+
+def prediction_records(preds: Sequence[Prediction], tickers: Sequence[str]) -> list[dict[str, Any]]:
+    """JSON-ready records of predictions: the named scores, the nonzero propagated ``z`` per ticker, the paths, the
+    raw answer and, for a refusal, its reason."""
+    records = []
+    for p in preds:
+        z = {tickers[j]: float(p.scored.z[j]) for j in np.flatnonzero(p.scored.z)}
+        records.append({"event_id": p.event_id, "graph_month": p.graph_month, "refused": p.scored.refused,
+                        "reason": p.scored.impacts.reason, "named": p.scored.impacts.scores, "z": z,
+                        "paths": p.paths, "answer": p.completion})
+    return records
 
 
 def prediction_frame(preds: list[Prediction], tickers: list[str] | tuple[str, ...]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pandas as pd
 from kgfin.errors import KgfinError
 
 __all__ = [
-    "MARKET_CLOSE", "add_months", "event_trading_day", "month_bounds", "month_of", "month_range",
+    "MARKET_CLOSE", "add_months", "event_trading_day", "month_bounds", "month_of", "months_of", "month_range",
     "months_between", "trading_days_by_month",
 ]
 
@@ -31,6 +31,15 @@ def month_of(ts: pd.Timestamp | str) -> str:
     '2021-03'
     """
     return pd.Timestamp(ts).strftime("%Y-%m")
+
+
+def months_of(timestamps: pd.Series | pd.DatetimeIndex) -> list[str]:
+    """The sorted ``YYYY-MM`` months that ``timestamps`` fall in.
+
+    >>> months_of(pd.Series(pd.to_datetime(["2021-03-31 18:00", "2021-01-05 09:30", "2021-03-01 12:00"])))
+    ['2021-01', '2021-03']
+    """
+    return sorted({str(p) for p in pd.DatetimeIndex(timestamps).to_period("M")})
 
 
 def add_months(month: str, n: int) -> str:
