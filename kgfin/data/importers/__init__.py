@@ -11,12 +11,12 @@ and nothing is written. See "From public sources" in ``docs/data-formats.md``.
 from kgfin.data.importers.common import ImportReport
 from kgfin.data.importers.french import import_french_factors
 from kgfin.data.importers.news import import_news
-from kgfin.data.importers.patents import import_patentsview, normalize_name
+from kgfin.data.importers.patents import import_patentsview, normalize_name, patentsview_files
 from kgfin.data.importers.prices import import_prices
 from kgfin.data.importers.sec import import_13f, import_insiders, read_identifier_map
 from kgfin.data.importers.supply import import_supply_links
 
 __all__ = [
     "ImportReport", "import_13f", "import_french_factors", "import_insiders", "import_news", "import_patentsview",
-    "import_prices", "import_supply_links", "normalize_name", "read_identifier_map",
+    "import_prices", "import_supply_links", "normalize_name", "patentsview_files", "read_identifier_map",
 ]

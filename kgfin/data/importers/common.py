@@ -315,6 +315,8 @@ def write_imported(frame: pd.DataFrame, report: ImportReport, out_dir: str | Pat
     The same input gives byte-identical files: rows are sorted by the table's key and the
     report holds no times or absolute paths.
     """
+    if fmt not in ("csv", "parquet"):
+        raise KgfinError(f"unknown table format {fmt!r} (use csv or parquet)")
     out_dir = Path(out_dir)
     schema = TABLES[report.table]
     other = [out_dir / f"{report.table}{s}" for s in SUFFIXES if s != f".{fmt}" and (out_dir / f"{report.table}{s}").exists()]

@@ -26,8 +26,11 @@ from kgfin.data.importers.common import (
     single_source,
     write_imported,
 )
+from kgfin.data.validation import DataValidationError, Problem
 
-__all__ = ["import_patentsview", "normalize_name"]
+__all__ = ["import_patentsview", "normalize_name", "patentsview_files"]
+
+FILES = ("g_patent", "g_cpc_current", "g_assignee_disambiguated")
 
 _SUFFIXES = {"INC", "INCORPORATED", "CORP", "CORPORATION", "CO", "COMPANY", "LTD", "LIMITED", "LLC", "PLC",
              "AG", "SA", "NV", "BV", "GMBH", "KK", "LP", "THE"}
@@ -49,6 +52,18 @@ def normalize_name(name: str) -> str:
     if len(words) > 1 and words[0] == "THE":
         words.pop(0)
     return " ".join(words)
+
+
+def patentsview_files(directory: str | Path) -> tuple[Path, Path, Path]:
+    """The g_patent, g_cpc_current and g_assignee_disambiguated files in ``directory`` (``.tsv`` or ``.tsv.zip``)."""
+    directory = Path(directory)
+    found = []
+    for name in FILES:
+        candidates = [directory / f"{name}{s}" for s in (".tsv", ".tsv.zip") if (directory / f"{name}{s}").is_file()]
+        if not candidates:
+            raise DataValidationError([Problem(str(directory / f"{name}.tsv"), None, "not found (nor .tsv.zip)")])
+        found.append(candidates[0])
+    return found[0], found[1], found[2]
 
 
 def _read_name_map(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
