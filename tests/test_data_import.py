@@ -418,3 +418,45 @@ def test_cli_import_bad_input_exits_1_and_writes_nothing(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert "nothing written" in result.output and "line 4, column 'value_usd': expected a number, got 'lots'" in result.output
     _no_output(out, "supply_links")
+
+
+# --- end to end: fixtures -> import -> validate -> graph -> named Cypher queries ---------------------------------
+
+@pytest.mark.integration
+def test_end_to_end_fixtures_to_cypher(imported: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    from kgfin.store import EmbeddedServer, build_into_store, open_store
+
+    out, _ = imported
+    assert validate_dir(out) == []
+    market = load_market(out)
+    graph = tmp_path / "graph"
+    try:
+        with open_store(graph, env_file=None) as store:
+            build_into_store(market, store, ["2024-03"])
+            # Jane Doe (CIK 1111111) files as a director of Apple (Jan-Mar) and of Microsoft (Feb-Mar)
+            directors = store.run_query("directors_linking", {"x": "AAPL", "y": "MSFT", "month": "2024-03"})
+            assert directors["director"].tolist() == ["0001111111"]
+            assert store.run_query("directors_linking", {"x": "AAPL", "y": "NVDA", "month": "2024-03"}).empty
+            # both funds' 13F filings known by the end of March (one restated on 5 March)
+            funds = store.run_query("common_funds", {"x": "AAPL", "y": "MSFT", "month": "2024-03"})
+            assert funds["fund"].tolist() == ["0000102909", "0001067983"]
+            assert funds["overlap"].tolist() == pytest.approx([0.4, 0.3])
+            suppliers = store.run_query("suppliers", {"ticker": "MSFT", "month": "2024-03"})
+            assert suppliers["supplier"].tolist() == ["NVDA", "AMD"]
+            assert suppliers["share_of_purchases"].tolist() == pytest.approx([0.8, 0.2])
+    finally:
+        EmbeddedServer(graph).stop()
+
+
+@pytest.mark.integration
+def test_example_imports_the_fixtures_and_answers_queries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "examples" / "import_public.py"
+    run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "validated: companies, supply_links, board_seats, fund_holdings, patents" in run.stdout
+    assert "graph 2024-03: 5 companies" in run.stdout
+    assert "directors_linking" in run.stdout and "0001111111" in run.stdout
