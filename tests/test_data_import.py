@@ -460,3 +460,12 @@ def test_example_imports_the_fixtures_and_answers_queries(tmp_path: Path) -> Non
     assert "validated: companies, supply_links, board_seats, fund_holdings, patents" in run.stdout
     assert "graph 2024-03: 5 companies" in run.stdout
     assert "directors_linking" in run.stdout and "0001111111" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["kgfin.data.importers.patents", "kgfin.data.importers.news"])
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
