@@ -122,7 +122,7 @@ def test_13f_holdings_dated_by_filing(imported: tuple[Path, dict[str, object]]) 
         "malformed CUSIP (not 9 characters)": 1, "CUSIP not in identifier map at the filing date": 1,
     }
     assert report.rows_read == 14 and report.rows_written == len(h)
-    assert report.examples["put/call option position"] == ["INFOTABLE.tsv line 4"]
+    assert report.examples["put/call option position"] == ["2024q1/INFOTABLE.tsv line 4"]
 
 
 def test_13f_reads_the_secs_zip_and_maps_by_date(tmp_path: Path) -> None:
@@ -401,7 +401,7 @@ def test_cli_import_prints_the_report(tmp_path: Path) -> None:
                                  str(FIX / "cusip_map.csv"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "14 rows read -> 29 rows in fund_holdings.csv" in result.output
-    assert "dropped 1: put/call option position (first: INFOTABLE.tsv line 4)" in result.output
+    assert "dropped 1: put/call option position (first: 2024q1/INFOTABLE.tsv line 4)" in result.output
     result = runner.invoke(app, ["data", "import", "patentsview", str(FIX / "patentsview"), "--name-map",
                                  str(FIX / "patentsview" / "name_map.csv"), "--out", str(out), "--format", "parquet"])
     assert result.exit_code == 0, result.output

@@ -52,6 +52,7 @@ class Source:
 
     path: Path
     member: str | None = None
+    folder: str = ""  # for a file found in a data-set folder: that folder's name, shown in reports
 
     @property
     def label(self) -> str:
@@ -61,7 +62,9 @@ class Source:
     @property
     def name(self) -> str:
         """How reports name the file: no directories, so saved reports hold no absolute paths."""
-        return f"{self.path.name}:{self.member}" if self.member else self.path.name
+        if self.member:
+            return f"{self.path.name}:{self.member}"
+        return f"{self.folder}/{self.path.name}" if self.folder else self.path.name
 
     @contextlib.contextmanager
     def open(self) -> Iterator[TextIO]:
@@ -84,7 +87,7 @@ def source_files(path: str | Path, names: Sequence[str]) -> dict[str, Source]:
         listing = {p.name.lower(): p for p in sorted(path.rglob("*")) if p.is_file()}
         for n in names:
             if n.lower() in listing:
-                found[n] = Source(listing[n.lower()])
+                found[n] = Source(listing[n.lower()], folder=path.name)
     elif path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             members = {Path(m).name.lower(): m for m in sorted(archive.namelist()) if not m.endswith("/")}

@@ -150,7 +150,7 @@ def _read_13f(datasets: Sequence[str | Path], problems: Problems) -> tuple[pd.Da
             "value": parse_numbers(info, "VALUE", info_src.label, problems, min_value=0.0),
             "prn": info["SSHPRNAMTTYPE"].str.strip().str.upper().eq("PRN"),
             "option": info["PUTCALL"].str.strip().ne(""),
-            "_label": info_src.label, LINE: info[LINE],
+            "_label": info_src.label, "_name": info_src.name, LINE: info[LINE],
         }))
     filing = pd.concat(filings, ignore_index=True)
     dup = filing.duplicated("accession", keep=False).to_numpy()
@@ -189,8 +189,8 @@ def import_13f(datasets: Sequence[str | Path], identifier_map: str | Path, out_d
 
     def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
         mask = np.asarray(mask, dtype=bool)
-        for label, part in frame.loc[mask].groupby("_label", sort=True):
-            report.drop(reason, Path(str(label)).name, part[LINE].to_numpy())
+        for name, part in frame.loc[mask].groupby("_name", sort=True):
+            report.drop(reason, str(name), part[LINE].to_numpy())
         return frame.loc[~mask]
 
     filing = filing.set_index("accession")
@@ -313,7 +313,7 @@ def import_insiders(datasets: Sequence[str | Path], out_dir: str | Path, *,
             "owner": _cik(own, "RPTOWNERCIK", own_src.label, problems),
             "director": own["RPTOWNER_RELATIONSHIP"].map(
                 lambda s: "director" in {p.strip().lower() for p in str(s).split(",")}),
-            "_label": own_src.label, LINE: own[LINE],
+            "_label": own_src.label, "_name": own_src.name, LINE: own[LINE],
         }))
     sub = pd.concat(subs, ignore_index=True)
     dup = sub.duplicated("accession", keep=False).to_numpy()
@@ -328,8 +328,8 @@ def import_insiders(datasets: Sequence[str | Path], out_dir: str | Path, *,
 
     def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
         mask = np.asarray(mask, dtype=bool)
-        for label, part in frame.loc[mask].groupby("_label", sort=True):
-            report.drop(reason, Path(str(label)).name, part[LINE].to_numpy())
+        for name, part in frame.loc[mask].groupby("_name", sort=True):
+            report.drop(reason, str(name), part[LINE].to_numpy())
         return frame.loc[~mask]
 
     own = drop("accession not in SUBMISSION", own, ~own["accession"].isin(sub["accession"]))
