@@ -344,6 +344,8 @@ def test_supply_links_monthly(imported: tuple[Path, dict[str, object]], tmp_path
     o = _data_dir(tmp_path)
     report = import_supply_links(FIX / "supply_links.csv", o)
     assert report.settings["until"] == "2024-03"  # default: the latest date in the file
+    with pytest.raises(KgfinError, match="until must be a month"):
+        import_supply_links(FIX / "supply_links.csv", o, until="2024")
 
 
 def test_supply_links_end_before_start(tmp_path: Path) -> None:

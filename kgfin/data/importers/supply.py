@@ -10,6 +10,7 @@ that disclosed it), not the start of the fiscal period it covers.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from kgfin.data.importers.common import (
     resolve_universe,
     write_imported,
 )
+from kgfin.errors import KgfinError
 
 __all__ = ["import_supply_links"]
 
@@ -60,10 +62,9 @@ def import_supply_links(path: str | Path, out_dir: str | Path, *, companies: str
         problems.add_mask(label, col, "missing value", links, links[col].eq("").to_numpy())
     problems.add_mask(label, "start,end", "end before start", links, (links["end"] < links["start"]).to_numpy())
     if until is not None:
-        try:
-            horizon = pd.Period(until, "M")
-        except ValueError:
-            raise ValueError(f"until must be a month YYYY-MM, got {until!r}") from None
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", until):
+            raise KgfinError(f"until must be a month YYYY-MM, got {until!r}")
+        horizon = pd.Period(until, "M")
     problems.raise_if_any()
     if until is None:
         horizon = pd.concat([links["start"], links["end"]]).max().to_period("M") if len(links) else pd.Period("1970-01", "M")
