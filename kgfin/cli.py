@@ -6,6 +6,7 @@ Heavy libraries are imported inside the commands so that ``kgfin --help`` is ins
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
