@@ -1,7 +1,7 @@
 """What the alignment reward pays for: the mean reward of simple answer policies on a market's news.
 
 Scores hand-written answers with the training reward (kgfin.align.impact_reward, the recipe
-in training/align.yaml) on every event of the given news months of a synthetic market,
+in the align section of the recipe, default the AlignConfig defaults) on every event of the given news months of a synthetic market,
 using its planted truth. It tells how much a policy can gain by learning, for example,
 the sign of the news, and how noisy one event's reward is: the scale PPO works with.
 

@@ -304,7 +304,7 @@ def fuse(
 def demo(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory (resumed when it holds an earlier run).")] = Path("runs/demo"),
     profile: Annotated[str, typer.Option(help="default (2-core CPU, <= 30 min), full (paper-sized, GPU) or tiny "
-                                              "(tiny random model, a minute): training/demo*.yaml.")] = "default",
+                                              "(tiny random model, a minute): kgfin/recipes/demo*.yaml.")] = "default",
     config: Annotated[Path | None, typer.Option(help="A pipeline recipe instead of the profile's.")] = None,
     set_: SetOption = None,
     stage: Annotated[list[str] | None, typer.Option(help="Run only this stage and what it needs (repeatable): "

@@ -1,4 +1,5 @@
-"""Settings of market alignment (``kgfin align``), loaded from ``training/align.yaml``."""
+"""Settings of market alignment (``kgfin align``): the ``align`` section of a recipe (``kgfin/recipes/align.yaml``
+writes out every default)."""
 
 from __future__ import annotations
 

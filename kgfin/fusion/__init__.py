@@ -6,7 +6,7 @@
     from kgfin.data import load_market
     from kgfin.fusion import FusionConfig, run_fusion, write_outputs
 
-    cfg = load_config(FusionConfig, "training/fusion.yaml")
+    cfg = load_config(FusionConfig, recipe_path("fusion"), section="fusion")  # kgfin.recipes.recipe_path
     run = run_fusion(load_market("data/synth"), cfg)
     write_outputs(run, "runs/fuse", cfg)
 

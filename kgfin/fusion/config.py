@@ -4,8 +4,8 @@ One :class:`FusionConfig` holds every setting, in sections: ``features`` (the st
 panel), ``embed`` (the newsflow language model), ``split`` (time-ordered train / validation
 / test), ``train`` (optimiser and protocol), ``model`` (architecture sizes), ``ripple``
 (the third modality) and ``lora`` (optional fine-tuning of the language model). Defaults
-follow the factor/news paper (Guo & Hauptmann, appendix C.3); ``training/fusion.yaml``
-spells them out. Load with ``load_config(FusionConfig, "training/fusion.yaml", ["train.epochs=5"])``.
+follow the factor/news paper (Guo & Hauptmann, appendix C.3); ``kgfin/recipes/fusion.yaml``
+spells them out. Load with ``load_config(FusionConfig, recipe_path("fusion"), ["train.epochs=5"], section="fusion")``.
 """
 
 from __future__ import annotations
