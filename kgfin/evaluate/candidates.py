@@ -59,10 +59,11 @@ class CandidateSet:
         raise ValueError(f"unknown candidate variant {variant!r} (focal or named)")
 
 
-def event_seed(seed: int, event_id: str) -> np.random.Generator:
-    """The generator of everything random about one event: seeded by ``(seed, crc32(event id))``, so it does not
-    depend on which other events are evaluated or in which order."""
-    return np.random.default_rng([seed, zlib.crc32(str(event_id).encode())])
+def event_seed(seed: int, event_id: str, stream: int = 0) -> np.random.Generator:
+    """The generator of one random use (``stream``: 0 the candidates, others the predictors') for one event: seeded
+    by ``(seed, crc32(event id), stream)``, so it does not depend on which other events are evaluated or in which
+    order."""
+    return np.random.default_rng([seed, zlib.crc32(str(event_id).encode()), stream])
 
 
 def focal_neighbours(snapshot: GraphSnapshot, focal: str) -> set[str]:
