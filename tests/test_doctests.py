@@ -11,6 +11,8 @@ MODULES = [
     "kgfin.market.returns",
     "kgfin.align.reward",
     "kgfin.evaluate.stats",
+    "kgfin.evaluate.metrics",
+    "kgfin.evaluate.uncertainty",
     "kgfin.tables",
     "kgfin.data.calendar",
     "kgfin.portfolio.metrics",

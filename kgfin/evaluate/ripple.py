@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from kgfin.align.config import AlignConfig, EventConfig
+from kgfin.align.config import AlignConfig
 from kgfin.align.decoding import Decoder
-from kgfin.align.events import AlignInputError, news_events
+from kgfin.align.events import news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
@@ -50,14 +50,14 @@ from kgfin.align.predict import (
     prediction_frame,
 )
 from kgfin.config import KgfinConfig
-from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
+from kgfin.evaluate.predictors import headline_sentiment, icl_example
 from kgfin.evaluate.stats import StatsInputError, impact_stats
+from kgfin.evaluate.v2 import RippleV2Config
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
-from kgfin.llm.prompts import event_messages
 from kgfin.market.residuals import residuals
 from kgfin.portfolio.allocators import ALLOCATORS
 from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
@@ -87,6 +87,9 @@ class RippleEvalConfig(KgfinConfig):
     recall_k: int = Field(10, ge=1, description="k of recall@k against the planted truth")
     residual_models: list[Literal["capm", "ff3", "ff5"]] = Field(default_factory=lambda: ["capm", "ff3", "ff5"])
     long_short: LongShortConfig = Field(default_factory=LongShortConfig)
+    v2: RippleV2Config = Field(default_factory=RippleV2Config,
+                               description="ripple evaluation v2 (kgfin.evaluate.v2): same candidates for every method, "
+                                           "rank IC with CIs and paired tests")
     seed: int = Field(0, description="sampling seed")
 
 
@@ -136,28 +139,6 @@ def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: Rip
     write_manifest(out, command, cfg, extra={"months": list(months), "events": len(result.events),
                                              "align_config": align_cfg.model_dump(mode="json"), "notes": result.notes})
     return out
-
-
-def _sentiment_model(market: MarketData, first_month: str, cfg: RippleEvalConfig, align_cfg: AlignConfig,
-                     embed: Callable[[list[str]], np.ndarray], resid: pd.DataFrame) -> Callable[[list[str]], np.ndarray]:
-    """Ridge regression of the focal event-day residual on the headline embedding (earlier months only)."""
-    import statsmodels.api as sm
-
-    months = [add_months(first_month, -k) for k in range(cfg.sentiment_months, 0, -1)]
-    train = news_events(market, months, EventConfig(max_events_per_month=None, graph_lag_months=0))
-    train = train[train["day"] < pd.Timestamp(f"{first_month}-01")]
-    target = resid.set_index(["date", "ticker"])["resid"]
-    keys = pd.MultiIndex.from_arrays([pd.DatetimeIndex(train["day"]), train["tickers"].map(lambda t: t[0])])
-    y = target.reindex(keys).to_numpy()
-    ok = np.isfinite(y)
-    if ok.sum() < 20:
-        raise AlignInputError(f"the propagation-only sentiment model has {int(ok.sum())} earlier events with residuals; "
-                              "it needs at least 20 (evaluate later months or raise sentiment_months)")
-    x = embed(train["headline"][ok].tolist())
-    x = np.column_stack([np.ones(len(x)), x])
-    fit = sm.OLS(y[ok] / align_cfg.impact.score_unit, x).fit_regularized(alpha=cfg.sentiment_ridge / len(x), L1_wt=0.0)
-    coef = np.asarray(fit.params)
-    return lambda headlines: np.clip(np.column_stack([np.ones(len(headlines)), embed(headlines)]) @ coef, -10, 10)
 
 
 def _truth(data_dir: Path | None, events: pd.DataFrame) -> pd.DataFrame | None:
@@ -220,12 +201,13 @@ def run_ripple_eval(
     rag_scores = embedding_similarity(embed)
     example = None
     if "icl" in methods:
-        example = _icl_example(market, read_snapshot, align_cfg, min(events["month"]), resid)
+        example = icl_example(market, read_snapshot, align_cfg, min(events["month"]), resid)
     preds: dict[str, list[Prediction]] = {}
     refusal_rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
         if method == "propagation_only":
-            sentiment = _sentiment_model(market, min(events["month"]), cfg, align_cfg, embed, resid)
+            sentiment = headline_sentiment(market, min(events["month"]), cfg.sentiment_months, cfg.sentiment_ridge,
+                                           align_cfg, embed, resid)
             y_focal = sentiment(events["headline"].tolist())
             out = []
             for k, row in enumerate(events.itertuples(index=False)):
@@ -272,33 +254,6 @@ def run_ripple_eval(
                                  "reply": p.completion} for p in preds[m]])
                for m in preds if m not in ("propagation_only", "oracle")}
     return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes, answers)
-
-
-def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapshot], align_cfg: AlignConfig,
-                 first: str, resid: pd.DataFrame) -> tuple[str, str]:
-    """One event before month ``first`` answered with its realised residuals: the focal firm and its strongest-moving
-    neighbours."""
-    import json
-
-    earlier = news_events(market, [add_months(first, -1)], align_cfg.events.model_copy(
-        update={"max_events_per_month": None}))
-    earlier = earlier[earlier["day"] < pd.Timestamp(f"{first}-01")]
-    ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact, resid=resid)
-    row = earlier.iloc[0]
-    eps = ex_reward.eps[str(row["event_id"])]
-    tickers = list(ex_reward.tickers)
-    snap = read_snapshot(row["graph_month"])
-    mu = ex_reward.mu[row["graph_month"]]
-    focal = tickers.index(row["tickers"][0])
-    linked = set(mu.getrow(focal).indices) | set(mu.getcol(focal).indices)
-    chosen = [focal] + sorted(linked, key=lambda j: -abs(eps[j]))[:3]
-    names = dict(zip(snap.companies["ticker"], snap.companies["name"], strict=True))
-    scores = {j: int(np.clip(round(eps[j] / align_cfg.impact.score_unit), -10, 10)) for j in chosen}
-    items = [{"name": f"{names[tickers[j]]} ({tickers[j]})", "impact_type": "negative" if s < 0 else "positive",
-              "impact_score": s} for j, s in scores.items()]
-    answer = json.dumps({"impact_analysis": {"affected_companies": items,
-                                             "analysis": "Scores from the realised abnormal returns."}})
-    return event_messages(earlier.iloc[[0]])[0], answer
 
 
 def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.DataFrame | None:
