@@ -98,18 +98,22 @@ def data_synth(
 @data_app.command("validate")
 def data_validate(
     data_dir: Annotated[Path, typer.Argument(help="Directory with the tables (Parquet or CSV).")],
+    max_return: Annotated[float, typer.Option(help="Daily returns above this are warned about (1.0 = +100 %).")] = 1.0,
 ) -> None:
-    """Check every table in DATA_DIR; report all problems (file, rows, column) and exit 1 if any."""
+    """Check every table in DATA_DIR; report all problems (file, rows, column) and exit 1 if any is an error."""
     from kgfin.data import validate_dir
     from kgfin.data.loaders import SUFFIXES
     from kgfin.data.schemas import TABLES
 
-    problems = validate_dir(data_dir)
+    problems = validate_dir(data_dir, max_return=max_return)
     present = [n for n in TABLES if any((data_dir / f"{n}{s}").exists() for s in SUFFIXES)]
+    errors = sum(p.severity == "error" for p in problems)
     if problems:
-        err_console.print(f"[red]{len(problems)} problem(s) in {data_dir}:[/red]")
+        colour = "red" if errors else "yellow"
+        err_console.print(f"[{colour}]{errors} error(s), {len(problems) - errors} warning(s) in {data_dir}:[/{colour}]")
         for p in problems:
             err_console.print(f"  - {p}", markup=False, highlight=False, soft_wrap=True)
+    if errors:
         raise typer.Exit(1)
     console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
 
