@@ -8,7 +8,9 @@ the hooks ``_write_month_graph`` / ``_drop_month_graph`` and answer ``_neighbour
 
 Writing a month is idempotent: the month's relationships and its ``Snapshot`` node are
 removed first, nodes are MERGEd, relationships created in batches, and the snapshot is
-marked complete last, so a month that failed half-way is never listed or read.
+marked complete last, so a month that failed half-way is never listed or read; a write that
+fails with an error removes what it had written of the month (a killed process cannot: its
+month stays marked incomplete until written again).
 """
 
 from __future__ import annotations
@@ -223,25 +225,38 @@ class GraphStore(ABC):
         for rel, (frame, a, b) in m.FACT_FRAMES.items():
             rels[rel] = getattr(snap, frame).rename(columns={a: "a", b: "b"})
         total = sum(map(len, nodes.values())) + sum(map(len, rels.values())) + len(snap.companies)
-        with tqdm(total=total, desc=f"writing {month}", unit="row", disable=not progress) as bar:
-            self._write(m.SNAPSHOT_BEGIN, {"month": month})
-            for label, frame in nodes.items():
-                self._write_rows(m.node_merge(label), frame, {}, bar)
-            self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
-            for rel, frame in rels.items():
-                self._write_edges(rel, frame, month, bar)
-        self._write_month_graph(snap)
-        if replacing:  # only a replaced month can leave nodes that nothing refers to
-            for stmt in m.ORPHANS:
-                self._repeat_delete(stmt, {})
-        stats = json.dumps(snap.stats().as_dict(), sort_keys=True)
-        self._write(m.SNAPSHOT_FINISH, {"month": month, "config": snap.config.model_dump_json(),
-                                        "stats": stats, "version": __version__})
+        try:
+            with tqdm(total=total, desc=f"writing {month}", unit="row", disable=not progress) as bar:
+                self._write(m.SNAPSHOT_BEGIN, {"month": month})
+                for label, frame in nodes.items():
+                    self._write_rows(m.node_merge(label), frame, {}, bar)
+                self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
+                for rel, frame in rels.items():
+                    self._write_edges(rel, frame, month, bar)
+            self._write_month_graph(snap)
+            if replacing:  # only a replaced month can leave nodes that nothing refers to
+                for stmt in m.ORPHANS:
+                    self._repeat_delete(stmt, {})
+            stats = json.dumps(snap.stats().as_dict(), sort_keys=True)
+            self._write(m.SNAPSHOT_FINISH, {"month": month, "config": snap.config.model_dump_json(),
+                                            "stats": stats, "version": __version__})
+        except Exception:
+            self._discard_partial(month)
+            raise
         self.flush()
         summary = WriteSummary(month, {k: len(v) for k, v in nodes.items()}, {k: len(v) for k, v in rels.items()},
                                time.perf_counter() - t0)
         log.info("%s: wrote %d relationships in %.1f s", month, summary.total_relationships, summary.seconds)
         return summary
+
+    def _discard_partial(self, month: str) -> None:
+        """Remove what a failed write of ``month`` left (best effort: the store may be unreachable)."""
+        try:
+            self.delete_month(month)
+            log.info("%s: removed the partial writes of month %s", self.describe(), month)
+        except Exception as exc:  # the original error matters more; the month stays incomplete, never listed
+            log.warning("%s: could not remove the partial writes of month %s (%s); it stays marked incomplete "
+                        "until it is written again", self.describe(), month, exc)
 
     def write_snapshots(self, snaps: Iterable[GraphSnapshot], progress: bool = False) -> list[WriteSummary]:
         """Write several snapshots (a generator is consumed one month at a time)."""
