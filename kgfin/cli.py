@@ -339,8 +339,9 @@ def graph_query(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value (repeatable); values are passed as parameters, never pasted into the query.")] = None,
     store: StoreOption = None,
     list_: Annotated[bool, typer.Option("--list", help="List the named queries and their parameters.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows to print (the CSV gets all).")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to fetch and print (with --csv: all rows, up to $KGFIN_GRAPH_MAX_ROWS, default 100,000).")] = 50,
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the full result to this CSV file.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds the server may spend on the query (default $KGFIN_GRAPH_QUERY_TIMEOUT, else 60).")] = None,
 ) -> None:
     """Run a named query or --cypher (read-only: a query that would write is refused)."""
     from kgfin.store import load_queries, open_store, parse_param
@@ -357,11 +358,17 @@ def graph_query(
     if (name is None) == (cypher is None):
         raise CliError("give a query NAME or --cypher TEXT (see kgfin graph query --list)")
     params = dict(parse_param(p) for p in param or [])
+    rows = None if csv is not None else limit
     with open_store(store) as st:
-        frame = st.run_query(name, params) if name is not None else st.query(cypher or "", params)
+        frame = (st.run_query(name, params, max_rows=rows, timeout=timeout) if name is not None
+                 else st.query(cypher or "", params, max_rows=rows, timeout=timeout))
+    cut = frame.attrs.get("truncated", False)
     if csv is not None:
         frame.to_csv(csv, index=False)
-    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + (f", first {limit}" if len(frame) > limit else ""))
+        if cut:
+            err_console.print(f"the result was cut at {len(frame):,} rows ($KGFIN_GRAPH_MAX_ROWS raises the cap)")
+    more = f", first {limit}" if len(frame) > limit else (" (more not fetched)" if cut else "")
+    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + more)
     for col in frame.columns:
         table.add_column(str(col))
     for row in frame.head(limit).itertuples(index=False):

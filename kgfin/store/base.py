@@ -39,6 +39,7 @@ from kgfin.store.queries import (
     clean_params,
     graphdb_dir,
     load_queries,
+    strip_cypher,
 )
 
 __all__ = ["GraphStore", "StoreError", "WriteSummary"]
@@ -81,6 +82,25 @@ def group_bounds(keys: pd.Series) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], values.size], strict=True))
 
 
+_RETURN = re.compile(r"(?<![.\w$])RETURN\b", re.I)
+_LIMIT = re.compile(r"(?<![.\w$])LIMIT\b", re.I)
+
+
+def with_limit(cypher: str, n: int) -> str:
+    """``cypher`` with ``LIMIT n`` appended when it ends with a RETURN that has no LIMIT of its own.
+
+    >>> with_limit("UNWIND range(1, 3000000) AS x RETURN x;", 4)
+    'UNWIND range(1, 3000000) AS x RETURN x\\nLIMIT 4'
+    >>> with_limit("MATCH (n) RETURN n.name LIMIT 2", 4)
+    'MATCH (n) RETURN n.name LIMIT 2'
+    """
+    text = strip_cypher(cypher)
+    returns = list(_RETURN.finditer(text))
+    if not returns or _LIMIT.search(text, returns[-1].end()) or "}" in text[returns[-1].end():]:
+        return cypher  # no final RETURN (or it is inside a subquery): the rows are cut client-side only
+    return cypher.rstrip().rstrip(";").rstrip() + f"\nLIMIT {int(n)}"
+
+
 def grouped_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows with columns a, b, ... as ``[{a, edges: [{b, ...}, ...]}]`` (consecutive rows of one ``a``)."""
     rest = records(frame.drop(columns="a"))
@@ -96,6 +116,8 @@ class GraphStore(ABC):
 
     backend: str = "abstract"
     batch_size: int = 10_000
+    query_timeout: float = 60.0  # seconds a query of :meth:`query` / :meth:`run_query` may run on the server
+    max_rows: int = 100_000  # rows a query of :meth:`query` / :meth:`run_query` returns at most
 
     def __init__(self) -> None:
         self._schema_ready = False
@@ -104,8 +126,10 @@ class GraphStore(ABC):
     # --- backend primitives ----------------------------------------------------------------
 
     @abstractmethod
-    def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        """Run read-only ``cypher``; return column names and rows of plain values."""
+    def _read(self, cypher: str, params: dict[str, Any],
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run read-only ``cypher`` (stopped by the server after ``timeout`` seconds, if given);
+        return column names and rows of plain values."""
 
     @abstractmethod
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
@@ -351,10 +375,27 @@ class GraphStore(ABC):
 
     # --- read-only queries -----------------------------------------------------------------
 
-    def query(self, cypher: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run read-only Cypher with parameters; a query that could write is refused."""
+    def query(self, cypher: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None,
+              timeout: float | None = None) -> pd.DataFrame:
+        """Run read-only Cypher with parameters; a query that could write is refused.
+
+        Exploration guards: the server stops the query after ``timeout`` seconds (default
+        :attr:`query_timeout`), and at most ``max_rows`` rows (default :attr:`max_rows`) are
+        fetched: the limit is pushed into the query (``LIMIT max_rows + 1`` after a final
+        RETURN without one), so the server never materialises more. A cut result has
+        ``frame.attrs["truncated"] = True``.
+        """
         check_read_only(cypher)
-        return self._frame(cypher, clean_params(params, cypher))
+        cap = self.max_rows if max_rows is None else max_rows
+        if cap < 0:
+            raise QueryError(f"max_rows must be >= 0, got {cap}")
+        columns, rows = self._read(with_limit(cypher, cap + 1), clean_params(params, cypher),
+                                   timeout=self.query_timeout if timeout is None else timeout)
+        frame = pd.DataFrame(rows[:cap], columns=columns)
+        frame.attrs["truncated"] = len(rows) > cap
+        if len(rows) > cap:
+            log.info("query result cut at %d rows", cap)
+        return frame
 
     @property
     def queries(self) -> dict[str, NamedQuery]:
@@ -363,9 +404,10 @@ class GraphStore(ABC):
             self._queries = load_queries(graphdb_dir() / "queries")
         return self._queries
 
-    def run_query(self, name: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def run_query(self, name: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None,
+                  timeout: float | None = None) -> pd.DataFrame:
         """Run the library query ``name`` with ``params`` (checked against its declared parameters)."""
         if name not in self.queries:
             raise QueryError(f"no query named {name!r} (have: {', '.join(sorted(self.queries))})")
         q = self.queries[name]
-        return self.query(q.cypher, q.bind(params))
+        return self.query(q.cypher, q.bind(params), max_rows=max_rows, timeout=timeout)

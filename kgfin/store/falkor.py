@@ -481,16 +481,22 @@ class FalkorStore(GraphStore):
     def describe(self) -> str:
         return f"falkordb:{self._where} (graph {self.graph_name})"
 
-    def _call(self, command: str, text: str, graph: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    def _call(self, command: str, text: str, graph: str | None = None,
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
         """Run one command on the store's graph (or the graph key ``graph``); return column names and
-        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema)."""
+        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema).
+        ``timeout``: seconds after which the server abandons the query (FalkorDB's ``TIMEOUT``)."""
         import redis
 
         if self._closed:
             raise StoreError(f"{self.describe()} is closed")
+        extra = ("TIMEOUT", max(1, int(timeout * 1000))) if timeout is not None else ()
         try:
-            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact")
+            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact", *extra)
         except redis.exceptions.ResponseError as exc:
+            if "timed out" in str(exc).lower() and timeout is not None:
+                raise QueryError(f"the query ran past its {timeout:g} s limit and was stopped "
+                                 "(KGFIN_GRAPH_QUERY_TIMEOUT or --timeout raise it)") from None
             raise QueryError(f"FalkorDB refused the query: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from None
@@ -504,9 +510,10 @@ class FalkorStore(GraphStore):
             return [], []
         return [h[1] for h in response[0]], [[_cell(c, self._graph) for c in row] for row in response[1]]
 
-    def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    def _read(self, cypher: str, params: dict[str, Any],
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
         try:
-            return self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
+            return self._call("GRAPH.RO_QUERY", params_header(params) + cypher, timeout=timeout)
         except QueryError as exc:
             if "empty key" in str(exc):  # nothing written yet: the graph does not exist
                 return [], []
