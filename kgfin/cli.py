@@ -313,7 +313,7 @@ def graph_stats(
     """Per month: companies, relationships per type, share of linked pairs with 1, 2, 3+ relation types."""
     from kgfin.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         frame = st.stats(month or None)
         where = st.describe()
     if frame.empty:
@@ -359,16 +359,17 @@ def graph_query(
         raise CliError("give a query NAME or --cypher TEXT (see kgfin graph query --list)")
     params = dict(parse_param(p) for p in param or [])
     rows = None if csv is not None else limit
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         frame = (st.run_query(name, params, max_rows=rows, timeout=timeout) if name is not None
                  else st.query(cypher or "", params, max_rows=rows, timeout=timeout))
+        where = st.describe()
     cut = frame.attrs.get("truncated", False)
     if csv is not None:
         frame.to_csv(csv, index=False)
         if cut:
             err_console.print(f"the result was cut at {len(frame):,} rows ($KGFIN_GRAPH_MAX_ROWS raises the cap)")
     more = f", first {limit}" if len(frame) > limit else (" (more not fetched)" if cut else "")
-    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + more)
+    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + more, caption=f"store: {where}")
     for col in frame.columns:
         table.add_column(str(col))
     for row in frame.head(limit).itertuples(index=False):
@@ -390,7 +391,7 @@ def graph_export(
     if fmt not in ("parquet", "graphml"):
         raise CliError(f"--format must be parquet or graphml, got {fmt!r}")
     out = out or Path("exports") / (f"graph-{month}" + (".graphml" if fmt == "graphml" else ""))
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         snap = st.read_snapshot(month)
     files = export_snapshot(snap, out, fmt)  # type: ignore[arg-type]
     console.print(f"{month}: {len(snap.companies):,} companies, {snap.stats().total_edges:,} edges -> "
@@ -435,6 +436,9 @@ def graph_status(store: StoreOption = None) -> None:
     st = EmbeddedServer(_embedded_dir(store)).status()
     detail = f" (pid {st.pid}, socket {st.socket})" if st.running else ""
     console.print(f"FalkorDB for {st.data_dir}: {st.state}{detail}")
+    for o in EmbeddedServer.orphans():
+        console.print(f"orphan: FalkorDB pid {o.pid} for {o.data_dir}, used by no kgfin process "
+                      f"(the next command on that store adopts it; `kgfin graph stop --store {o.data_dir}` stops it)")
 
 
 # --- instruction pairs and knowledge injection (kgfin.instruct, kgfin.inject) ---------------------
@@ -461,7 +465,7 @@ def _snapshot_reader(store: str | None) -> tuple[object, object]:
     """(open store, month -> GraphSnapshot | None) over the graph store."""
     from kgfin.store import open_store
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     months = set(st.months())
     if not months:
         st.close()
@@ -787,6 +791,9 @@ def main() -> None:
     except (KgfinError, FileNotFoundError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: re-run the same command to resume (finished stages and months are kept)")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

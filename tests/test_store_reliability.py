@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +85,126 @@ def test_open_store_reads_the_guards_from_the_environment(store_dir: Path, monke
     monkeypatch.setenv("KGFIN_GRAPH_MAX_ROWS", "-1")
     with pytest.raises(KgfinError, match="KGFIN_GRAPH_MAX_ROWS"):
         open_store(store_dir, env_file=None)
+
+
+_HOLDER = """
+import sys, time
+from kgfin.store import FalkorStore
+st = FalkorStore(sys.argv[1])
+if sys.argv[2] == "write":
+    st._acquire_writer()
+print("ready", flush=True)
+sys.stdin.readline()
+st.close()
+print("closed", flush=True)
+"""
+
+
+def _holder(store_dir: Path, mode: str) -> subprocess.Popen[str]:
+    """Another process holding the store open (``mode`` 'write': with the writer lock) until its stdin gets a line."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(store_dir), mode], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _finish(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "closed"
+    proc.wait(timeout=30)
+
+
+def test_a_second_writer_gets_store_busy(store_dir: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    other = _holder(store_dir, "write")
+    try:
+        with FalkorStore(store_dir) as st:
+            assert st.months() == []  # reading is fine
+            with pytest.raises(StoreError, match=rf"store busy: .* being written by PID {other.pid}"):
+                st.write_snapshot(next(iter(snaps.values())))
+    finally:
+        _finish(other)
+    with FalkorStore(store_dir) as st:  # free again
+        st.write_snapshot(next(iter(snaps.values())))
+
+
+def test_a_server_another_process_uses_is_never_stopped(store_dir: Path) -> None:
+    server = EmbeddedServer(store_dir)
+    other = _holder(store_dir, "read")  # the other process starts the server
+    try:
+        with FalkorStore(store_dir) as st:
+            assert st.months() == []
+        assert server.status().state == "running"  # our close left it to the other user
+        with pytest.raises(StoreError, match="in use"):
+            server.stop()
+    finally:
+        _finish(other)
+    assert server.status().state == "stopped"  # its last user stopped it
+    st = FalkorStore(store_dir)  # now we start it, the other process joins and leaves
+    other = _holder(store_dir, "read")
+    st.close()
+    assert server.status().state == "running"
+    _finish(other)
+    assert server.status().state == "stopped"
+
+
+def test_orphan_servers_are_listed_and_adopted(store_dir: Path) -> None:
+    other = _holder(store_dir, "read")
+    other.kill()  # kill -9: no close, no atexit
+    other.wait()
+    server = EmbeddedServer(store_dir)
+    st = server.status()
+    assert st.state == "orphan" and st.running
+    assert store_dir.resolve() in [o.data_dir for o in EmbeddedServer.orphans()]
+    with FalkorStore(store_dir) as store:
+        assert server.status().state == "running"
+        assert store.months() == []
+    assert server.status().state == "stopped"  # the adopter was its last user
+
+
+def test_reading_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None:
+    from kgfin.store import open_store
+
+    with pytest.raises(StoreError, match="no graph store at"):
+        open_store(tmp_path / "typo", create=False, env_file=None)
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "file").write_text("x")
+    for create in (True, False):
+        with pytest.raises(StoreError, match="is a file, not a graph store directory"):
+            open_store(tmp_path / "file", create=create, env_file=None)
+
+
+def test_cli_status_lists_orphans_and_reading_commands_refuse_a_missing_store(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kgfin.cli import app
+
+    runner = CliRunner()
+    d = tmp_path / "g"
+    other = _holder(d, "read")
+    other.kill()
+    other.wait()
+    try:
+        out = runner.invoke(app, ["graph", "status", "--store", str(tmp_path / "elsewhere")]).output
+        assert "orphan: FalkorDB pid" in out and str(d.resolve()) in out
+    finally:
+        EmbeddedServer(d).stop()
+    for args in (["graph", "stats"], ["graph", "query", "most_connected", "-p", "month=2014-01"],
+                 ["graph", "export", "--month", "2014-01"]):
+        result = runner.invoke(app, [*args, "--store", str(tmp_path / "typo")])
+        assert "no graph store at" in str(result.exception), args
+    assert not (tmp_path / "typo").exists()
+
+
+def test_ctrl_c_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import kgfin.cli as cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 130 and "interrupted: re-run the same command to resume" in capsys.readouterr().err

@@ -98,12 +98,14 @@ def open_store(
     env_file: str | Path | None = ".env",
     keep_running: bool = False,
     batch_size: int | None = None,
+    create: bool = True,
     **kwargs: Any,
 ) -> GraphStore:
     """Open the graph store at ``target`` (see the module docstring for how it is chosen).
 
     ``keep_running`` leaves an embedded server started here running after ``close()``;
-    ``batch_size`` sets the rows per write batch (also ``KGFIN_GRAPH_BATCH_SIZE``).
+    ``batch_size`` sets the rows per write batch (also ``KGFIN_GRAPH_BATCH_SIZE``);
+    ``create=False`` refuses an embedded store directory that holds no store (for reading).
     """
     settings = graph_settings(env_file)
     target = store_target(target, env_file)
@@ -124,7 +126,7 @@ def open_store(
     elif isinstance(target, str) and "://" in target:
         raise StoreError(f"unsupported graph store URI {target!r} (use bolt://, neo4j://, redis:// or a directory)")
     else:
-        store = FalkorStore(Path(target), keep_running=keep_running, **extra, **kwargs)
+        store = FalkorStore(Path(target), keep_running=keep_running, create=create, **extra, **kwargs)
     for name, value in guards.items():
         if value is not None:
             setattr(store, name, value)

@@ -214,9 +214,14 @@ class GraphStore(ABC):
         """Months whose snapshot is completely written, sorted."""
         return [r[0] for r in self._read(m.MONTHS, {})[1]]
 
+    def _acquire_writer(self) -> None:
+        """Take the store's writer lock before the first write (a backend without one: nothing)."""
+        return None
+
     def delete_month(self, month: str) -> None:
         """Remove a month's snapshot and relationships, and nodes nothing refers to any more."""
         month_bounds(month)
+        self._acquire_writer()
         self.ensure_schema()
         self._drop_month_graph(month)
         for stmt in m.delete_statements():
@@ -231,6 +236,7 @@ class GraphStore(ABC):
         from kgfin import __version__
 
         t0 = time.perf_counter()
+        self._acquire_writer()
         self.ensure_schema()
         month = snap.month
         # A month written before (even half-way: its Snapshot node is created first) is removed
