@@ -316,9 +316,12 @@ def graph_stats(
     with open_store(store, create=False) as st:
         frame = st.stats(month or None)
         where = st.describe()
+        incomplete = st.incomplete_months()
+    for m in incomplete:
+        err_console.print(f"month {m} is incomplete (its write was interrupted): re-run the build for it")
     if frame.empty:
-        console.print(f"{where} holds no months yet (run `kgfin graph build DATA_DIR`)")
-        return
+        console.print(f"{where} holds no complete months (run `kgfin graph build DATA_DIR`)")
+        raise typer.Exit(1 if incomplete else 0)
     counts = ["month", "companies", *[c for c in frame.columns if c.isupper()]]
     for title, cols in ((f"relationships per month in {where}", counts),
                         ("linked company pairs and the share linked by 1, 2 or 3+ relation types (paper's Table 6)",
@@ -330,6 +333,8 @@ def graph_stats(
             table.add_row(*(v if isinstance(v, str) else f"{v:.1%}" if c.startswith("share") else f"{v:,}"
                             for c, v in zip(cols, row, strict=True)))
         console.print(table)
+    if incomplete:
+        raise typer.Exit(1)
 
 
 @graph_app.command("query")

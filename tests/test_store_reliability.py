@@ -208,3 +208,31 @@ def test_ctrl_c_says_how_to_resume(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     with pytest.raises(SystemExit) as info:
         cli.main()
     assert info.value.code == 130 and "interrupted: re-run the same command to resume" in capsys.readouterr().err
+
+
+def test_incomplete_and_absent_months_are_errors_not_empty_answers(store_dir: Path,
+                                                                  snaps: dict[str, GraphSnapshot]) -> None:
+    from typer.testing import CliRunner
+
+    from kgfin.cli import app
+    from kgfin.store import model as m
+
+    (m1, s1), (m2, _) = list(snaps.items())[:2]
+    with FalkorStore(store_dir) as st:
+        st.write_snapshot(s1)
+        st._write(m.SNAPSHOT_BEGIN, {"month": m2})  # what a killed build leaves
+        assert st.incomplete_months() == [m2]
+        with pytest.raises(StoreError, match=f"month {m2} is incomplete"):
+            st.run_query("most_connected", {"month": m2})
+        with pytest.raises(StoreError, match=rf"month 2001-01 is not in the store .*it holds {m1}\.\.{m1}"):
+            st.run_query("most_connected", {"month": "2001-01"})
+        with pytest.raises(StoreError, match="not in the store"):
+            st.query("MATCH (c:Company) WHERE $month <> '' RETURN c.ticker", {"month": "2001-01"})
+        with pytest.raises(StoreError, match="incomplete"):
+            st.stats([m2])
+        assert len(st.run_query("most_connected", {"month": m1})) > 0
+    runner = CliRunner()
+    result = runner.invoke(app, ["graph", "stats", "--store", str(store_dir)])
+    assert result.exit_code == 1 and f"month {m2} is incomplete" in result.output and m1 in result.output
+    result = runner.invoke(app, ["graph", "query", "most_connected", "-p", "month=2001-01", "--store", str(store_dir)])
+    assert result.exit_code != 0 and "not in the store" in str(result.exception)

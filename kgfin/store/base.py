@@ -312,10 +312,24 @@ class GraphStore(ABC):
             edges[rel] = frame[EDGE_COLUMNS[rel]]
         return GraphSnapshot(month, companies, edges, config=cfg, **facts)
 
+    def incomplete_months(self) -> list[str]:
+        """Months whose write never finished (a killed build): hidden from :meth:`months`, sorted."""
+        return [r[0] for r in self._read(m.ALL_SNAPSHOTS, {})[1] if not r[1]]
+
     def _missing_month(self, month: str) -> StoreError:
+        if month in self.incomplete_months():
+            return StoreError(f"month {month} is incomplete in the store {self.describe()} "
+                              "(its write was interrupted): re-run the build for it")
         have = self.months()
         return StoreError(f"month {month} is not in the store {self.describe()} "
-                          f"({'months: ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+                          f"({'it holds ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+
+    def check_months(self, params: dict[str, Any] | None) -> None:
+        """Raise the missing-month error for a parameter named ``*month`` whose month is not complete in the store."""
+        wanted = {v for k, v in (params or {}).items()
+                  if k.endswith("month") and isinstance(v, str) and _MONTH.fullmatch(v)}
+        if wanted - set(self.months()):
+            raise self._missing_month(min(wanted - set(self.months())))
 
     # --- neighbourhoods --------------------------------------------------------------------
 
@@ -369,7 +383,7 @@ class GraphStore(ABC):
         out = []
         for month in wanted:
             if month not in stored:
-                raise StoreError(f"month {month} is not in the store {self.describe()}")
+                raise self._missing_month(month)
             row: dict[str, Any] = {"month": month, "companies": stored[month]["companies"]}
             for t in m.MONTH_TYPES:
                 row[t] = int(self._scalar(m.COUNT_TYPE_MONTH.format(type=t), {"month": month}))
@@ -389,9 +403,11 @@ class GraphStore(ABC):
         :attr:`query_timeout`), and at most ``max_rows`` rows (default :attr:`max_rows`) are
         fetched: the limit is pushed into the query (``LIMIT max_rows + 1`` after a final
         RETURN without one), so the server never materialises more. A cut result has
-        ``frame.attrs["truncated"] = True``.
+        ``frame.attrs["truncated"] = True``. A parameter named ``*month`` must name a month
+        the store holds completely (else the missing-month error, not an empty answer).
         """
         check_read_only(cypher)
+        self.check_months(params)
         cap = self.max_rows if max_rows is None else max_rows
         if cap < 0:
             raise QueryError(f"max_rows must be >= 0, got {cap}")
