@@ -260,7 +260,9 @@ app.add_typer(graph_app, name="graph")
 StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="Graph store: a directory for the embedded FalkorDB, or bolt://host:7687 for "
-                                 "Neo4j. Default: $KGFIN_GRAPH_URI, then .env, then .kgfin/graph."),
+                                 "Neo4j. Default: $KGFIN_GRAPH_URI, then KGFIN_GRAPH_URI in ./.env, then "
+                                 ".kgfin/graph under the current directory (so another directory means "
+                                 "another store); each command prints the store it used."),
 ]
 
 
@@ -398,8 +400,9 @@ def graph_export(
     out = out or Path("exports") / (f"graph-{month}" + (".graphml" if fmt == "graphml" else ""))
     with open_store(store, create=False) as st:
         snap = st.read_snapshot(month)
+        where = st.describe()
     files = export_snapshot(snap, out, fmt)  # type: ignore[arg-type]
-    console.print(f"{month}: {len(snap.companies):,} companies, {snap.stats().total_edges:,} edges -> "
+    console.print(f"{month} of {where}: {len(snap.companies):,} companies, {snap.stats().total_edges:,} edges -> "
                   + ", ".join(str(f) for f in files))
 
 
@@ -471,6 +474,7 @@ def _snapshot_reader(store: str | None) -> tuple[object, object]:
     from kgfin.store import open_store
 
     st = open_store(store, create=False)
+    err_console.print(f"graph store: {st.describe()}", highlight=False)
     months = set(st.months())
     if not months:
         st.close()

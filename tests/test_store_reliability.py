@@ -258,3 +258,22 @@ def test_a_read_only_store_is_readable_and_left_untouched(store_dir: Path, snaps
     finally:
         EmbeddedServer(store_dir).stop(force=True)
     assert {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()} == before  # nothing created or written
+
+
+def test_cli_names_the_default_store_and_the_store_used(store_dir: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    from typer.testing import CliRunner
+
+    from kgfin.cli import app
+
+    runner = CliRunner()
+    help_text = " ".join(runner.invoke(app, ["graph", "stats", "--help"]).output.split())
+    assert "current directory" in help_text and "prints the store it used" in help_text
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(store_dir) as st:
+        st.write_snapshot(snap)
+    where = str(store_dir.resolve())
+    for args in (["graph", "query", "most_connected", "-p", f"month={month}"],
+                 ["graph", "export", "--month", month, "--out", str(store_dir.parent / "x")],
+                 ["graph", "stats"]):
+        result = runner.invoke(app, [*args, "--store", str(store_dir)])
+        assert result.exit_code == 0 and where in "".join(result.output.split()), (args, result.output)
