@@ -28,8 +28,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/kgfin demo $(DEMO_ARGS)
 
+# ruff, then the layer contract of the import graph (pyproject.toml [tool.importlinter]).
 lint: setup
 	$(BIN)/ruff check kgfin tests eval examples
+	$(BIN)/lint-imports
 
 # Debian's Chromium for the HTML report's browser test (installed only as root with apt-get;
 # elsewhere that one test is skipped and says why).
@@ -38,7 +40,7 @@ browser:
 	  && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "note: chromium is not installed; the report's browser test will be skipped"; }
 
-# Lint, then the test suite (slow-marked tests excluded; pytest's "no tests" exit 5 is not a failure).
+# Lint (ruff + import layers), then the test suite (slow-marked tests excluded; pytest's "no tests" exit 5 is not a failure).
 test: lint browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc

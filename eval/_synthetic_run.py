@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from kgfin.align import AlignConfig
-from kgfin.config import load_config
+from kgfin.config import load_sections
 from kgfin.data import MarketData, load_market
 from kgfin.data.tables import read_table
+from kgfin.pipeline import RECIPE_KEYS
 
 
 def add_market_args(ap: argparse.ArgumentParser, months_help: str = "news months") -> None:
@@ -20,7 +21,8 @@ def add_market_args(ap: argparse.ArgumentParser, months_help: str = "news months
     ap.add_argument("--data", type=Path, help="data folder of a synthetic market (with truth/)")
     ap.add_argument("--store", help="graph store holding the graph months")
     ap.add_argument("--months", required=True, help=f"{months_help}, YYYY-MM or YYYY-MM..YYYY-MM")
-    ap.add_argument("--config", type=Path, default=Path("training/align.yaml"))
+    ap.add_argument("--config", type=Path, action="append",
+                    help="recipe(s) whose align section to use (repeatable; default: the AlignConfig defaults)")
 
 
 @dataclass
@@ -40,7 +42,8 @@ def load_run(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Synthetic
     store_path = args.store or (str(args.run / "graph") if args.run else None)
     if data is None or store_path is None:
         ap.error("give --run, or --data and --store")
-    return SyntheticRun(load_config(AlignConfig, args.config), load_market(data),
+    return SyntheticRun(load_sections({"align": AlignConfig}, args.config or [], known=RECIPE_KEYS)["align"],
+                        load_market(data),
                         read_table(data / "truth" / "impacts.parquet"),
                         read_table(data / "truth" / "events.parquet").set_index("event_id"), store_path)
 

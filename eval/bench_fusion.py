@@ -24,7 +24,6 @@ import pandas as pd
 from kgfin.config import load_config
 from kgfin.data import load_market
 from kgfin.data.synth import SynthConfig, synthesize
-from kgfin.evaluate.tables import markdown_table
 from kgfin.fusion import (
     FusionConfig,
     NewsEmbedder,
@@ -35,6 +34,7 @@ from kgfin.fusion import (
 )
 from kgfin.fusion.ripple import RIPPLE_SOURCES
 from kgfin.fusion.run import grad_var_summary, write_outputs
+from kgfin.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """What the alignment reward pays for: the mean reward of simple answer policies on a market's news.
 
 Scores hand-written answers with the training reward (kgfin.align.impact_reward, the recipe
-in training/align.yaml) on every event of the given news months of a synthetic market,
+in the align section of the recipe, default the AlignConfig defaults) on every event of the given news months of a synthetic market,
 using its planted truth. It tells how much a policy can gain by learning, for example,
 the sign of the news, and how noisy one event's reward is: the scale PPO works with.
 
@@ -35,7 +35,7 @@ def main() -> None:
     cfg, market, truth, focal_shock = run.cfg, run.market, run.impacts, run.planted_events["focal_shock"]
     with open_store(run.store_path) as store:
         events = news_events(market, month_range(args.months), cfg.events.model_copy(update={"max_events_per_month": None}))
-        reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
+        reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix)
     tickers, unit = list(reward.tickers), cfg.impact.score_unit
     rng = np.random.default_rng(args.seed)
 

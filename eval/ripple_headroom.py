@@ -84,7 +84,7 @@ def main() -> None:
         events = news_events(market, month_range(args.months), cfg.events.model_copy(
             update={"max_events_per_month": args.max_events or None}))
         reward, events = build_impact_reward(events, market, store.read_snapshot, cfg.impact,
-                                             prefix=cfg.answer_prefix, resid=resid)
+                                             prefix=cfg.decoding.answer_prefix, resid=resid)
         snaps = {g: store.read_snapshot(g) for g in events["graph_month"].unique()}
     tickers, unit = list(reward.tickers), cfg.impact.score_unit
     truth = truth[truth["event_id"].isin(set(events["event_id"]))]

@@ -28,12 +28,12 @@ def main() -> None:
 
     from kgfin.align.config import AlignConfig, EventConfig
     from kgfin.align.events import news_events
-    from kgfin.align.trainer import event_messages, knowledge_model
+    from kgfin.align.models import knowledge_model
     from kgfin.data import load_market
     from kgfin.data.loaders import find_table
     from kgfin.data.tables import read_table
     from kgfin.llm.generate import chat_prompts
-    from kgfin.llm.prompts import ANSWER_PREFIX, SYSTEM_PROMPT
+    from kgfin.llm.prompts import ANSWER_PREFIX, SYSTEM_PROMPT, event_messages
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/synth")

@@ -59,8 +59,24 @@ def _root(
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err_console, show_path=False)])
 
 
+RecipeOption = Annotated[
+    list[Path] | None,
+    typer.Option("--config", help="Recipe (YAML; repeatable, later files win): the command reads its own sections "
+                                  "from it, e.g. kgfin/recipes/demo.yaml or the command's kgfin/recipes/*.yaml. "
+                                  "Default: the config defaults (docs/pipeline.md, Recipes)."),
+]
+
+
 def _overrides(flags: dict[str, object], extra: list[str] | None) -> list[str]:
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(extra or [])
+
+
+def _configs(classes: dict[str, Any], recipes: list[Path] | None, overrides: list[str]) -> dict[str, Any]:
+    """The command's sections (the first is its own) from ``recipes`` and ``--set`` overrides (kgfin.config)."""
+    from kgfin.config import load_sections
+    from kgfin.pipeline import RECIPE_KEYS
+
+    return load_sections(classes, recipes or [], overrides, RECIPE_KEYS)
 
 
 @data_app.command("synth")
@@ -71,16 +87,15 @@ def data_synth(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     start: Annotated[str | None, typer.Option(help="First month YYYY-MM (default 2014-01).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="parquet or csv (default parquet).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with a SynthConfig (see docs/synthetic-market.md).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
 ) -> None:
     """Generate the synthetic market (tables + ground truth) into OUT."""
-    from kgfin.config import load_config
     from kgfin.data.synth import SynthConfig, synthesize
 
-    cfg = load_config(SynthConfig, config, _overrides(
-        {"companies": companies, "months": months, "seed": seed, "start": start, "format": fmt}, set_))
+    cfg = _configs({"synth": SynthConfig}, config, _overrides(
+        {"companies": companies, "months": months, "seed": seed, "start": start, "format": fmt}, set_))["synth"]
     if out.exists() and any(out.iterdir()) and not force:
         raise CliError(f"{out} exists and is not empty (use --force to replace it)")
     summary = synthesize(cfg, out, overwrite=force, progress=True)
@@ -118,10 +133,136 @@ def data_validate(
     console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
 
 
+# --- kgfin data import SOURCE: public sources -> kgfin tables (kgfin.data.importers) -------------
+
+import_app = typer.Typer(help="Import public sources (SEC 13F and insider data sets, PatentsView, Kenneth French, "
+                              "news, prices, supply links) as validated kgfin tables.", no_args_is_help=True)
+data_app.add_typer(import_app, name="import")
+
+ImportOut = Annotated[Path, typer.Option("--out", "-o", help="Data directory to write the table into.")]
+ImportCompanies = Annotated[Path | None, typer.Option("--companies", help="Companies table (default: the one in --out).")]
+ImportFormat = Annotated[str, typer.Option("--format", "-f", help="csv or parquet.")]
+
+
+def _run_import(call: Callable[[], Any]) -> None:
+    """Run one importer; print its report, or every input problem and exit 1."""
+    from kgfin.data import DataValidationError
+
+    try:
+        report = call()
+    except DataValidationError as exc:
+        err_console.print(f"[red]{len(exc.problems)} problem(s) in the input; nothing written:[/red]")
+        for p in exc.problems:
+            err_console.print(f"  - {p}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
+
+
+@import_app.command("13f")
+def import_13f_cmd(
+    datasets: Annotated[list[Path], typer.Argument(help="Form 13F data sets: folders or the SEC's quarterly zip files.")],
+    identifier_map: Annotated[Path, typer.Option("--map", help="CSV: cusip (or cusip8), ticker [, permno, start, end].")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="Map column holding kgfin's identifier.")] = "ticker",
+    hold_months: Annotated[int, typer.Option("--hold-months", help="Months a filing stands until the next.")] = 3,
+    fmt: ImportFormat = "csv",
+) -> None:
+    """SEC Form 13F -> fund_holdings (dated by filing date; options and debt left out)."""
+    from kgfin.data.importers import import_13f
+
+    _run_import(lambda: import_13f(datasets, identifier_map, out, companies=companies, id_column=id_column,
+                                   hold_months=hold_months, fmt=fmt))
+
+
+@import_app.command("insiders")
+def import_insiders_cmd(
+    datasets: Annotated[list[Path], typer.Argument(help="Insider (Forms 3/4/5) data sets: folders or zip files.")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    issuer_map: Annotated[Path | None, typer.Option("--issuer-map", help="CSV: issuer_cik, ticker.")] = None,
+    fmt: ImportFormat = "csv",
+) -> None:
+    """SEC insider data sets -> board_seats (directors, first to last filing date)."""
+    from kgfin.data.importers import import_insiders
+
+    _run_import(lambda: import_insiders(datasets, out, companies=companies, issuer_map=issuer_map, fmt=fmt))
+
+
+@import_app.command("patentsview")
+def import_patentsview_cmd(
+    directory: Annotated[Path, typer.Argument(help="Folder with g_patent, g_cpc_current, g_assignee_disambiguated (.tsv or .tsv.zip).")],
+    name_map: Annotated[Path, typer.Option("--name-map", help="CSV: organization, ticker [, assignee_id].")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    level: Annotated[str, typer.Option("--level", help="CPC level: subclass or group.")] = "subclass",
+    fmt: ImportFormat = "csv",
+) -> None:
+    """PatentsView bulk files -> patents (grant date, CPC classes)."""
+    from kgfin.data.importers import import_patentsview, patentsview_files
+
+    _run_import(lambda: import_patentsview(*patentsview_files(directory), name_map, out, companies=companies,
+                                           level=level, fmt=fmt))
+
+
+@import_app.command("french")
+def import_french_cmd(
+    file: Annotated[Path, typer.Argument(help="A Kenneth French factor CSV (or its zip), daily or monthly.")],
+    out: ImportOut = Path("data/imported"),
+    fmt: ImportFormat = "csv",
+) -> None:
+    """Fama-French factors -> factors_daily or factors_monthly (percent to decimal)."""
+    from kgfin.data.importers import import_french_factors
+
+    _run_import(lambda: import_french_factors(file, out, fmt=fmt))
+
+
+@import_app.command("news")
+def import_news_cmd(
+    files: Annotated[list[Path], typer.Argument(help="FNSPID-style .csv and/or .jsonl (date, ticker, headline[, body]).")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="Exchange time zone.")] = "America/New_York",
+    fmt: ImportFormat = "csv",
+) -> None:
+    """News -> news (exchange-local timestamps, one item per article)."""
+    from kgfin.data.importers import import_news
+
+    _run_import(lambda: import_news(files, out, companies=companies, timezone=timezone, fmt=fmt))
+
+
+@import_app.command("prices")
+def import_prices_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Long (date, ticker, ret or adjusted close) or wide (date, ticker columns) CSVs.")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    price_column: Annotated[str, typer.Option("--price-column", help="Adjusted-close column of long files.")] = "adj_close",
+    fmt: ImportFormat = "csv",
+) -> None:
+    """Prices -> returns (daily simple returns)."""
+    from kgfin.data.importers import import_prices
+
+    _run_import(lambda: import_prices(files, out, companies=companies, price_column=price_column, fmt=fmt))
+
+
+@import_app.command("supply-links")
+def import_supply_links_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV: supplier, customer, start, end [, value_usd, source].")],
+    out: ImportOut = Path("data/imported"),
+    companies: ImportCompanies = None,
+    until: Annotated[str | None, typer.Option("--until", help="YYYY-MM that open links run to (default: latest date in the file).")] = None,
+    fmt: ImportFormat = "csv",
+) -> None:
+    """Customer-supplier links -> supply_links (one row per active month)."""
+    from kgfin.data.importers import import_supply_links
+
+    _run_import(lambda: import_supply_links(file, out, companies=companies, until=until, fmt=fmt))
+
+
 @app.command("fuse")
 def fuse(
     data: Annotated[Path, typer.Option("--data", "-d", help="Data directory (stock_factors, returns, news).")] = Path("data/synth"),
-    config: Annotated[Path | None, typer.Option(help="YAML recipe with a FusionConfig (e.g. training/fusion.yaml).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
     ripple: Annotated[str | None, typer.Option(
         "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
@@ -131,16 +272,16 @@ def fuse(
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
 ) -> None:
     """Train the factor/news/ripple return models, build decile portfolios and the results table."""
-    from kgfin.config import load_config
     from kgfin.data import load_market
     from kgfin.fusion.config import FusionConfig
+    from kgfin.fusion.ripple import ripple_input
 
     flags: dict[str, object] = {"seed": seed}
     if models:
         flags["models"] = "[" + ",".join(m.strip() for m in models.split(",") if m.strip()) + "]"
-    cfg = load_config(FusionConfig, config, _overrides(flags, set_))
+    cfg = _configs({"fusion": FusionConfig}, config, _overrides(flags, set_))["fusion"]
     market = load_market(data)
-    ripple_frame, label = _ripple_input(ripple, data, market, cfg)
+    ripple_frame, label = ripple_input(ripple, data, market, cfg)
 
     from kgfin.fusion.run import run_fusion, write_outputs
 
@@ -163,29 +304,11 @@ def fuse(
                   f"training {t['train_seconds']:.1f} s; total {t['total_seconds']:.1f} s -> {out}")
 
 
-def _ripple_input(ripple: str | None, data: Path, market: object, cfg: object) -> tuple[object, str | None]:
-    if ripple is None:
-        return None, None
-    import pandas as pd
-
-    from kgfin.fusion.features import load_ripple
-    from kgfin.fusion.ripple import RIPPLE_SOURCES, oracle_ripple, propagation_ripple
-
-    rebalance = cfg.features.rebalance_time
-    if ripple == "oracle":
-        days = pd.DatetimeIndex(pd.to_datetime(market.returns["date"]).unique())
-        return oracle_ripple(data, days, rebalance), RIPPLE_SOURCES["oracle"]
-    if ripple == "propagation":
-        return propagation_ripple(market, rebalance), RIPPLE_SOURCES["propagation"]
-    path = Path(ripple)
-    return load_ripple(path), cfg.ripple.source or f"file {path.name}"
-
-
 @app.command()
 def demo(
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Run directory (resumed when it holds an earlier run).")] = Path("runs/demo"),
     profile: Annotated[str, typer.Option(help="default (2-core CPU, <= 30 min), full (paper-sized, GPU) or tiny "
-                                              "(tiny random model, a minute): training/demo*.yaml.")] = "default",
+                                              "(tiny random model, a minute): kgfin/recipes/demo*.yaml.")] = "default",
     config: Annotated[Path | None, typer.Option(help="A pipeline recipe instead of the profile's.")] = None,
     set_: SetOption = None,
     stage: Annotated[list[str] | None, typer.Option(help="Run only this stage and what it needs (repeatable): "
@@ -284,15 +407,14 @@ def graph_build(
     data_dir: Annotated[Path, typer.Argument(help="Data directory (companies + supply_links, board_seats, fund_holdings, patents).")],
     store: StoreOption = None,
     month: Annotated[list[str] | None, typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable); default: every month with data.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file with a GraphConfig (see docs/graph.md).")] = None,
+    config: RecipeOption = None,
     set_: SetOption = None,
 ) -> None:
     """Build the monthly graphs of DATA_DIR and write them to the store (a month written again is replaced)."""
-    from kgfin.config import load_config
     from kgfin.graph import RELATIONS, GraphConfig
     from kgfin.store import build_into_store, open_store
 
-    cfg = load_config(GraphConfig, config, list(set_ or []))
+    cfg = _configs({"graph": GraphConfig}, config, list(set_ or []))["graph"]
     with open_store(store) as st:
         summaries = build_into_store(data_dir, st, month, cfg, progress=True)
         where = st.describe()
@@ -451,57 +573,30 @@ def graph_status(store: StoreOption = None) -> None:
 
 # --- instruction pairs and knowledge injection (kgfin.instruct, kgfin.inject) ---------------------
 
-InjectRecipe = Annotated[Path, typer.Option("--config", help="Recipe with instruct / inject / memory_eval sections.")]
 MonthsOption = Annotated[list[str], typer.Option("--month", "-m", help="YYYY-MM or YYYY-MM..YYYY-MM (repeatable).")]
 
 evaluate_app = typer.Typer(help="Evaluate: memory accuracy of knowledge adapters, ripple prediction tables.", no_args_is_help=True)
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def _section(overrides: list[str] | None, section: str) -> list[str]:
-    """The ``--set section.key=value`` overrides of one recipe section, without the prefix."""
-    return [o.split(".", 1)[1] for o in overrides or [] if o.startswith(section + ".")]
-
-
-def _unknown_sections(overrides: list[str] | None, sections: tuple[str, ...]) -> None:
-    bad = [o for o in overrides or [] if o.split(".", 1)[0] not in sections]
-    if bad:
-        raise CliError(f"--set must name a recipe section ({', '.join(sections)}): {', '.join(bad)}")
-
-
-def _snapshot_reader(store: str | None) -> tuple[object, object]:
-    """(open store, month -> GraphSnapshot | None) over the graph store."""
-    from kgfin.store import open_store
-
-    st = open_store(store, create=False)
-    err_console.print(f"graph store: {st.describe()}", highlight=False)
-    months = set(st.months())
-    if not months:
-        st.close()
-        raise CliError(f"the graph store {st.describe()} holds no months: run `kgfin graph build DATA_DIR` first")
-    return st, (lambda m: st.read_snapshot(m) if m in months else None)
-
-
 @app.command("instruct")
 def instruct(
     month: MonthsOption,
     store: StoreOption = None,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for pairs-YYYY-MM.jsonl files.")] = Path("instructions"),
 ) -> None:
     """Generate instruction pairs from the graph of each MONTH (plus the rotating buffer of earlier months)."""
     from collections import Counter
 
-    from kgfin.config import load_config
     from kgfin.instruct import InstructConfig, training_pairs, write_pairs
     from kgfin.runinfo import write_manifest
-    from kgfin.store import expand_months
+    from kgfin.store import expand_months, open_store, stored_snapshots
 
-    _unknown_sections(set_, ("instruct",))
-    cfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
-    st, snapshot_of = _snapshot_reader(store)
-    try:
+    cfg = _configs({"instruct": InstructConfig}, config, list(set_ or []))["instruct"]
+    with open_store(store) as st:
+        snapshot_of = stored_snapshots(st)
         months = expand_months(month, st.months())
         table = Table(title=f"instruction pairs -> {out}", box=box.SIMPLE)
         for col in ("month", "retrieval", "judgment", "question", "carried", "total"):
@@ -513,8 +608,6 @@ def instruct(
             table.add_row(m, *(f"{fam[f]:,}" for f in ("retrieval", "judgment", "question")),
                           f"{sum(p.carried for p in pairs):,}", f"{len(pairs):,}")
             console.print(f"wrote {path}", highlight=False)
-    finally:
-        st.close()
     write_manifest(out, "kgfin instruct", cfg, extra={"months": months})
     console.print(table)
 
@@ -523,17 +616,15 @@ def instruct(
 def inject(
     month: Annotated[str, typer.Option("--month", "-m", help="Month YYYY-MM whose adapter to train.")],
     pairs: Annotated[Path | None, typer.Option(help="Pairs JSONL (default: instructions/pairs-MONTH.jsonl).")] = None,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     adapters: Annotated[Path, typer.Option(help="Folder of month adapters (kg-YYYY-MM/).")] = Path("adapters"),
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
     """Train MONTH's knowledge adapter (LoRA) on its instruction pairs."""
-    from kgfin.config import load_config
     from kgfin.inject import InjectConfig, adapter_dir, read_pairs, sha256_file, train_adapter
 
-    _unknown_sections(set_, ("inject",))
-    cfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
+    cfg = _configs({"inject": InjectConfig}, config, list(set_ or []))["inject"]
     path = pairs or Path("instructions") / f"pairs-{month}.jsonl"
     if not path.exists():
         raise CliError(f"{path} not found: run `kgfin instruct --month {month}` first or pass --pairs")
@@ -554,28 +645,23 @@ def evaluate_injection(
     store: StoreOption = None,
     switch_month: Annotated[str | None, typer.Option(help="Second month: load both adapters and cross-check.")] = None,
     ablations: Annotated[bool, typer.Option(help="Also train one adapter without each pair family.")] = False,
-    config: InjectRecipe = Path("training/inject.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/injection"),
 ) -> None:
     """Memory accuracy (FinRipple appendix E.1): subgraph pairs, 8:2 split, exact match / F1 per family."""
-    from kgfin.config import load_config
     from kgfin.inject import InjectConfig
     from kgfin.inject.evaluation import MemoryEvalConfig, run_memory_eval
     from kgfin.instruct import InstructConfig
+    from kgfin.store import open_store, stored_snapshots
 
-    sections = ("instruct", "inject", "memory_eval")
-    _unknown_sections(set_, sections)
     extra = [f"switch_month={switch_month}"] if switch_month else []
     extra += ["ablations=true"] if ablations else []
-    mcfg = load_config(MemoryEvalConfig, config, _section(set_, "memory_eval") + extra, section="memory_eval")
-    icfg = load_config(InstructConfig, config, _section(set_, "instruct"), section="instruct")
-    jcfg = load_config(InjectConfig, config, _section(set_, "inject"), section="inject")
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        result = run_memory_eval(snapshot_of, month, out / month, mcfg, icfg, jcfg)
-    finally:
-        st.close()
+    cfgs = _configs({"memory_eval": MemoryEvalConfig, "instruct": InstructConfig, "inject": InjectConfig}, config,
+                    [*extra, *(set_ or [])])
+    mcfg, icfg, jcfg = cfgs["memory_eval"], cfgs["instruct"], cfgs["inject"]
+    with open_store(store) as st:
+        result = run_memory_eval(stored_snapshots(st), month, out / month, mcfg, icfg, jcfg)
     table = Table(title=f"memory accuracy, {month} ({out / month})", box=box.SIMPLE)
     for col in ("split", "family", "pairs", "exact match", "F1"):
         table.add_column(col, justify="right" if col in ("pairs", "exact match", "F1") else "left")
@@ -592,26 +678,6 @@ AdaptersOption = Annotated[Path, typer.Option(help="Folder of knowledge adapters
 AlignedOption = Annotated[Path, typer.Option(help="The final/ folder of `kgfin align`.")]
 
 
-def _news_months(market: Any) -> list[str]:
-    """The months (YYYY-MM) that have news, sorted."""
-    import pandas as pd
-
-    return sorted({str(p) for p in pd.DatetimeIndex(market.news["timestamp"]).to_period("M")})
-
-
-def _month_reader(where: str, snapshot_of: Callable[[str], Any], lag: int) -> Callable[[str], Any]:
-    """month -> GraphSnapshot from the store at ``where``, with an error that says how to add a missing month."""
-
-    def read(m: str) -> Any:
-        snap = snapshot_of(m)
-        if snap is None:
-            raise CliError(f"the graph store {where} has no month {m} (news is read with the graph {lag} "
-                           "month(s) before it): run `kgfin graph build` for it")
-        return snap
-
-    return read
-
-
 @evaluate_app.command("ripple")
 def evaluate_ripple(
     month: MonthsOption,
@@ -619,34 +685,30 @@ def evaluate_ripple(
     store: StoreOption = None,
     adapters: AdaptersOption = Path("adapters"),
     aligned: AlignedOption = Path("runs/align/final"),
-    config: Annotated[Path, typer.Option("--config", help="Evaluation recipe (RippleEvalConfig).")] = Path("training/ripple_eval.yaml"),
-    align_config: Annotated[Path, typer.Option(help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tables.md, CSVs, predictions).")] = Path("runs/ripple_eval"),
 ) -> None:
     """The ripple tables (regressions, ANOVA, refusals, drop-one-relation, long-short, truth) on held-out MONTHs.
 
-    --set align.KEY=V changes the alignment recipe, any other --set KEY=V the evaluation recipe.
+    Reads the recipe's ripple_eval and align sections (model, events, decoding, reward); --set align.KEY=V
+    changes the align section, any other --set KEY=V the ripple_eval section.
     """
 
     from kgfin.align.config import AlignConfig
-    from kgfin.config import load_config
     from kgfin.data import load_market
+    from kgfin.data.calendar import months_of
     from kgfin.evaluate.ripple import RippleEvalConfig, run_ripple_eval, write_ripple_outputs
-    from kgfin.store import expand_months
+    from kgfin.store import expand_months, open_store, required_snapshots
 
-    sets = set_ or []
-    acfg = load_config(AlignConfig, align_config if align_config.exists() else None, _section(sets, "align"))
-    cfg = load_config(RippleEvalConfig, config if config.exists() else None, [s for s in sets if not s.startswith("align.")])
+    cfgs = _configs({"ripple_eval": RippleEvalConfig, "align": AlignConfig}, config, list(set_ or []))
+    cfg, acfg = cfgs["ripple_eval"], cfgs["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        months = expand_months(month, _news_months(market))
-        read = _month_reader(st.describe(), snapshot_of, acfg.events.graph_lag_months)
+    months = expand_months(month, months_of(market.news["timestamp"]))
+    with open_store(store) as st:
+        read = required_snapshots(st, acfg.events.graph_lag_months)
         result = run_ripple_eval(market, read, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
                                  data_dir=data)
-    finally:
-        st.close()
     write_ripple_outputs(result, out, cfg, acfg, months)
     console.print(result.to_markdown(), highlight=False)
     console.print(f"tables and predictions -> {out}")
@@ -661,7 +723,7 @@ def align_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, daily factors).")] = Path("data/synth"),
     store: StoreOption = None,
     adapters: AdaptersOption = Path("adapters"),
-    config: Annotated[Path, typer.Option("--config", help="Alignment recipe.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
     algo: Annotated[str | None, typer.Option(help="ppo (kgfin's), grpo or rloo (TRL's); default: the recipe's.")] = None,
@@ -672,19 +734,16 @@ def align_cmd(
 
     from kgfin.align.config import AlignConfig
     from kgfin.align.trainer import align, reward_trend
-    from kgfin.config import load_config
     from kgfin.data import load_market
-    from kgfin.store import expand_months
+    from kgfin.data.calendar import months_of
+    from kgfin.store import expand_months, open_store, required_snapshots
 
-    cfg = load_config(AlignConfig, config if config.exists() else None, [*(set_ or []), *([f"algo={algo}"] if algo else [])])
+    cfg = _configs({"align": AlignConfig}, config, _overrides({"algo": algo}, set_))["align"]
     market = load_market(data, ["companies", "news", "returns", "factors_daily"])
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        months = expand_months(month, _news_months(market))
-        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
+    months = expand_months(month, months_of(market.news["timestamp"]))
+    with open_store(store) as st:
+        read = required_snapshots(st, cfg.events.graph_lag_months)
         result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
-    finally:
-        st.close()
     if result.log.empty:
         console.print("no PPO steps were run")
         return
@@ -708,7 +767,7 @@ def predict(
     method: Annotated[str, typer.Option(help="aligned, knowledge, zero_shot or rag.")] = "aligned",
     adapters: AdaptersOption = Path("adapters"),
     aligned: AlignedOption = Path("runs/align/final"),
-    config: Annotated[Path, typer.Option("--config", help="Alignment recipe: model, events, reward settings.")] = Path("training/align.yaml"),
+    config: RecipeOption = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the predictions.")] = Path("runs/predictions.json"),
     max_new_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 160,
@@ -716,61 +775,31 @@ def predict(
     """Per news event: the companies the model names, their scores, the propagated Z and the graph paths."""
     import json
 
-    import pandas as pd
-
     from kgfin.align.config import AlignConfig
-    from kgfin.align.events import events_from_news
-    from kgfin.align.impact_reward import build_impact_reward
-    from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
-    from kgfin.config import load_config
+    from kgfin.align.predict import predict_news, prediction_records
     from kgfin.data import load_market
     from kgfin.data.loaders import load_news
+    from kgfin.store import open_store, required_snapshots
 
-    if method not in ("aligned", "knowledge", "zero_shot", "rag"):
-        raise CliError(f"--method {method!r}: choose aligned, knowledge, zero_shot or rag")
-    cfg = load_config(AlignConfig, config if config.exists() else None, set_ or [])
+    cfg = _configs({"align": AlignConfig}, config, list(set_ or []))["align"]
     market = load_market(data, ["companies", "returns", "factors_daily",
-                                *(["news"] if cfg.calibrate_impact_type else [])])
+                                *(["news"] if cfg.decoding.calibrate_impact_type else [])])
     news = load_news(events, set(market.companies["ticker"]))
-    days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
-    frame = events_from_news(news, days, cfg.events, keep_unpriced=True)
-    calibration = None
-    if cfg.calibrate_impact_type:
-        from kgfin.align.calibration import calibration_events
-
-        calibration = calibration_events(market, sorted(frame["month"].unique()), cfg.events, cfg.calibration_events)
-    st, snapshot_of = _snapshot_reader(store)
-    try:
-        read = _month_reader(st.describe(), snapshot_of, cfg.events.graph_lag_months)
-        reward, frame = build_impact_reward(frame, market, read, cfg.impact, require_outcome=False,
-                                            prefix=cfg.answer_prefix)
-        rag = None
-        if method == "rag":
-            from kgfin.fusion.embeddings import NewsEmbedder
-
-            embedder = NewsEmbedder()
-            rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
-        preds = predict_events(ModelVariant(method, aligned_dir=aligned), frame, reward, read, cfg, adapters,
-                               max_new_tokens=max_new_tokens, rag_scores=rag, with_paths=True, progress=True,
-                               calibration=calibration)
-    finally:
-        st.close()
-    tickers = list(reward.tickers)
-    records = []
+    with open_store(store) as st:
+        read = required_snapshots(st, cfg.events.graph_lag_months)
+        preds, tickers = predict_news(news, market, read, cfg, method, adapters, aligned,  # type: ignore[arg-type]
+                                      max_new_tokens=max_new_tokens, progress=True)
+    records = prediction_records(preds, tickers)
     table = Table(title=f"ripple predictions ({method}) -> {out}", box=box.SIMPLE)
     for col in ("event", "company", "named score", "Z", "through"):
         table.add_column(col, justify="right" if col in ("named score", "Z") else "left")
-    for p in preds:
-        z = {tickers[j]: float(p.scored.z[j]) for j in range(len(tickers)) if p.scored.z[j] != 0}
-        records.append({"event_id": p.event_id, "graph_month": p.graph_month, "refused": p.scored.refused,
-                        "reason": p.scored.impacts.reason, "named": p.scored.impacts.scores, "z": z,
-                        "paths": p.paths, "answer": p.completion})
-        if p.scored.refused:
-            table.add_row(p.event_id, f"refused: {p.scored.impacts.reason}", "", "", "")
-        for t, paths in p.paths.items():
-            named_score = p.scored.impacts.scores.get(t)
-            table.add_row(p.event_id, t, "" if named_score is None else f"{named_score:g}", f"{z.get(t, 0.0):+.4f}",
-                          "; ".join(paths))
+    for rec in records:
+        if rec["refused"]:
+            table.add_row(rec["event_id"], f"refused: {rec['reason']}", "", "", "")
+        for t, paths in rec["paths"].items():
+            named_score = rec["named"].get(t)
+            table.add_row(rec["event_id"], t, "" if named_score is None else f"{named_score:g}",
+                          f"{rec['z'].get(t, 0.0):+.4f}", "; ".join(paths))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=1))
     console.print(table)

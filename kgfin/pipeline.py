@@ -4,7 +4,7 @@ synthetic market → validation → monthly graphs in the store → instruction 
 knowledge adapters → market alignment → ripple evaluation with baselines → fusion and
 mixture models with decile portfolios → HTML report.
 
-A :class:`PipelineConfig` (a profile in ``training/demo*.yaml``) holds every stage's
+A :class:`PipelineConfig` (a profile in ``kgfin/recipes/demo*.yaml``) holds every stage's
 config. ``RUN/pipeline.json`` records the config, its hash, package versions and, per
 stage, its status, wall time, peak memory and a short summary. Each stage has a key: the
 hash of the config sections it reads and of the keys of the stages it builds on. A re-run
@@ -33,24 +33,26 @@ from pydantic import BaseModel, Field, model_validator
 
 from kgfin.align.config import AlignConfig
 from kgfin.config import ConfigError, KgfinConfig, load_config
+from kgfin.data.calendar import add_months
 from kgfin.data.synth import SynthConfig
 from kgfin.evaluate.ripple import RippleEvalConfig
 from kgfin.fusion.config import FusionConfig
 from kgfin.graph import GraphConfig
 from kgfin.inject.config import InjectConfig
 from kgfin.instruct.config import InstructConfig
+from kgfin.recipes import PROFILES, recipe_path
 from kgfin.runinfo import git_revision, package_versions
 
-__all__ = ["PROFILES", "STAGES", "PipelineConfig", "PipelineResult", "StageRecord", "load_profile", "run_pipeline"]
+__all__ = ["PROFILES", "RECIPE_KEYS", "STAGES", "PipelineConfig", "PipelineResult", "StageRecord", "load_profile",
+           "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
-PROFILES = {"default": "training/demo.yaml", "full": "training/demo-full.yaml", "tiny": "training/demo-tiny.yaml"}
 MANIFEST = "pipeline.json"
 
 
 class PipelineConfig(KgfinConfig):
-    """Every stage's settings; see ``training/demo.yaml``."""
+    """Every stage's settings; see ``kgfin/recipes/demo.yaml``."""
 
     profile: str = Field("default", description="name of the profile (for the record)")
     seed: int = Field(0, description="the run's seed, copied into the seed of every stage's config (and their parts)")
@@ -80,10 +82,8 @@ class PipelineConfig(KgfinConfig):
 
     def adapter_months(self) -> list[str]:
         """Graph months whose knowledge adapter alignment or evaluation reads (news month - lag)."""
-        from kgfin.align.events import month_minus
-
         lag = self.align.events.graph_lag_months
-        return sorted({month_minus(m, lag) for m in [*self.align_months, *self.eval_months]})
+        return sorted({add_months(m, -lag) for m in [*self.align_months, *self.eval_months]})
 
     def check(self) -> None:
         """Refuse settings that would leak the evaluation months into training."""
@@ -92,15 +92,17 @@ class PipelineConfig(KgfinConfig):
             raise ConfigError(f"eval_months must be held out from align_months; both hold {overlap}")
 
 
+# Top-level keys a recipe may hold: the pipeline's own and every stage section (kgfin.config's recipe shape).
+RECIPE_KEYS: tuple[str, ...] = (*PipelineConfig.model_fields, "memory_eval")
+
+
 def load_profile(profile: str = "default", path: str | Path | None = None,
                  overrides: list[str] | None = None) -> PipelineConfig:
     """The config of ``profile`` (or of the YAML file ``path``), with ``key=value`` overrides."""
     if path is None:
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)} or give --config")
-        path = Path(PROFILES[profile])
-        if not path.exists():  # installed without the source tree: the recipes sit beside the package
-            path = Path(__file__).resolve().parent.parent / PROFILES[profile]
+        path = recipe_path(PROFILES[profile])
     cfg = load_config(PipelineConfig, path, overrides)
     cfg.check()
     return cfg
@@ -141,7 +143,7 @@ def _data(ctx: Context) -> dict[str, Any]:
 
     synth = ctx.cfg.synth
     summary = synthesize(synth, ctx.data, overwrite=True, progress=ctx.progress)
-    problems = validate_dir(ctx.data)
+    problems = [p for p in validate_dir(ctx.data) if p.severity == "error"]
     if problems:
         raise ValueError(f"the generated market failed validation: {problems[0]}")
     return {"companies": synth.companies, "months": synth.months, "news": summary.rows.get("news", 0)}

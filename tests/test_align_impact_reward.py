@@ -11,9 +11,10 @@ import pytest
 import scipy.sparse as sp
 
 from kgfin.align.config import EventConfig, ImpactRewardConfig
-from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.data import load_market
+from kgfin.data.calendar import add_months
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm.parse import Universe
 from kgfin.llm.prompts import analyst_prompt
@@ -54,12 +55,12 @@ def test_coverage_term_rewards_magnitude() -> None:
 def test_refusals_and_copied_examples_earn_the_refusal_reward() -> None:
     reward = _reward([-0.04, -0.02, 0.02], refusal_reward=-0.2)
     example = analyst_prompt("AAA cuts guidance", "body", "2021-01-05").split("format: ", 1)[1]
-    out = reward(prompts=["p"] * 4, completions=["I cannot say.", example, _answer(("Nobody Co", 5)),
-                                                _answer(("AAA", -4))], event_id=["e1"] * 4)
-    assert out[:3] == [-0.2, -0.2, -0.2]
-    assert [s.refused for s in reward.last] == [True, True, True, False]
-    assert reward.last[1].impacts.reason == "copied the prompt's example"
-    assert out[3] > -0.2
+    scored = reward.score_batch(["I cannot say.", example, _answer(("Nobody Co", 5)), _answer(("AAA", -4))],
+                                ["e1"] * 4)
+    assert [s.reward for s in scored[:3]] == [-0.2, -0.2, -0.2]
+    assert [s.refused for s in scored] == [True, True, True, False]
+    assert scored[1].impacts.reason == "copied the prompt's example"
+    assert scored[3].reward > -0.2
 
 
 def test_batch_scope_pays_for_size_relative_to_the_other_news() -> None:
@@ -68,40 +69,40 @@ def test_batch_scope_pays_for_size_relative_to_the_other_news() -> None:
     months = {"e1": "2020-12", "e2": "2020-12"}
     answers = [_answer(("AAA", 10)), _answer(("AAA", 10)), _answer(("BBB", 2)), _answer(("BBB", 10))]
     ids = ["e1", "e1", "e2", "e2"]
-    by_item = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months)
-    item = by_item(prompts=["p"] * 4, completions=answers, event_id=ids)
+    reward = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months)
+    by_item = reward.score_batch(answers, ids)
+    item = [s.reward for s in by_item]
     assert item[2] == item[3] == pytest.approx(1.1)  # per item, 2 and 10 both point at BBB and cover its move
-    by_batch = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months,
-                            ImpactRewardConfig(scope="batch"))
-    batch = by_batch(prompts=["p"] * 4, completions=answers, event_id=ids)
+    by_batch = reward.score_batch(answers, ids, scope="batch")
+    batch = [s.reward for s in by_batch]
     # stacked with e1's answer (AAA 10 = 0.1): BBB 2 = 0.02 keeps Z proportional to eps, BBB 10 does not
     assert batch[2] == pytest.approx(1.1)
     assert batch[3] == pytest.approx(0.006 / (np.sqrt(0.02) * np.sqrt(0.0026)) + 0.1)
     # e1's answers meet e2's mean answer, BBB 6 = 0.06
     assert batch[0] == batch[1] == pytest.approx(0.0056 / (np.sqrt(0.0136) * np.sqrt(0.0026)) + 0.1)
-    assert [s.cos for s in by_batch.last] == [s.cos for s in by_item.last]  # the logged terms stay per item
+    assert [s.cos for s in by_batch] == [s.cos for s in by_item]  # the logged terms stay per item
 
 
 def test_batch_scope_keeps_refusals_and_a_lone_item_as_per_item() -> None:
     answers = [_answer(("AAA", -4)), "I cannot say.", _answer(("BBB", 7))]
-    item = _reward([-0.04, -0.02, 0.02])(prompts=["p"] * 3, completions=answers, event_id=["e1"] * 3)
-    batch = _reward([-0.04, -0.02, 0.02], scope="batch")(prompts=["p"] * 3, completions=answers,
-                                                         event_id=["e1"] * 3)
+    reward = _reward([-0.04, -0.02, 0.02])
+    item = [s.reward for s in reward.score_batch(answers, ["e1"] * 3)]
+    batch = [s.reward for s in reward.score_batch(answers, ["e1"] * 3, scope="batch")]
     assert batch == pytest.approx(item)
     assert batch[1] == -0.05
 
 
 def test_chat_style_completions_and_unknown_events() -> None:
     reward = _reward([-0.04, -0.02, 0.02])
-    out = reward(completions=[[{"role": "assistant", "content": _answer(("Alpha Inc", -4))}]], event_id=["e1"])
-    assert out[0] == pytest.approx(1.1)
+    out = reward.score_batch([[{"role": "assistant", "content": _answer(("Alpha Inc", -4))}]], ["e1"])
+    assert out[0].reward == pytest.approx(1.1)
     with pytest.raises(AlignInputError, match="no residual returns"):
         reward.score("{}", "nope")
 
 
-def test_month_minus() -> None:
-    assert month_minus("2015-01", 1) == "2014-12"
-    assert month_minus("2015-01", 13) == "2013-12"
+def test_add_months_back() -> None:
+    assert add_months("2015-01", -1) == "2014-12"
+    assert add_months("2015-01", -13) == "2013-12"
 
 
 def test_events_are_point_in_time_and_deterministic(synth_dir: Path) -> None:
@@ -110,7 +111,7 @@ def test_events_are_point_in_time_and_deterministic(synth_dir: Path) -> None:
     ev = news_events(market, ["2014-07", "2014-08"], cfg)
     assert list(ev["month"].value_counts().sort_index()) == [5, 5]
     assert (ev["graph_month"] < ev["month"]).all()
-    assert (ev["graph_month"] == ev["month"].map(lambda m: month_minus(m, 1))).all()
+    assert (ev["graph_month"] == ev["month"].map(lambda m: add_months(m, -1))).all()
     assert (ev["day"] >= ev["timestamp"].dt.normalize()).all()
     assert (pd.DatetimeIndex(ev["timestamp"]).to_period("M").astype(str) == ev["month"]).all()
     pd.testing.assert_frame_equal(ev, news_events(market, ["2014-07", "2014-08"], cfg))

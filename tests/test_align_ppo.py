@@ -9,6 +9,7 @@ import pytest
 import torch
 from toy_lm import toy_lm
 
+from kgfin.align.config import ExperimentalConfig
 from kgfin.align.ppo import PPOConfig, PPOTrainer, gae, masked_whiten, policy_loss, value_loss
 from kgfin.llm.generate import json_end
 
@@ -53,17 +54,17 @@ def _trainer(kl: float, max_new_tokens: int = 1, seed: int = 0) -> tuple[PPOTrai
     def reward(prompts: list[str], completions: list[str], completion_ids: list[list[int]], **_: object) -> list[float]:
         return [sum(i == target for i in ids) / max(len(ids), 1) for ids in completion_ids]
 
-    cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2,
+    cfg = PPOConfig(temperature=1.0, batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2,
                     max_new_tokens=max_new_tokens, kl_coef=kl, seed=seed)
     return PPOTrainer(model, tok, reward, cfg, reference_model=ref), target, ref
 
 
 def test_bandit_reaches_the_optimal_policy() -> None:
     trainer, _, ref = _trainer(kl=0.0)
-    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(25)]
+    scores = [trainer.step(["pick one"] * 16).stats["score"] for _ in range(25)]
     assert scores[0] < 0.5 and min(scores[-5:]) == 1.0
     # the deterministic optimum's KL to the reference is -log p_ref(b)
-    kl = trainer.step(["pick one"] * 16)["kl"]
+    kl = trainer.step(["pick one"] * 16).stats["kl"]
     enc = trainer.tok(["pick one"], return_tensors="pt")
     with torch.no_grad():
         p_ref = torch.softmax(ref(**enc).logits[0, -1], -1)[trainer.tok.convert_tokens_to_ids("b")]
@@ -77,14 +78,14 @@ def test_kl_penalty_gives_the_regularised_optimum() -> None:
     with torch.no_grad():
         p = float(torch.softmax(ref(**enc).logits[0, -1], -1)[target])
     optimum = p * math.e / (p * math.e + 1 - p)
-    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(40)]
+    scores = [trainer.step(["pick one"] * 16).stats["score"] for _ in range(40)]
     assert sum(scores[-20:]) / 20 == pytest.approx(optimum, abs=0.1)
     assert optimum < 0.5  # far from the unregularised optimum of 1
 
 
 def test_multi_token_credit_assignment() -> None:
     trainer, _, _ = _trainer(kl=0.0, max_new_tokens=4)
-    scores = [trainer.step(["pick one"] * 16)["score"] for _ in range(25)]
+    scores = [trainer.step(["pick one"] * 16).stats["score"] for _ in range(25)]
     assert scores[0] < 0.3 and sum(scores[-3:]) / 3 > 0.95
 
 
@@ -106,7 +107,7 @@ def test_bad_reward_and_setup_are_errors() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         PPOTrainer(model, tok, lambda **_: [], PPOConfig())
     trainer = PPOTrainer(model, tok, lambda completions, **_: [float("nan")] * len(completions),
-                         PPOConfig(batch_size=2, max_new_tokens=1), reference_model=copy.deepcopy(model))
+                         PPOConfig(temperature=1.0, batch_size=2, max_new_tokens=1), reference_model=copy.deepcopy(model))
     with pytest.raises(ValueError, match="one finite float"):
         trainer.step(["pick one"] * 2)
     for p in model.parameters():
@@ -130,8 +131,9 @@ def test_rollouts_stop_where_the_json_closes() -> None:
     def reward(completions: list[str], **_: object) -> list[float]:
         return [float(c.endswith("}")) for c in completions]
 
-    cfg = PPOConfig(batch_size=16, mini_batch_size=8, max_new_tokens=12, stop_at_json_end=True, seed=0)
-    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model), answer_prefix="{")
+    cfg = PPOConfig(temperature=1.0, batch_size=16, mini_batch_size=8, max_new_tokens=12, seed=0)
+    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model), answer_prefix="{",
+                         stop_at_json_end=True)
     ro = trainer.rollout(["pick one"] * 16)
     response = ro.input_ids[:, ro.prompt_length:]
     closed = 0
@@ -147,11 +149,10 @@ def test_rollouts_stop_where_the_json_closes() -> None:
         else:
             assert not ends
     assert closed >= 2  # the toy model closes the object in some rows within 12 tokens
-    stats = trainer.step(["pick one"] * 16)
+    stats = trainer.step(["pick one"] * 16).stats
     assert stats["truncated"] < 1.0
     # without the stop a response runs on past the brace
-    plain = PPOTrainer(model, tok, reward, cfg.model_copy(update={"stop_at_json_end": False}),
-                       reference_model=copy.deepcopy(model))
+    plain = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model))
     assert max(len(t.split()) for t in plain.rollout(["pick one"] * 16).completions) > 1
 
 
@@ -174,9 +175,10 @@ def test_leave_one_out_baseline_cancels_what_the_prompt_is_worth() -> None:
             seen.append(sum(hits) / len(hits))
             return [h + o for h, o in zip(hits, offset, strict=True)]
 
-        cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
-                        kl_coef=0.0, samples_per_prompt=samples, seed=0)
-        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model))
+        cfg = PPOConfig(temperature=1.0, batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
+                        kl_coef=0.0, seed=0)
+        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model),
+                             experimental=ExperimentalConfig(samples_per_prompt=samples))
         noise = torch.Generator().manual_seed(1)
         for _ in range(25):
             n = 16 // samples
@@ -186,8 +188,10 @@ def test_leave_one_out_baseline_cancels_what_the_prompt_is_worth() -> None:
     grouped, single = run(4), run(1)
     assert grouped[0] < 0.5 and sum(grouped[-3:]) / 3 > 0.9
     assert sum(single[-3:]) / 3 < sum(grouped[-3:]) / 3 - 0.3
+    model, tok = toy_lm(0)
     with pytest.raises(ValueError, match="multiple of samples_per_prompt"):
-        PPOConfig(batch_size=6, samples_per_prompt=4)
+        PPOTrainer(model, tok, lambda **_: [], PPOConfig(batch_size=6), reference_model=copy.deepcopy(model),
+                   experimental=ExperimentalConfig(samples_per_prompt=4))
 
 
 def test_normalized_scores_keep_a_small_reward_from_drowning_in_the_kl_penalty() -> None:
@@ -204,9 +208,10 @@ def test_normalized_scores_keep_a_small_reward_from_drowning_in_the_kl_penalty()
             seen.append(sum(hits) / len(hits))
             return [0.01 * h for h in hits]
 
-        cfg = PPOConfig(batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
-                        kl_coef=0.5, samples_per_prompt=4, normalize_scores=normalize, seed=0)
-        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model))
+        cfg = PPOConfig(temperature=1.0, batch_size=16, mini_batch_size=8, ppo_epochs=2, learning_rate=1e-2, max_new_tokens=1,
+                        kl_coef=0.5, seed=0)
+        trainer = PPOTrainer(model, tok, reward, cfg, reference_model=copy.deepcopy(model),
+                             experimental=ExperimentalConfig(samples_per_prompt=4, normalize_scores=normalize))
         for _ in range(30):
             trainer.step(["pick one"] * 4)
         return sum(seen[-5:]) / 5

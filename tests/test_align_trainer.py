@@ -11,7 +11,8 @@ import torch
 
 from kgfin.align.config import AlignConfig
 from kgfin.align.events import AlignInputError
-from kgfin.align.trainer import LOG_COLUMNS, align, knowledge_model
+from kgfin.align.models import knowledge_model
+from kgfin.align.trainer import LOG_COLUMNS, align
 from kgfin.data import load_market
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.inject import adapter_dir
@@ -22,11 +23,13 @@ pytestmark = pytest.mark.integration
 MONTHS = ["2014-07", "2014-08"]
 
 
-def _cfg(**kw: object) -> AlignConfig:
+def _cfg(decoding: dict[str, object] | None = None, **kw: object) -> AlignConfig:
     base = {"model": TINY_MODEL, "knowledge": False, "save_steps": 1,
             "events": {"max_events_per_month": 4},
             "impact": {"residuals": {"window": 60, "min_obs": 40}},
-            "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-3},
+            "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-3,
+                    "temperature": 1.0},
+            "decoding": {"stop_at_json_end": False, **(decoding or {})},
             "lora": {"r": 2, "alpha": 4}}
     return AlignConfig.model_validate({**base, **kw})
 
@@ -101,7 +104,8 @@ def test_trl_algorithms_take_the_same_reward(market, tmp_path: Path, algo: str, 
         adapters_seen.append(sorted(model.peft_config))
 
     monkeypatch.setattr(trl_algos, "_keep_knowledge_reference", spy)
-    cfg = _cfg(algo=algo, num_generations=2, ppo={"batch_size": 4, "max_new_tokens": 6, "learning_rate": 1e-3})
+    cfg = _cfg(algo=algo, num_generations=2, ppo={"batch_size": 4, "max_new_tokens": 6, "learning_rate": 1e-3,
+                                                  "temperature": 1.0})
     result = align(cfg, market, _read(market), ["2014-08"], tmp_path / algo, progress=False)
     assert len(result.log) == 2  # 4 news, 2 per step (each answered twice)
     assert result.log["refusal_rate"].between(0, 1).all() and result.log["response_length"].notna().all()
@@ -121,7 +125,7 @@ def test_a_run_can_start_from_an_earlier_alignment(market, tmp_path: Path) -> No
     assert any(float(v.abs().max()) > 0 for k, v in before.items() if "lora_B" in k)
     # a learning rate of 1e-12 keeps the weights where they start: the second run's result is the first's
     still = {"ppo": {**_cfg().ppo.model_dump(), "learning_rate": 1e-12}}
-    second = align(_cfg(init_from=str(first.final), **still), market, _read(market), ["2014-08"], tmp_path / "second",
+    second = align(_cfg(experimental={"init_from": str(first.final)}, **still), market, _read(market), ["2014-08"], tmp_path / "second",
                    progress=False)
     after = load_file(str(second.final / "align-adapter" / "adapter_model.safetensors"))
     assert after.keys() == before.keys() and all(torch.allclose(after[k], before[k], atol=1e-6) for k in before)
@@ -129,44 +133,46 @@ def test_a_run_can_start_from_an_earlier_alignment(market, tmp_path: Path) -> No
     zero = load_file(str(fresh.final / "align-adapter" / "adapter_model.safetensors"))
     assert all(float(v.abs().max()) < 1e-6 for k, v in zero.items() if "lora_B" in k)
     with pytest.raises(AlignInputError, match="r=2, alpha=4"):
-        align(_cfg(init_from=str(first.final), lora={"r": 4, "alpha": 8}), market, _read(market), ["2014-08"],
+        align(_cfg(experimental={"init_from": str(first.final)}, lora={"r": 4, "alpha": 8}), market, _read(market), ["2014-08"],
               tmp_path / "bad", progress=False)
 
 
 def test_constrained_alignment_and_prediction_never_refuse(market, tmp_path: Path) -> None:
-    from kgfin.align.calibration import calibration_events
+    from kgfin.align.decoding import Decoder
     from kgfin.align.events import news_events
     from kgfin.align.impact_reward import build_impact_reward
     from kgfin.align.predict import ModelVariant, predict_events
 
     ppo = {**_cfg().ppo.model_dump(), "max_new_tokens": 48}
-    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo, calibrate_impact_type=True, calibration_events=3)
+    cfg = _cfg({"constrained": True, "max_companies": 2, "calibrate_impact_type": True, "calibration_events": 3},
+               ppo=ppo)
     run = align(cfg, market, _read(market), ["2014-07"], tmp_path / "run", progress=False)
     assert (run.log["refusal_rate"] == 0).all() and run.log["named"].between(1, 2).all()
     events = news_events(market, ["2014-08"], cfg.events)
-    reward, events = build_impact_reward(events, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
+    reward, events = build_impact_reward(events, market, _read(market), cfg.impact,
+                                         prefix=cfg.decoding.answer_prefix)
     variant = ModelVariant("aligned", aligned_dir=run.final)
     with pytest.raises(AlignInputError, match="calibration events"):
         predict_events(variant, events, reward, _read(market), cfg, max_new_tokens=48)
-    calibration = calibration_events(market, ["2014-08"], cfg.events, cfg.calibration_events)
-    preds = predict_events(variant, events, reward, _read(market), cfg, max_new_tokens=48, calibration=calibration)
+    decoder = Decoder.for_months(cfg.decoding, reward.universe, market, ["2014-08"], cfg.events)
+    preds = predict_events(variant, events, reward, _read(market), cfg, max_new_tokens=48, decoder=decoder)[0.0]
     assert preds and not any(p.scored.refused for p in preds)
     assert all(p.completion.endswith("}]}}") for p in preds)
-    with pytest.raises(ValueError, match="calibrate_impact_type needs constrained_decoding"):
-        _cfg(calibrate_impact_type=True)
+    with pytest.raises(ValueError, match="calibrate_impact_type needs decoding.constrained"):
+        _cfg({"calibrate_impact_type": True})
     with pytest.raises(ValueError, match="prefill_json"):
-        _cfg(constrained_decoding=True, prefill_json=False)
+        _cfg({"constrained": True, "prefill_json": False})
     with pytest.raises(ValueError, match="algo=ppo only"):
-        _cfg(constrained_decoding=True, algo="grpo")
+        _cfg({"constrained": True}, algo="grpo")
 
 
 def test_impact_type_calibration_is_point_in_time_and_cancels_the_mean_log_odds(market) -> None:
     from kgfin.align.calibration import calibrated_grammar, calibration_events, impact_type_offset
     from kgfin.align.impact_reward import build_impact_reward
-    from kgfin.align.trainer import event_messages
-    from kgfin.llm.prompts import SYSTEM_PROMPT
+    from kgfin.llm.grammar import AnswerGrammar
+    from kgfin.llm.prompts import SYSTEM_PROMPT, event_messages
 
-    cfg = _cfg(constrained_decoding=True, calibrate_impact_type=True, ppo={"max_new_tokens": 48})
+    cfg = _cfg({"constrained": True, "calibrate_impact_type": True}, ppo={"max_new_tokens": 48})
     cal = calibration_events(market, ["2014-08", "2014-07"], cfg.events, 3)
     assert cal.groupby("calibrates").size().to_dict() == {"2014-07": 3, "2014-08": 3}
     for month, part in cal.groupby("calibrates"):
@@ -175,11 +181,12 @@ def test_impact_type_calibration_is_point_in_time_and_cancels_the_mean_log_odds(
         assert (part["graph_month"] == str(pd.Period(month, "M") - 1)).all()  # read with the answered month's model
     part = cal[cal["calibrates"] == "2014-08"]
     model, tok = knowledge_model(cfg, "unused", "2014-07")
-    reward, _ = build_impact_reward(part, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
-    grammar = cfg.answer_grammar(tok, reward.universe, 48)
+    reward, _ = build_impact_reward(part, market, _read(market), cfg.impact, prefix=cfg.decoding.answer_prefix)
+    grammar = AnswerGrammar.for_universe(tok, reward.universe.tickers, reward.universe.names,
+                                         max_companies=cfg.decoding.max_companies, max_new_tokens=48)
     names = {t: f"{n} ({t})" for t, n in zip(reward.universe.tickers, reward.universe.names, strict=True)}
     messages, first = event_messages(part), [names[t[0]] for t in part["tickers"]]
-    kwargs = {"system": SYSTEM_PROMPT, "prefix": cfg.answer_prefix}
+    kwargs = {"system": SYSTEM_PROMPT, "prefix": cfg.decoding.answer_prefix}
     batched = impact_type_offset(model, tok, messages, first, grammar, **kwargs)
     one_by_one = [impact_type_offset(model, tok, [m], [f], grammar, **kwargs) for m, f in zip(messages, first, strict=True)]
     assert batched == pytest.approx(sum(one_by_one) / 3, abs=1e-4)  # left padding does not move the log-odds
@@ -192,19 +199,20 @@ def test_impact_type_calibration_is_point_in_time_and_cancels_the_mean_log_odds(
 def test_first_entry_news_opens_every_answer_with_a_company_the_news_names(market, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import kgfin.align.ppo as ppo_module
+    from kgfin.align.decoding import Decoder
     from kgfin.align.events import news_events
     from kgfin.align.impact_reward import build_impact_reward
     from kgfin.align.predict import ModelVariant, predict_events
 
     ppo = {**_cfg().ppo.model_dump(), "max_new_tokens": 48}
-    cfg = _cfg(constrained_decoding=True, max_companies=2, ppo=ppo, first_entry="news")
+    cfg = _cfg({"constrained": True, "max_companies": 2, "first_entry": "news"}, ppo=ppo)
     rolled: list[list[str]] = []
     real_rollout = ppo_module.PPOTrainer.rollout
 
     def recording_rollout(self, prompts, first_entries=None):
         ro = real_rollout(self, prompts, first_entries)
         rolled.extend(sorted(f) for f in first_entries)
-        assert all(json.loads(cfg.answer_prefix + c)["impact_analysis"]["affected_companies"][0]["name"] in f
+        assert all(json.loads(cfg.decoding.answer_prefix + c)["impact_analysis"]["affected_companies"][0]["name"] in f
                    for c, f in zip(ro.completions, first_entries, strict=True))
         return ro
 
@@ -212,13 +220,15 @@ def test_first_entry_news_opens_every_answer_with_a_company_the_news_names(marke
     run = align(cfg, market, _read(market), ["2014-07"], tmp_path / "run", progress=False)
     assert rolled and (run.log["refusal_rate"] == 0).all()
     events = news_events(market, ["2014-08"], cfg.events)
-    reward, events = build_impact_reward(events, market, _read(market), cfg.impact, prefix=cfg.answer_prefix)
+    reward, events = build_impact_reward(events, market, _read(market), cfg.impact,
+                                         prefix=cfg.decoding.answer_prefix)
     preds = predict_events(ModelVariant("aligned", aligned_dir=run.final), events, reward, _read(market), cfg,
-                           max_new_tokens=48)
+                           max_new_tokens=48)[0.0]
     for p, tickers in zip(preds, events["tickers"], strict=True):
         assert next(iter(p.scored.impacts.scores)) in tickers  # the first company named is one of the news'
     names = dict(zip(reward.universe.tickers, reward.universe.names, strict=True))
-    assert cfg.first_entries(events, reward.universe)[0] == frozenset(f"{names[t]} ({t})" for t in events["tickers"].iloc[0])
-    assert _cfg().first_entries(events, reward.universe) is None
-    with pytest.raises(ValueError, match="first_entry=news needs constrained_decoding"):
-        _cfg(first_entry="news")
+    news_first = Decoder(cfg.decoding, reward.universe).first_entries(events)
+    assert news_first[0] == frozenset(f"{names[t]} ({t})" for t in events["tickers"].iloc[0])
+    assert Decoder(_cfg().decoding, reward.universe).first_entries(events) is None
+    with pytest.raises(ValueError, match="first_entry=news needs decoding.constrained"):
+        _cfg({"first_entry": "news"})

@@ -25,7 +25,7 @@ def test_align_predict_evaluate(synth_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     run = tmp_path / "align"
     r = runner.invoke(app, ["align", "-m", "2014-07", "--data", str(synth_dir), "--store", store, "--out", str(run),
-                            "--config", str(ROOT / "training" / "align.yaml"), *TINY])
+                            "--config", str(ROOT / "kgfin" / "recipes" / "align.yaml"), *TINY])
     assert r.exit_code == 0, r.output
     assert "steps" in r.output and (run / "final" / "align-adapter").exists()
     assert len(pd.read_csv(run / "align_log.csv")) == 1
@@ -35,7 +35,7 @@ def test_align_predict_evaluate(synth_dir: Path, tmp_path: Path) -> None:
     news.to_csv(tmp_path / "news.csv", index=False)  # tickers stay ";"-separated text
     r = runner.invoke(app, ["predict", "--events", str(tmp_path / "news.csv"), "--data", str(synth_dir), "--store", store,
                             "--aligned", str(run / "final"), "--out", str(tmp_path / "pred.json"),
-                            "--config", str(ROOT / "training" / "align.yaml"), "--max-new-tokens", "6", *TINY])
+                            "--config", str(ROOT / "kgfin" / "recipes" / "align.yaml"), "--max-new-tokens", "6", *TINY])
     assert r.exit_code == 0, r.output
     records = json.loads((tmp_path / "pred.json").read_text())
     assert [x["event_id"] for x in records] == news["id"].tolist()
@@ -44,8 +44,8 @@ def test_align_predict_evaluate(synth_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     r = runner.invoke(app, ["evaluate", "ripple", "-m", "2014-08", "--data", str(synth_dir), "--store", store,
                             "--aligned", str(run / "final"), "--out", str(out),
-                            "--config", str(ROOT / "training" / "ripple_eval.yaml"),
-                            "--align-config", str(ROOT / "training" / "align.yaml"),
+                            "--config", str(ROOT / "kgfin" / "recipes" / "ripple_eval.yaml"),
+                            "--config", str(ROOT / "kgfin" / "recipes" / "align.yaml"),
                             *[x.replace("model=", "align.model=") if x.startswith("model=") else
                               (f"align.{x}" if x != "--set" else x) for x in TINY],
                             "--set", "methods=[propagation_only,aligned,oracle]", "--set", "temperatures=[]",
@@ -61,7 +61,7 @@ def test_align_errors_name_the_fix(synth_dir: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     runner.invoke(app, ["graph", "build", str(synth_dir), "--store", store, "--month", "2014-07"])
     r = runner.invoke(app, ["align", "-m", "2014-07", "--data", str(synth_dir), "--store", store,
-                            "--config", str(ROOT / "training" / "align.yaml"), "--out", str(tmp_path / "a"),
+                            "--config", str(ROOT / "kgfin" / "recipes" / "align.yaml"), "--out", str(tmp_path / "a"),
                             "--set", "model=tiny-random-llama", "--set", "impact.residuals.window=60",
                             "--set", "impact.residuals.min_obs=40"])
     assert r.exit_code != 0 and "no month 2014-06" in str(r.exception)

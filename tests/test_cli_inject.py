@@ -12,7 +12,7 @@ from kgfin.cli import app
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
-RECIPE = str(Path(__file__).parents[1] / "training" / "inject.yaml")
+RECIPE = str(Path(__file__).parents[1] / "kgfin" / "recipes" / "inject.yaml")
 TINY = ["--set", "inject.model=tiny-random-llama", "--set", "inject.max_steps=2", "--set", "inject.batch_size=4",
         "--set", "inject.lora.r=4", "--set", "inject.save_steps=0"]
 
@@ -50,5 +50,5 @@ def test_helpful_errors(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "kgfin instruct" in str(r.exception)
     r = runner.invoke(app, ["instruct", "--month", "2014-03", "--store", str(tmp_path / "empty"), "--config", RECIPE])
     assert r.exit_code != 0 and "kgfin graph build" in str(r.exception)
-    r = runner.invoke(app, ["inject", "--month", "2014-03", "--set", "epochs=3", "--config", RECIPE])
-    assert r.exit_code != 0 and "recipe section" in str(r.exception)
+    r = runner.invoke(app, ["inject", "--month", "2014-03", "--set", "epoch=3", "--config", RECIPE])
+    assert r.exit_code != 0 and "inject.epoch: unknown key (did you mean inject.epochs?)" in str(r.exception)

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 def _align_cfg(**kw: object) -> AlignConfig:
     base = {"model": TINY_MODEL, "knowledge": False, "save_steps": 0, "events": {"max_events_per_month": 2},
             "impact": {"residuals": {"window": 60, "min_obs": 40}},
-            "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6}, "lora": {"r": 2, "alpha": 4}}
+            "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-4,
+                    "temperature": 1.0},
+            "decoding": {"stop_at_json_end": False}, "lora": {"r": 2, "alpha": 4}}
     return AlignConfig.model_validate({**base, **kw})
 
 
@@ -77,7 +79,7 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
         return out
 
     monkeypatch.setattr(gen, "generate_replies", answer_focal)
-    preds = predict_events(ModelVariant("knowledge"), events, reward, read, acfg, with_paths=True)
+    preds = predict_events(ModelVariant("knowledge"), events, reward, read, acfg, with_paths=True)[0.0]
     answered = [p for p in preds if not p.scored.refused]
     assert answered, [p.completion for p in preds]
     p = answered[0]
@@ -116,7 +118,6 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
 def test_predictions_at_several_temperatures_load_each_model_once(market, monkeypatch: pytest.MonkeyPatch) -> None:
     import kgfin.align.predict as pred
     import kgfin.llm.generate as gen
-    from kgfin.align.predict import predict_events_by_temperature
 
     read = lambda m: build_snapshot(market, m)  # noqa: E731
     acfg = _align_cfg()
@@ -137,11 +138,11 @@ def test_predictions_at_several_temperatures_load_each_model_once(market, monkey
 
     monkeypatch.setattr(pred, "load_variant_model", counting_load)
     monkeypatch.setattr(gen, "generate_replies", answer)
-    got = predict_events_by_temperature(ModelVariant("zero_shot"), events, reward, read, acfg, temperatures=[0.0, 0.7])
+    got = predict_events(ModelVariant("zero_shot"), events, reward, read, acfg, temperatures=[0.0, 0.7])
     months = sorted(set(events["graph_month"]))
     assert loads == months and temps == [0.0, 0.7] * len(months)
     assert [p.event_id for p in got[0.7]] == list(events["event_id"])
     assert all(next(iter(p.scored.impacts.scores.values())) == -5 for p in got[0.0])
     assert all(next(iter(p.scored.impacts.scores.values())) == 5 for p in got[0.7])
-    single = predict_events(ModelVariant("zero_shot"), events, reward, read, acfg, temperature=0.7)
+    single = predict_events(ModelVariant("zero_shot"), events, reward, read, acfg, temperatures=[0.7])[0.7]
     assert [p.completion for p in single] == [p.completion for p in got[0.7]]

@@ -21,7 +21,7 @@ FAST = ["--set", "train.epochs=2", "--set", "model.hidden=8", "--set", "model.pr
 def test_fuse_end_to_end_with_oracle_ripple(synth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KGFIN_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "fuse"
-    recipe = Path(__file__).resolve().parents[1] / "training" / "fusion.yaml"
+    recipe = Path(__file__).resolve().parents[1] / "kgfin" / "recipes" / "fusion.yaml"
     args = ["fuse", "--data", str(synth_dir), "--config", str(recipe), "--out", str(out), "--ripple", "oracle",
             "--models", "factors_alone,news_alone,mixture_conventional,mixture_decoupled", *FAST]
     result = runner.invoke(app, args)

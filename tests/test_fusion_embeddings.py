@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kgfin.fusion.embeddings import NewsEmbedder, load_text_model, mean_pool  # noqa: E402
+from kgfin.llm.embeddings import NewsEmbedder, load_text_model, mean_pool  # noqa: E402
 
 TEXTS = ["Acme beats estimates", "Bolt Corp cuts full-year outlook after a long plant outage in Ohio",
          "Acme beats estimates", "Cygnus upgraded"]

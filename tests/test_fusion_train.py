@@ -34,8 +34,8 @@ def test_split_is_time_ordered_and_follows_fractions_or_explicit_starts() -> Non
 
 
 def test_the_recipe_holds_the_paper_defaults() -> None:
-    recipe = Path(__file__).resolve().parents[1] / "training" / "fusion.yaml"
-    cfg = load_config(FusionConfig, recipe)
+    recipe = Path(__file__).resolve().parents[1] / "kgfin" / "recipes" / "fusion.yaml"
+    cfg = load_config(FusionConfig, recipe, section="fusion")
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.lr_schedule, cfg.train.epochs) == (32, 1e-4, "linear", 10)
     assert (cfg.train.dropout, cfg.train.weight_decay, cfg.lora.r) == (0.3, 1e-4, 4)
     assert cfg == FusionConfig()  # the recipe spells out the defaults

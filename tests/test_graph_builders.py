@@ -10,6 +10,7 @@ import pytest
 
 from kgfin.config import ConfigError, load_config
 from kgfin.data import load_market
+from kgfin.data.calendar import month_bounds
 from kgfin.errors import KgfinError
 from kgfin.graph import (
     GraphConfig,
@@ -21,7 +22,6 @@ from kgfin.graph import (
     supplies,
     tech_similar,
 )
-from kgfin.graph.builders import month_bounds
 
 M = "2020-03"
 

@@ -106,7 +106,7 @@ def test_balanced_negatives_and_no_duplicates(snapshots: dict[str, GraphSnapshot
     from kgfin.instruct.generate import _Graph
 
     snap = snapshots[sorted(snapshots)[0]]
-    pairs = generate_pairs(snap)
+    pairs = generate_pairs(snap, InstructConfig(max_pairs_per_family=None))  # every pair, uncapped
     g = _Graph(snap)
     tickers = snap.tickers
     for rel in ("SUPPLIES", "SHARES_DIRECTOR", "CO_HELD", "TECH_SIMILAR"):

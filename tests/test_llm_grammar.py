@@ -138,11 +138,11 @@ def test_ppo_takes_log_probs_with_the_type_bias() -> None:
 
     model, tok = char_lm(0)
     grammar = _grammar(tok, max_companies=1, max_new_tokens=80)
-    cfg = PPOConfig(batch_size=8, mini_batch_size=8, max_new_tokens=80, temperature=1.0, stop_at_json_end=True)
+    cfg = PPOConfig(batch_size=8, mini_batch_size=8, max_new_tokens=80, temperature=1.0)
     prompt = ["Which companies move? " + ANSWER_PREFIX] * 8
     for bias, certain in ((0.0, False), (60.0, True)):
         trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
-                             reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX,
+                             reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX, stop_at_json_end=True,
                              grammar=grammar.with_type_bias({"negative": bias}))
         ro = trainer.rollout(prompt)
         logp, _ = trainer._forward(model, ro)
@@ -175,8 +175,8 @@ def test_ppo_learns_a_sign_under_the_grammar() -> None:
         return [-sum(s) / len(s) / 10 for s in scores]
 
     cfg = PPOConfig(batch_size=16, mini_batch_size=8, learning_rate=5e-3, max_new_tokens=80, kl_coef=0.0,
-                    temperature=1.0, stop_at_json_end=True, seed=0)
-    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=ref, answer_prefix=ANSWER_PREFIX,
+                    temperature=1.0, seed=0)
+    trainer = PPOTrainer(model, tok, reward, cfg, reference_model=ref, answer_prefix=ANSWER_PREFIX, stop_at_json_end=True,
                          grammar=_grammar(tok, max_companies=2, max_new_tokens=80))
     prompt = ["Which companies move? " + ANSWER_PREFIX] * 16
     ro = trainer.rollout(prompt)
@@ -184,7 +184,7 @@ def test_ppo_learns_a_sign_under_the_grammar() -> None:
     logp, _ = trainer._forward(model, ro)
     forced = (ro.allowed.sum(-1) == 1) & ro.response_mask.bool()
     assert forced.any() and torch.allclose(logp[forced], torch.zeros(int(forced.sum())), atol=1e-5)
-    scores = [trainer.step(prompt)["score"] for _ in range(30)]
+    scores = [trainer.step(prompt).stats["score"] for _ in range(30)]
     # (a median: once every answer earns the same, whitened advantages are noise and a step can dip)
     assert sum(scores[:3]) / 3 < 0.3 and sorted(scores[-10:])[5] > 0.85, " ".join(f"{s:.2f}" for s in scores)
 
@@ -230,14 +230,15 @@ def test_ppo_masks_follow_each_rows_first_entry() -> None:
     allows one company, so its tokens carry log-probability 0."""
     from toy_lm import char_lm
 
+    from kgfin.align.config import ExperimentalConfig
     from kgfin.align.ppo import PPOConfig, PPOTrainer
 
     model, tok = char_lm(0)
     grammar = _grammar(tok, max_companies=2, max_new_tokens=80)
-    cfg = PPOConfig(batch_size=4, mini_batch_size=4, max_new_tokens=80, temperature=1.0, stop_at_json_end=True,
-                    samples_per_prompt=2)
+    cfg = PPOConfig(batch_size=4, mini_batch_size=4, max_new_tokens=80, temperature=1.0)
     trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
-                         reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX, grammar=grammar)
+                         reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX, grammar=grammar,
+                         stop_at_json_end=True, experimental=ExperimentalConfig(samples_per_prompt=2))
     prompt = ["Which companies move? " + ANSWER_PREFIX] * 4
     ro = trainer.rollout(prompt, [{"Beta Mining (BET)"}, None, {"Gamma & Sons (GAM)"}, None])
     firsts = [parse_impacts(ANSWER_PREFIX + c, UNIVERSE).scores for c in ro.completions]
@@ -246,7 +247,7 @@ def test_ppo_masks_follow_each_rows_first_entry() -> None:
     name_len = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
     assert torch.allclose(logp[0, :name_len], torch.zeros(name_len), atol=1e-5)
     assert (logp[1, :name_len] < -1e-4).any()  # a free row chose its first name
-    stats = trainer.step(prompt[:2], first_entries=[{"Alpha Bank (ALB)"}, {"Alpha Power (ALP)"}])
+    stats = trainer.step(prompt[:2], first_entries=[{"Alpha Bank (ALB)"}, {"Alpha Power (ALP)"}]).stats
     assert stats["score"] == 0.0
     with pytest.raises(ValueError, match="needs constrained decoding"):
         PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,

@@ -4,8 +4,16 @@ See ``docs/alignment.md``. ``kgfin.align.ppo`` (torch modules) is imported by th
 functions that train, not here.
 """
 
-from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, PPOConfig
-from kgfin.align.events import AlignInputError, events_from_news, month_minus, news_events
+from kgfin.align.config import (
+    AlignConfig,
+    DecodingConfig,
+    EventConfig,
+    ExperimentalConfig,
+    ImpactRewardConfig,
+    PPOConfig,
+)
+from kgfin.align.decoding import Decoder
+from kgfin.align.events import AlignInputError, events_from_news, news_events
 from kgfin.align.impact_reward import ImpactReward, ScoredAnswer, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
@@ -13,7 +21,6 @@ from kgfin.align.predict import (
     Prediction,
     graph_facts,
     predict_events,
-    predict_events_by_temperature,
     prediction_frame,
     ripple_paths,
 )
@@ -28,9 +35,9 @@ from kgfin.align.reward import (
 from kgfin.align.trainer import AlignResult, align, reward_trend
 
 __all__ = [
-    "LLM_METHODS", "AlignConfig", "AlignInputError", "AlignResult", "EventConfig", "ImpactReward",
-    "ImpactRewardConfig", "ModelVariant", "PPOConfig", "Prediction", "PropagationConfig", "RewardConfig",
-    "RewardInputError", "ScoredAnswer", "align", "build_impact_reward", "events_from_news", "graph_facts",
-    "month_minus", "news_events", "predict_events", "predict_events_by_temperature", "prediction_frame",
-    "propagate", "reward_from_impacts", "reward_trend", "ripple_paths", "ripple_reward"
+    "LLM_METHODS", "AlignConfig", "AlignInputError", "AlignResult", "Decoder", "DecodingConfig", "EventConfig",
+    "ExperimentalConfig", "ImpactReward", "ImpactRewardConfig", "ModelVariant", "PPOConfig", "Prediction",
+    "PropagationConfig", "RewardConfig", "RewardInputError", "ScoredAnswer", "align", "build_impact_reward",
+    "events_from_news", "graph_facts", "news_events", "predict_events", "prediction_frame", "propagate",
+    "reward_from_impacts", "reward_trend", "ripple_paths", "ripple_reward",
 ]

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from kgfin.align.config import EventConfig
-from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.events import AlignInputError, news_events
+from kgfin.data.calendar import add_months
 from kgfin.llm.grammar import AnswerGrammar, company_labels, type_stem
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ def calibration_events(market: MarketData, months: Sequence[str], events: EventC
     ``graph_month`` set to the graph month of ``m`` (they are read with ``m``'s model) and ``calibrates = m``."""
     frames = []
     for m in sorted(set(months)):
-        prev = news_events(market, [month_minus(m, 1)], events.model_copy(update={"max_events_per_month": n}))
+        prev = news_events(market, [add_months(m, -1)], events.model_copy(update={"max_events_per_month": n}))
         prev = prev[prev["timestamp"] < pd.Timestamp(f"{m}-01")]
-        frames.append(prev.assign(graph_month=month_minus(m, events.graph_lag_months), calibrates=m))
+        frames.append(prev.assign(graph_month=add_months(m, -events.graph_lag_months), calibrates=m))
     return pd.concat(frames, ignore_index=True)
 
 

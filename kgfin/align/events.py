@@ -16,26 +16,17 @@ import numpy as np
 import pandas as pd
 
 from kgfin.align.config import EventConfig
-from kgfin.data.calendar import event_trading_day
+from kgfin.data.calendar import add_months, event_trading_day
 from kgfin.data.loaders import MarketData
 from kgfin.errors import KgfinError
 
-__all__ = ["EVENT_COLUMNS", "AlignInputError", "events_from_news", "month_minus", "news_events"]
+__all__ = ["EVENT_COLUMNS", "AlignInputError", "events_from_news", "news_events"]
 
 EVENT_COLUMNS = ["event_id", "month", "graph_month", "timestamp", "day", "tickers", "headline", "body"]
 
 
 class AlignInputError(KgfinError, ValueError):
     """Missing tables, months without graphs or adapters, or no usable events."""
-
-
-def month_minus(month: str, lag: int) -> str:
-    """``'YYYY-MM'`` ``lag`` months earlier.
-
-    >>> month_minus("2015-01", 1), month_minus("2015-03", 0)
-    ('2014-12', '2015-03')
-    """
-    return str(pd.Period(month, freq="M") - lag)
 
 
 def events_from_news(news: pd.DataFrame, trading_days: pd.DatetimeIndex, config: EventConfig | None = None,
@@ -51,7 +42,7 @@ def events_from_news(news: pd.DataFrame, trading_days: pd.DatetimeIndex, config:
     month = ts.to_period("M").astype(str)
     frame = pd.DataFrame({
         "event_id": news["id"].astype(str).to_numpy(), "month": month,
-        "graph_month": [month_minus(m, cfg.graph_lag_months) for m in month],
+        "graph_month": [add_months(m, -cfg.graph_lag_months) for m in month],
         "timestamp": ts, "day": event_trading_day(ts, trading_days),
         "tickers": [list(t) for t in news["tickers"]], "headline": news["headline"].to_numpy(),
         "body": news["body"].to_numpy(),

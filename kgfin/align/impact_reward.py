@@ -13,21 +13,22 @@ answer that is a refusal (:func:`kgfin.llm.parse.parse_impacts`: unparsable, no 
 company, or a copy of the prompt's example) earns ``refusal_reward``: copying the example
 can never beat answering.
 
-With ``scope: batch`` an answer is scored on its news item stacked with the other items of
-the same call (a PPO step's batch), each of those represented by the mean ``Z`` of its
-answers: ``R([Z; Zbar_others], [eps; eps_others])``. The formula is the same; what changes is
-that an answer too large or too small for its news, relative to the other news, now costs
-reward.
+With ``scope="batch"`` (``experimental.reward_scope``) an answer is scored on its news item
+stacked with the other items of the same call (a PPO step's batch), each of those represented
+by the mean ``Z`` of its answers: ``R([Z; Zbar_others], [eps; eps_others])``. The formula is
+the same; what changes is that an answer too large or too small for its news, relative to the
+other news, now costs reward.
 
-:class:`ImpactReward` is a reward *function* with the calling convention of kgfin's PPO and
-TRL's GRPO / RLOO trainers: ``reward(prompts=..., completions=..., event_id=[...])``.
+:meth:`ImpactReward.score_batch` returns one :class:`ScoredAnswer` per completion; the
+alignment algorithms (:mod:`kgfin.align.algorithms`) wrap it in the reward-function calling
+convention of kgfin's PPO and TRL's GRPO / RLOO trainers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,8 @@ class ScoredAnswer:
 
 
 class ImpactReward:
-    """Reward function over a fixed set of events; keeps the last batch's details in ``last``."""
+    """The market reward over a fixed set of events: :meth:`score_batch` scores answers, returning them parsed,
+    propagated and with their reward terms (it keeps no state)."""
 
     def __init__(
         self,
@@ -75,7 +77,6 @@ class ImpactReward:
         self.universe, self.mu, self.eps, self.graph_month = universe, mu, eps, graph_month
         self.cfg = config or ImpactRewardConfig()
         self.prefix = prefix  # prefilled start of every answer: completions are parsed as prefix + completion
-        self.last: list[ScoredAnswer] = []
 
     @property
     def tickers(self) -> tuple[str, ...]:
@@ -103,15 +104,18 @@ class ImpactReward:
         coverage = (total - cos) / self.cfg.reward.lam if self.cfg.reward.lam > 0 else 0.0
         return ScoredAnswer(impacts, y, z, cos, coverage, total)
 
-    def __call__(self, prompts: Sequence[str] | None = None, completions: Sequence[Any] = (), *,
-                 event_id: Sequence[str], **_: Any) -> list[float]:
-        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]  # TRL passes chat messages
-        if len(texts) != len(event_id):
-            raise AlignInputError(f"{len(texts)} completions for {len(event_id)} event ids")
-        ids = [str(e) for e in event_id]
+    def score_batch(self, completions: Sequence[Any], event_ids: Sequence[str], *,
+                    scope: Literal["item", "batch"] = "item") -> list[ScoredAnswer]:
+        """Score each completion against its event (TRL's chat-message completions accepted).
+
+        ``scope="batch"``: rewards as :meth:`batch_scored` (each item stacked with the call's other items).
+        """
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        if len(texts) != len(event_ids):
+            raise AlignInputError(f"{len(texts)} completions for {len(event_ids)} event ids")
+        ids = [str(e) for e in event_ids]
         scored = [self.score(t, e) for t, e in zip(texts, ids, strict=True)]
-        self.last = self.batch_scored(scored, ids) if self.cfg.scope == "batch" else scored
-        return [s.reward for s in self.last]
+        return self.batch_scored(scored, ids) if scope == "batch" else scored
 
     def batch_scored(self, scored: Sequence[ScoredAnswer], event_ids: Sequence[str]) -> list[ScoredAnswer]:
         """``scored`` with each reward taken on the answer's item stacked with the batch's other items.

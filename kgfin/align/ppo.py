@@ -5,8 +5,10 @@ al. (2019) as TRL's PPOv2 implements it:
 
 1. **roll out**: sample a response to each prompt from the policy (temperature ``T``);
 2. **score**: ``reward_fn(prompts=..., completions=..., completion_ids=..., **columns)`` gives
-   one float per response (the calling convention of TRL's GRPO/RLOO reward functions).
-   With ``samples_per_prompt = k > 1`` every prompt is answered k times and each score is
+   one float per response (the calling convention of TRL's GRPO/RLOO reward functions), or one
+   object with a ``reward`` attribute (e.g. a :class:`~kgfin.align.impact_reward.ScoredAnswer`),
+   which :meth:`PPOTrainer.step` hands back with its statistics.
+   With ``samples_per_prompt = k > 1`` (:class:`~kgfin.align.config.ExperimentalConfig`) every prompt is answered k times and each score is
    replaced by ``score - mean(scores of the prompt's other k - 1 answers)`` (the leave-one-out
    baseline of RLOO, Ahmadian et al. 2024): a prompt whose reward is high or low for every
    answer (a noisy news day) then moves nothing, which a value head cannot learn from few
@@ -46,14 +48,14 @@ import torch
 from torch import nn
 from transformers import LogitsProcessorList, StoppingCriteriaList
 
-from kgfin.align.config import PPOConfig
+from kgfin.align.config import ExperimentalConfig, PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd
 from kgfin.llm.grammar import AnswerGrammar
 
-__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "ValueHead", "gae", "leave_one_out", "masked_mean", "masked_whiten",
+__all__ = ["PPOConfig", "PPOStepResult", "PPOTrainer", "Rollout", "ValueHead", "gae", "leave_one_out", "masked_mean", "masked_whiten",
            "policy_loss", "value_loss"]
 
-RewardFn = Callable[..., Sequence[float]]
+RewardFn = Callable[..., Sequence[Any]]  # floats, or objects with a float ``reward``
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -155,6 +157,14 @@ class Rollout:
     bias: torch.Tensor | None = None  # (B, T, V) float: logit offsets the grammar added (its type bias)
 
 
+@dataclass
+class PPOStepResult:
+    """What one PPO step did: mean statistics, and the reward function's output per response."""
+
+    stats: dict[str, float]
+    scored: list[Any]
+
+
 class PPOTrainer:
     """Runs PPO steps on ``policy`` with ``reward_fn``; see the module docstring."""
 
@@ -169,10 +179,17 @@ class PPOTrainer:
         reference_context: Callable[[], AbstractContextManager[Any]] | None = None,
         answer_prefix: str = "",
         grammar: AnswerGrammar | None = None,
+        stop_at_json_end: bool = False,
+        experimental: ExperimentalConfig | None = None,
     ):
         if (reference_model is None) == (reference_context is None):
             raise ValueError("give exactly one of reference_model or reference_context")
         self.cfg = config or PPOConfig()
+        self.experimental = experimental or ExperimentalConfig()
+        if self.cfg.batch_size % self.experimental.samples_per_prompt:
+            raise ValueError(f"batch_size ({self.cfg.batch_size}) must be a multiple of samples_per_prompt "
+                             f"({self.experimental.samples_per_prompt})")
+        self.stop_at_json_end = stop_at_json_end  # end a response where its JSON answer closes
         self.policy, self.tok, self.reward_fn = policy, tokenizer, reward_fn
         self.reference_model, self.reference_context = reference_model, reference_context
         self.answer_prefix = answer_prefix  # prefilled text the responses continue (for stop_at_json_end)
@@ -241,7 +258,7 @@ class PPOTrainer:
             out = self.policy.generate(
                 **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                stopping_criteria=StoppingCriteriaList([stop]) if self.cfg.stop_at_json_end else None,
+                stopping_criteria=StoppingCriteriaList([stop]) if self.stop_at_json_end else None,
                 logits_processor=LogitsProcessorList([grammar.logits_processor(p)]) if grammar else None,
             )
         response = out[:, p:]
@@ -267,15 +284,15 @@ class PPOTrainer:
     # --- one PPO step -------------------------------------------------------------------------
 
     def step(self, prompts: Sequence[str], first_entries: Sequence[Collection[str] | None] | None = None,
-             **columns: Sequence[Any]) -> dict[str, float]:
-        """Roll out on ``prompts``, score the responses, update the policy; return statistics.
+             **columns: Sequence[Any]) -> PPOStepResult:
+        """Roll out on ``prompts``, score the responses, update the policy; return statistics and the scores.
 
         ``columns`` are per-prompt values passed on to the reward function (e.g. event ids);
         ``first_entries`` per prompt restricts the answer's first company (see :meth:`rollout`).
         With ``samples_per_prompt = k`` each prompt (and its columns) is repeated k times in a row.
         """
-        cfg = self.cfg
-        k = cfg.samples_per_prompt
+        cfg, extra = self.cfg, self.experimental
+        k = extra.samples_per_prompt
         prompts = [p for p in prompts for _ in range(k)]
         columns = {name: [v for v in values for _ in range(k)] for name, values in columns.items()}
         if first_entries is not None:
@@ -284,13 +301,14 @@ class PPOTrainer:
         ro = self.rollout(prompts, first_entries)
         ids = [row[m.bool()].tolist() for row, m in zip(ro.input_ids[:, ro.prompt_length:], ro.response_mask, strict=True)]
         raw = self.reward_fn(prompts=list(prompts), completions=ro.completions, completion_ids=ids, **columns)
-        scores = torch.tensor([float(s) for s in raw], dtype=torch.float32, device=self.device)
+        scored = list(raw)
+        scores = torch.tensor([float(getattr(s, "reward", s)) for s in scored], dtype=torch.float32, device=self.device)
         if scores.shape[0] != len(prompts) or not torch.isfinite(scores).all():
-            raise ValueError("reward_fn must return one finite float per completion")
-        scores = scores - cfg.missing_eos_penalty * ro.truncated.float()
+            raise ValueError("reward_fn must return one finite float (or scored answer) per completion")
+        scores = scores - extra.missing_eos_penalty * ro.truncated.float()
         raw_mean = float(scores.mean())
         scores = leave_one_out(scores, k)
-        if cfg.normalize_scores and len(scores) > 1:
+        if extra.normalize_scores and len(scores) > 1:
             scores = scores / (scores.std() + 1e-8)
         mask = ro.response_mask.float()
         with torch.no_grad():
@@ -324,12 +342,12 @@ class PPOTrainer:
                 for k, v in zip(stats, (pg, vf, clipfrac, approx_kl), strict=True):
                     stats[k].append(float(v.detach()))
         self.steps_done += 1
-        return {
+        return PPOStepResult({
             "score": raw_mean, "kl": float(kl.sum(1).mean()),
             "response_length": float(mask.sum(1).mean()), "truncated": float(ro.truncated.float().mean()),
             **{k: float(sum(v) / len(v)) for k, v in stats.items()},
             "advantage_std": float(adv[mask.bool()].std()) if mask.sum() > 1 else math.nan,
-        }
+        }, scored)
 
     # --- checkpoints --------------------------------------------------------------------------
 

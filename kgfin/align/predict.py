@@ -12,8 +12,9 @@ A :class:`ModelVariant` says which model answers and what its prompt holds:
 * ``knowledge``: the month's knowledge adapter merged, no context (the model must know);
 * ``aligned``: the knowledge adapter plus the alignment result of ``kgfin align``.
 
-:func:`predict_events` generates (greedy at temperature 0), parses, and propagates each
-answer over the graph month's mu with :class:`~kgfin.align.impact_reward.ImpactReward`;
+:func:`predict_events` generates (greedy at temperature 0, sampled at others), decoded by a
+:class:`~kgfin.align.decoding.Decoder`, parses, and propagates each answer over the graph
+month's mu with :class:`~kgfin.align.impact_reward.ImpactReward`;
 :func:`ripple_paths` explains each propagated score by the edges that carry it.
 """
 
@@ -29,17 +30,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from kgfin.align.config import AlignConfig
+from kgfin.align.decoding import Decoder
 from kgfin.align.events import AlignInputError
 from kgfin.align.impact_reward import ImpactReward, ScoredAnswer
-from kgfin.align.trainer import event_messages, knowledge_model
+from kgfin.align.models import knowledge_model, merge_alignment
+from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt
+from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt, event_messages
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", "graph_facts", "load_variant_model",
-           "mu_without", "predict_events", "predict_events_by_temperature", "prediction_frame", "ripple_paths"]
+           "mu_without", "predict_events", "predict_news", "prediction_frame", "prediction_records", "ripple_paths"]
 
 Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
 LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "aligned")
@@ -112,29 +115,11 @@ def embedding_similarity(embed: Callable[[list[str]], np.ndarray]) -> Callable[[
 def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: str | Path, graph_month: str
                        ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model of ``variant`` for news read with ``graph_month``'s knowledge."""
-    import torch
-
     knowledge = variant.method in ("knowledge", "aligned")
     model, tok = knowledge_model(cfg.model_copy(update={"knowledge": cfg.knowledge and knowledge}), adapters_root,
                                  graph_month)
     if variant.method == "aligned":
-        final = variant.aligned_dir
-        if final is None or not final.exists():
-            raise AlignInputError(f"aligned model folder {final} not found: run `kgfin align` first")
-        if (final / "align-adapter" / "adapter_config.json").exists():
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, final / "align-adapter").merge_and_unload()
-        elif (final / "backbone-delta.safetensors").exists():
-            from safetensors.torch import load_file
-
-            delta = load_file(str(final / "backbone-delta.safetensors"))
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    p.add_(delta[name].to(p.device))
-        else:
-            raise AlignInputError(f"{final} holds neither align-adapter/ nor backbone-delta.safetensors")
-        model.eval()
+        model = merge_alignment(model, variant.aligned_dir)
     return model, tok
 
 
@@ -194,34 +179,7 @@ def predict_events(
     cfg: AlignConfig,
     adapters_root: str | Path = "adapters",
     *,
-    temperature: float = 0.0,
-    max_new_tokens: int = 160,
-    batch_size: int = 8,
-    seed: int = 0,
-    rag_scores: Callable[[list[str], list[str]], np.ndarray] | None = None,
-    with_paths: bool = False,
-    progress: bool = False,
-    calibration: pd.DataFrame | None = None,
-) -> list[Prediction]:
-    """Answers of ``variant`` to ``events`` (one model load per graph month), parsed and propagated.
-
-    With ``cfg.calibrate_impact_type``, ``calibration`` holds the calibration events of each
-    graph month (:func:`kgfin.align.calibration.calibration_events`), prompted as ``variant``'s.
-    """
-    return predict_events_by_temperature(
-        variant, events, reward, read_snapshot, cfg, adapters_root, temperatures=[temperature],
-        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, rag_scores=rag_scores,
-        with_paths=with_paths, progress=progress, calibration=calibration)[temperature]
-
-
-def predict_events_by_temperature(
-    variant: ModelVariant,
-    events: pd.DataFrame,
-    reward: ImpactReward,
-    read_snapshot: Callable[[str], GraphSnapshot],
-    cfg: AlignConfig,
-    adapters_root: str | Path = "adapters",
-    *,
+    decoder: Decoder | None = None,
     temperatures: Sequence[float] = (0.0,),
     max_new_tokens: int = 160,
     batch_size: int = 8,
@@ -229,31 +187,30 @@ def predict_events_by_temperature(
     rag_scores: Callable[[list[str], list[str]], np.ndarray] | None = None,
     with_paths: bool = False,
     progress: bool = False,
-    calibration: pd.DataFrame | None = None,
 ) -> dict[float, list[Prediction]]:
-    """:func:`predict_events` at each of ``temperatures``, loading and calibrating each graph month's model once."""
-    from kgfin.align.calibration import calibrated_grammar
+    """Answers of ``variant`` to ``events`` at each of ``temperatures`` (0: greedy), parsed and propagated.
+
+    Each graph month's model is loaded (and its grammar calibrated) once for all temperatures.
+    ``decoder`` decodes every answer (default: ``cfg.decoding`` over the reward's universe; a
+    calibrating decoder needs the calibration events, :meth:`Decoder.for_months`), prompted as
+    ``variant``'s answers are. Returns, per temperature, one prediction per event in order.
+    """
     from kgfin.llm.generate import generate_replies
 
-    if cfg.calibrate_impact_type and calibration is None:
-        raise AlignInputError("calibrate_impact_type needs calibration events (the previous month's news)")
+    decoder = decoder or Decoder(cfg.decoding, reward.universe)
     preds: dict[float, dict[str, Prediction]] = {t: {} for t in temperatures}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
-        grammar = cfg.answer_grammar(tok, reward.universe, max_new_tokens)
-        if cfg.calibrate_impact_type:  # the config guarantees a grammar; calibration was checked above
-            assert grammar is not None and calibration is not None
-            cal = calibration[calibration["graph_month"] == graph_month]
-            grammar = calibrated_grammar(grammar, model, tok, reward.universe, cal,
-                                         _messages(variant, cal, snapshot, rag_scores), system=SYSTEM_PROMPT,
-                                         prefix=reward.prefix, what=f" ({variant.method}, graph month {graph_month})")
+        grammar = decoder.grammar(model, tok, str(graph_month), max_new_tokens,
+                                  lambda cal, snap=snapshot: _messages(variant, cal, snap, rag_scores),
+                                  what=f" {variant.method}")
         messages = _messages(variant, part, snapshot, rag_scores)
-        first_entries = cfg.first_entries(part, reward.universe)
+        first_entries = decoder.first_entries(part)
         for temperature in temperatures:
             replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, temperature=temperature, seed=seed, prefix=reward.prefix,
-                                       stop_at_json_end=cfg.ppo.stop_at_json_end, grammar=grammar,
+                                       stop_at_json_end=decoder.stop_at_json_end, grammar=grammar,
                                        first_entries=first_entries, progress=progress)
             for row, reply in zip(part.itertuples(index=False), replies, strict=True):
                 scored = reward.score(reply, str(row.event_id), prefixed=True)
@@ -262,6 +219,57 @@ def predict_events_by_temperature(
                     ripple_paths(snapshot, scored) if with_paths else {})
         del model
     return {t: [got[str(e)] for e in events["event_id"]] for t, got in preds.items()}
+
+
+def predict_news(
+    news: pd.DataFrame,
+    market: MarketData,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    cfg: AlignConfig,
+    method: Method = "aligned",
+    adapters_root: str | Path = "adapters",
+    aligned_dir: Path | None = None,
+    *,
+    max_new_tokens: int = 160,
+    progress: bool = False,
+) -> tuple[list[Prediction], tuple[str, ...]]:
+    """``kgfin predict``: greedy answers of ``method`` to every item of a news table (columns of the news table), with
+    graph paths; items need no outcome (residuals are used where they exist). Returns the predictions and the
+    universe's tickers (the index of every ``z``)."""
+    from kgfin.align.events import events_from_news
+    from kgfin.align.impact_reward import build_impact_reward
+
+    if method not in ("aligned", "knowledge", "zero_shot", "rag"):
+        raise AlignInputError(f"method {method!r}: choose aligned, knowledge, zero_shot or rag")
+    if market.returns is None:
+        raise AlignInputError("prediction needs the returns table (its trading days date the news)")
+    days = pd.DatetimeIndex(sorted(market.returns["date"].unique()))
+    events = events_from_news(news, days, cfg.events, keep_unpriced=True)
+    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, require_outcome=False,
+                                         prefix=cfg.decoding.answer_prefix)
+    decoder = Decoder.for_months(cfg.decoding, reward.universe, market, sorted(events["month"].unique()), cfg.events)
+    rag = None
+    if method == "rag":
+        from kgfin.llm.embeddings import NewsEmbedder
+
+        embedder = NewsEmbedder()
+        rag = embedding_similarity(lambda texts: embedder.embed(texts, progress=False))
+    preds = predict_events(ModelVariant(method, aligned_dir=aligned_dir), events, reward, read_snapshot, cfg,
+                           adapters_root, decoder=decoder, max_new_tokens=max_new_tokens, rag_scores=rag,
+                           with_paths=True, progress=progress)[0.0]
+    return preds, reward.tickers
+
+
+def prediction_records(preds: Sequence[Prediction], tickers: Sequence[str]) -> list[dict[str, Any]]:
+    """JSON-ready records of predictions: the named scores, the nonzero propagated ``z`` per ticker, the paths, the
+    raw answer and, for a refusal, its reason."""
+    records = []
+    for p in preds:
+        z = {tickers[j]: float(p.scored.z[j]) for j in np.flatnonzero(p.scored.z)}
+        records.append({"event_id": p.event_id, "graph_month": p.graph_month, "refused": p.scored.refused,
+                        "reason": p.scored.impacts.reason, "named": p.scored.impacts.scores, "z": z,
+                        "paths": p.paths, "answer": p.completion})
+    return records
 
 
 def prediction_frame(preds: list[Prediction], tickers: list[str] | tuple[str, ...]) -> pd.DataFrame:

@@ -9,11 +9,11 @@ For each training month m, in order:
    (``train: lora``, reference = the policy with the LoRA switched off) or a delta on every
    weight (``train: backbone``, reference = a separate frozen copy), carried from month to
    month together with the optimiser and value head;
-3. for each batch of month m's news: sample answers, score them with
-   :class:`~kgfin.align.impact_reward.ImpactReward` (parse -> propagate over mu_g -> cos +
-   lam * coverage against the event day's residual returns) and take one PPO step
-   (``algo: grpo | rloo``: one step of TRL's trainer on the batch, ``num_generations``
-   answers per news item, see :mod:`kgfin.align.trl_algos`).
+3. for each batch of month m's news: one step of the alignment algorithm
+   (:mod:`kgfin.align.algorithms`: PPO, or TRL's GRPO / RLOO with ``num_generations`` answers
+   per news item) samples answers, decoded as the :class:`~kgfin.align.decoding.Decoder` says,
+   scores them with :class:`~kgfin.align.impact_reward.ImpactReward` (parse -> propagate over
+   mu_g -> cos + lam * coverage against the event day's residual returns) and updates the policy.
 
 Writes ``OUT/align_log.csv`` (one row per PPO step), checkpoints in ``OUT/checkpoint/``
 (resumed automatically), and the result in ``OUT/final/``: ``align-adapter/`` (a PEFT
@@ -27,29 +27,28 @@ import csv
 import json
 import math
 import shutil
-import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from kgfin.align.algorithms import STAT_KEYS, AlignmentAlgorithm, PPOAlgorithm
 from kgfin.align.config import AlignConfig
-from kgfin.align.events import AlignInputError, news_events
+from kgfin.align.decoding import Decoder
+from kgfin.align.events import news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
+from kgfin.align.models import knowledge_model, learned_alignment
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.inject.trainer import adapter_dir
-from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt
+from kgfin.llm.prompts import event_messages
 from kgfin.runinfo import write_manifest
 
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-__all__ = ["LOG_NAME", "AlignResult", "align", "event_messages", "initial_alignment", "knowledge_model", "reward_trend"]
+__all__ = ["LOG_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
 
 LOG_NAME = "align_log.csv"
 LOG_COLUMNS = [
@@ -70,49 +69,17 @@ class AlignResult:
     final: Path
 
 
-def event_messages(events: pd.DataFrame) -> list[str]:
-    """The analyst prompt (user message) of each event."""
-    return [analyst_prompt(h, b, pd.Timestamp(t).strftime("%Y-%m-%d"))
-            for h, b, t in zip(events["headline"], events["body"], events["timestamp"], strict=True)]
-
-
-def knowledge_model(cfg: AlignConfig, adapters_root: str | Path, graph_month: str
-                    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base model with ``graph_month``'s knowledge adapter merged in, frozen (the base alone if not ``knowledge``),
-    on ``cfg.device``."""
-    import torch
-    from peft import PeftModel
-
-    from kgfin.llm.models import load_causal_lm, pick_device
-
-    torch.manual_seed(cfg.seed)
-    model, tok = load_causal_lm(cfg.model, seed=cfg.seed)
-    if cfg.knowledge:
-        path = adapter_dir(adapters_root, graph_month)
-        if not (path / "adapter_config.json").exists():
-            raise AlignInputError(
-                f"no knowledge adapter for graph month {graph_month} at {path}: train it with "
-                f"`kgfin inject --month {graph_month}`, or run with --set knowledge=false")
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
-    model.to(pick_device(cfg.device))
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    return model, tok
-
-
 class _MonthPolicy:
-    """Policy and reference of one month (and its PPO trainer), built from the carried alignment state."""
+    """Policy and reference of one month, and its alignment algorithm, built from the carried alignment state."""
 
     def __init__(self, cfg: AlignConfig, adapters_root: Path, graph_month: str, reward: ImpactReward,
-                 learned: dict[str, Any] | None, trainer_state: dict[str, Any] | None,
-                 calibration: pd.DataFrame | None = None):
+                 decoder: Decoder, learned: dict[str, Any] | None, algorithm_state: dict[str, Any] | None,
+                 work_dir: Path):
         import torch
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
         from kgfin.inject.adapters import adapters_disabled
 
-        self.cfg = cfg
         reference, self.tok = knowledge_model(cfg, adapters_root, graph_month)
         if cfg.train == "lora":
             torch.manual_seed(cfg.seed)
@@ -122,7 +89,7 @@ class _MonthPolicy:
             if learned is not None:
                 set_peft_model_state_dict(self.policy, learned)
             self.reference = None
-            context = {"reference_context": lambda: adapters_disabled(self.policy)}
+            references: dict[str, Any] = {"reference_context": lambda: adapters_disabled(self.policy)}
         else:
             self.reference = reference
             self.policy = copy.deepcopy(reference)
@@ -131,32 +98,10 @@ class _MonthPolicy:
                     if learned is not None:
                         p.add_(learned[name].to(p.device))
                     p.requires_grad_(True)
-            context = {"reference_model": reference}
-        self.trainer: Any = None
-        self.optimizer: Any = None  # grpo / rloo: one AdamW carried over steps and months (kgfin.align.trl_algos)
-        self.optimizer_state = trainer_state.get("optimizer") if trainer_state and cfg.algo != "ppo" else None
-        if cfg.algo == "ppo":
-            from kgfin.align.ppo import PPOTrainer
-
-            grammar = cfg.answer_grammar(self.tok, reward.universe, cfg.ppo.max_new_tokens)
-            if grammar is not None and calibration is not None:
-                from kgfin.align.calibration import calibrated_grammar
-
-                grammar = calibrated_grammar(grammar, self.policy, self.tok, reward.universe, calibration,
-                                             event_messages(calibration), system=SYSTEM_PROMPT,
-                                             prefix=cfg.answer_prefix, what=f" (graph month {graph_month})")
-            self.trainer = PPOTrainer(self.policy, self.tok, reward, cfg.ppo, answer_prefix=cfg.answer_prefix,
-                                      grammar=grammar, **context)
-            if trainer_state is not None:
-                self.trainer.load_state_dict(trainer_state)
-
-    def trainer_state(self) -> dict[str, Any] | None:
-        """Optimiser (and for PPO value head, step count, sampling RNG) to carry over."""
-        if self.trainer is not None:
-            return self.trainer.state_dict()
-        if self.optimizer is not None:
-            return {"optimizer": self.optimizer.state_dict()}
-        return {"optimizer": self.optimizer_state} if self.optimizer_state is not None else None
+            references = {"reference_model": reference}
+        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens, event_messages)
+        self.algorithm = make_algorithm(cfg, self.policy, self.tok, reward, decoder, grammar=grammar,
+                                        state=algorithm_state, work_dir=work_dir, **references)
 
     def learned(self) -> dict[str, Any]:
         """What alignment has learned: the LoRA weights, or each weight's change from the reference."""
@@ -180,7 +125,7 @@ class _MonthPolicy:
 def _plan(events: pd.DataFrame, cfg: AlignConfig) -> list[tuple[str, int, np.ndarray]]:
     """(month, epoch, event rows) of every PPO step, in order."""
     steps = []
-    per_item = cfg.ppo.samples_per_prompt if cfg.algo == "ppo" else cfg.num_generations
+    per_item = cfg.experimental.samples_per_prompt if cfg.algo == "ppo" else cfg.num_generations
     size = cfg.ppo.batch_size // per_item  # news per step
     for month, part in events.groupby("month", sort=True):
         rows = part.index.to_numpy()
@@ -190,13 +135,27 @@ def _plan(events: pd.DataFrame, cfg: AlignConfig) -> list[tuple[str, int, np.nda
     return steps
 
 
+def make_algorithm(cfg: AlignConfig, policy: Any, tokenizer: Any, reward: ImpactReward, decoder: Decoder, *,
+                   grammar: Any = None, reference_model: Any = None,
+                   reference_context: Callable[[], AbstractContextManager[Any]] | None = None,
+                   state: dict[str, Any] | None = None, work_dir: Path | None = None) -> AlignmentAlgorithm:
+    """The algorithm ``cfg.algo`` names, on ``policy`` (``state``: what an earlier month or checkpoint carried;
+    ``work_dir``: TRL's output folder)."""
+    if cfg.algo == "ppo":
+        return PPOAlgorithm(policy, tokenizer, reward, cfg, decoder, grammar=grammar, reference_model=reference_model,
+                            reference_context=reference_context, state=state)
+    from kgfin.align.trl_algos import TRLAlgorithm
+
+    return TRLAlgorithm(policy, tokenizer, reward, cfg, decoder, work_dir=work_dir or Path("trl"), state=state)
+
+
 def _save_checkpoint(work: Path, step: int, policy: _MonthPolicy) -> None:
     import torch
 
     tmp = work.with_name(work.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({"learned": policy.learned(), "trainer": policy.trainer_state()}, tmp / "state.pt")
+    torch.save({"learned": policy.learned(), "trainer": policy.algorithm.state_dict()}, tmp / "state.pt")
     (tmp / "progress.json").write_text(json.dumps({"step": step}))
     shutil.rmtree(work, ignore_errors=True)
     tmp.rename(work)
@@ -209,27 +168,6 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
         return 0, None, None
     state = torch.load(work / "state.pt", weights_only=False, map_location="cpu")  # moved to the model's device later
     return int(json.loads((work / "progress.json").read_text())["step"]), state["learned"], state["trainer"]
-
-
-def initial_alignment(cfg: AlignConfig, final: str | Path) -> dict[str, Any]:
-    """What an earlier run's ``final/`` folder learned, in the form :class:`_MonthPolicy` carries
-    (``cfg.init_from``)."""
-    from safetensors.torch import load_file
-
-    final = Path(final)
-    if cfg.train == "lora":
-        path = final / "align-adapter"
-        if not (path / "adapter_config.json").exists():
-            raise AlignInputError(f"init_from: {path} holds no alignment LoRA (was that run trained with train=lora?)")
-        saved = json.loads((path / "adapter_config.json").read_text())
-        if (saved.get("r"), saved.get("lora_alpha")) != (cfg.lora.r, cfg.lora.alpha):
-            raise AlignInputError(f"init_from: {path} has LoRA r={saved.get('r')}, alpha={saved.get('lora_alpha')}; "
-                                  f"this recipe has r={cfg.lora.r}, alpha={cfg.lora.alpha}")
-        return dict(load_file(str(path / "adapter_model.safetensors")))
-    path = final / "backbone-delta.safetensors"
-    if not path.exists():
-        raise AlignInputError(f"init_from: {path} not found (was that run trained with train=backbone?)")
-    return dict(load_file(str(path)))
 
 
 def _log_rows(path: Path, keep_steps: int) -> list[dict[str, str]]:
@@ -256,30 +194,24 @@ def align(
 
     ``max_steps`` stops early (the run can be resumed later); ``resume=False`` starts over.
     """
-    from kgfin.llm.generate import chat_prompts
-
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)
-    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.answer_prefix)
+    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix)
+    decoder = Decoder.for_months(cfg.decoding, reward.universe, market, months, cfg.events)
     plan = _plan(events, cfg)
-    first_entries = cfg.first_entries(events, reward.universe)  # per event row, as messages
+    first_entries = decoder.first_entries(events)  # per event row, as messages
     work = out_dir / "checkpoint"
     if not resume:
         shutil.rmtree(work, ignore_errors=True)
         (out_dir / LOG_NAME).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done, learned, trainer_state = _load_checkpoint(work)
-    if done == 0 and cfg.init_from:
-        learned = initial_alignment(cfg, cfg.init_from)
+    done, learned, algorithm_state = _load_checkpoint(work)
+    if done == 0 and cfg.experimental.init_from:
+        learned = learned_alignment(cfg, cfg.experimental.init_from)
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
     messages = event_messages(events)
-    calibration = None
-    if cfg.calibrate_impact_type:
-        from kgfin.align.calibration import calibration_events
-
-        calibration = calibration_events(market, sorted(months), cfg.events, cfg.calibration_events)
     stop = len(plan) if max_steps is None else min(len(plan), done + max_steps)
     policy: _MonthPolicy | None = None
     current = None
@@ -294,25 +226,15 @@ def align(
             graph_month = str(events.loc[batch[0], "graph_month"])
             if month != current:
                 if policy is not None:
-                    learned, trainer_state = policy.learned(), policy.trainer_state()
-                policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, learned, trainer_state,
-                                      None if calibration is None else calibration[calibration["calibrates"] == month])
+                    learned, algorithm_state = policy.learned(), policy.algorithm.state_dict()
+                policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, learned, algorithm_state,
+                                      out_dir / "trl")
                 current = month
             assert policy is not None
             ids = events.loc[batch, "event_id"].astype(str).tolist()
-            if cfg.algo == "ppo":
-                prompts = chat_prompts(policy.tok, [messages[i] for i in batch], system=SYSTEM_PROMPT,
-                                       prefix=cfg.answer_prefix)
-                start = time.perf_counter()
-                stats = policy.trainer.step(prompts, first_entries=None if first_entries is None else
-                                            [first_entries[i] for i in batch], event_id=ids)
-                seconds = time.perf_counter() - start
-                scored = reward.last
-            else:
-                from kgfin.align.trl_algos import trl_step
-
-                stats, scored, seconds = trl_step(policy, reward, [messages[i] for i in batch], ids, cfg,
-                                                  out_dir / "trl", step)
+            result = policy.algorithm.step([messages[i] for i in batch], ids,
+                                           None if first_entries is None else [first_entries[i] for i in batch])
+            stats, scored, seconds = result.stats, result.scored, result.seconds
             row = {
                 "step": step + 1, "month": month, "graph_month": graph_month, "epoch": epoch, "events": len(batch),
                 "reward": stats["score"], "cos": float(np.mean([s.cos for s in scored])),
@@ -320,8 +242,7 @@ def align(
                 "refusal_rate": float(np.mean([s.refused for s in scored])),
                 "named": float(np.mean([len(s.impacts.scores) for s in scored])),
                 "seconds": seconds, "tokens_per_second": stats["response_length"] * len(scored) / seconds,
-                **{k: stats[k] for k in ("kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac",
-                                         "approx_kl")},
+                **{k: stats[k] for k in STAT_KEYS if k != "score"},
             }
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             log_file.flush()

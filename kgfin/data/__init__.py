@@ -1,4 +1,5 @@
-"""Input data: table schemas, validated loaders, calendars and the synthetic market."""
+"""Input data: table schemas, validated loaders, calendars, the synthetic market and (in
+:mod:`kgfin.data.importers`) importers of public sources."""
 
 from kgfin.data.loaders import (
     MarketData,

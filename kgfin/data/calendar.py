@@ -7,17 +7,21 @@ close moves them the same day (pre-market news included).
 
 from __future__ import annotations
 
+import re
 from datetime import time
 
 import numpy as np
 import pandas as pd
 
+from kgfin.errors import KgfinError
+
 __all__ = [
-    "MARKET_CLOSE", "add_months", "event_trading_day", "month_of", "month_range",
+    "MARKET_CLOSE", "add_months", "event_trading_day", "month_bounds", "month_of", "months_of", "month_range",
     "months_between", "trading_days_by_month",
 ]
 
 MARKET_CLOSE = time(16, 0)
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def month_of(ts: pd.Timestamp | str) -> str:
@@ -29,6 +33,15 @@ def month_of(ts: pd.Timestamp | str) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m")
 
 
+def months_of(timestamps: pd.Series | pd.DatetimeIndex) -> list[str]:
+    """The sorted ``YYYY-MM`` months that ``timestamps`` fall in.
+
+    >>> months_of(pd.Series(pd.to_datetime(["2021-03-31 18:00", "2021-01-05 09:30", "2021-03-01 12:00"])))
+    ['2021-01', '2021-03']
+    """
+    return sorted({str(p) for p in pd.DatetimeIndex(timestamps).to_period("M")})
+
+
 def add_months(month: str, n: int) -> str:
     """``month`` shifted by ``n`` months.
 
@@ -36,6 +49,18 @@ def add_months(month: str, n: int) -> str:
     '2022-02'
     """
     return str(pd.Period(month, freq="M") + n)
+
+
+def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day of ``month`` ('YYYY-MM').
+
+    >>> month_bounds("2024-02")
+    (Timestamp('2024-02-01 00:00:00'), Timestamp('2024-02-29 00:00:00'))
+    """
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise KgfinError(f"month must be a 'YYYY-MM' string, got {month!r}")
+    p = pd.Period(month, freq="M")
+    return p.start_time.normalize(), p.end_time.normalize()
 
 
 def month_range(start: str, n: int) -> list[str]:

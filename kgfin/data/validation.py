@@ -49,17 +49,20 @@ class Problem:
     rows: tuple[int, ...] = ()
     n_rows: int = 0
     csv: bool = False
+    lines: tuple[int, ...] = ()  # file lines, for sources whose lines are not row + 1 (preambles, JSONL)
     severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
         where = ("warning: " if self.severity == "warning" else "") + self.file
+        more = f" and {self.n_rows - len(self.rows or self.lines)} more" if self.n_rows > len(self.rows or self.lines) else ""
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
-            more = f" and {self.n_rows - len(self.rows)} more" if self.n_rows > len(self.rows) else ""
             label = "row" if self.n_rows == 1 else "rows"
             where += f" {label} {shown}{more}"
             if self.csv:
                 where += f" (line{'s' if self.n_rows > 1 else ''} {', '.join(str(r + 1) for r in self.rows)})"
+        elif self.lines:
+            where += f" line{'s' if self.n_rows > 1 else ''} {', '.join(str(n) for n in self.lines)}{more}"
         if self.column:
             where += f", column '{self.column}'"
         return f"{where}: {self.message}"
@@ -94,7 +97,7 @@ class _Collector:
         if idx.size == 0:
             return
         rows = tuple(int(i) + 1 for i in idx[:_SHOW_ROWS])
-        self.problems.append(Problem(self.file, column, message, rows, int(idx.size), self.csv, severity))
+        self.problems.append(Problem(self.file, column, message, rows, int(idx.size), self.csv, severity=severity))
 
 
 def _is_missing(s: pd.Series, identifier: bool = False) -> np.ndarray:

@@ -12,7 +12,7 @@ from kgfin.evaluate.stats import (
     impact_stats,
     refusal_rate,
 )
-from kgfin.evaluate.tables import markdown_table
+from kgfin.tables import markdown_table
 
 __all__ = [
     "ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "run_ripple_eval",

@@ -37,7 +37,8 @@ import pandas as pd
 from pydantic import Field
 
 from kgfin.align.config import AlignConfig, EventConfig
-from kgfin.align.events import AlignInputError, month_minus, news_events
+from kgfin.align.decoding import Decoder
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.predict import (
     LLM_METHODS,
@@ -45,23 +46,24 @@ from kgfin.align.predict import (
     Prediction,
     embedding_similarity,
     mu_without,
-    predict_events_by_temperature,
+    predict_events,
     prediction_frame,
 )
-from kgfin.align.trainer import event_messages
 from kgfin.config import KgfinConfig
+from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
 from kgfin.evaluate.stats import StatsInputError, impact_stats
-from kgfin.evaluate.tables import markdown_table
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
+from kgfin.llm.prompts import event_messages
 from kgfin.market.residuals import residuals
 from kgfin.portfolio.allocators import ALLOCATORS
 from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import performance
+from kgfin.tables import markdown_table
 
 __all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts", "run_ripple_eval", "truth_metrics",
            "write_ripple_outputs"]
@@ -141,7 +143,7 @@ def _sentiment_model(market: MarketData, first_month: str, cfg: RippleEvalConfig
     """Ridge regression of the focal event-day residual on the headline embedding (earlier months only)."""
     import statsmodels.api as sm
 
-    months = [month_minus(first_month, k) for k in range(cfg.sentiment_months, 0, -1)]
+    months = [add_months(first_month, -k) for k in range(cfg.sentiment_months, 0, -1)]
     train = news_events(market, months, EventConfig(max_events_per_month=None, graph_lag_months=0))
     train = train[train["day"] < pd.Timestamp(f"{first_month}-01")]
     target = resid.set_index(["date", "ticker"])["resid"]
@@ -194,7 +196,7 @@ def run_ripple_eval(
     from tqdm.auto import tqdm
 
     if embed is None:
-        from kgfin.fusion.embeddings import NewsEmbedder
+        from kgfin.llm.embeddings import NewsEmbedder
 
         embedder = NewsEmbedder()
         embed = lambda texts: embedder.embed(texts, progress=False)  # noqa: E731
@@ -207,18 +209,14 @@ def run_ripple_eval(
                              align_cfg.impact.residuals.model_copy(update={"model": m})) for m in models}
     resid = realised[align_cfg.impact.residuals.model]
     reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact,
-                                         prefix=align_cfg.answer_prefix, resid=resid)
+                                         prefix=align_cfg.decoding.answer_prefix, resid=resid)
     tickers = list(reward.tickers)
     truth = _truth(Path(data_dir) if data_dir else None, events)
     methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]
     if "oracle" in cfg.methods and truth is None:
         notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
 
-    calibration = None
-    if align_cfg.calibrate_impact_type:
-        from kgfin.align.calibration import calibration_events
-
-        calibration = calibration_events(market, sorted(months), align_cfg.events, align_cfg.calibration_events)
+    decoder = Decoder.for_months(align_cfg.decoding, reward.universe, market, months, align_cfg.events)
     rag_scores = embedding_similarity(embed)
     example = None
     if "icl" in methods:
@@ -252,10 +250,10 @@ def run_ripple_eval(
         else:
             variant = ModelVariant(method, cfg.context_facts, example,  # type: ignore[arg-type]
                                    Path(aligned_dir) if aligned_dir else None)
-            by_temp = predict_events_by_temperature(
-                variant, events, reward, read_snapshot, align_cfg, adapters_root,
+            by_temp = predict_events(
+                variant, events, reward, read_snapshot, align_cfg, adapters_root, decoder=decoder,
                 temperatures=list(dict.fromkeys([0.0, *cfg.temperatures])), max_new_tokens=cfg.max_new_tokens,
-                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores, calibration=calibration)
+                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores)
             for temp, got in by_temp.items():
                 refusal_rows.append({"method": method, "temperature": temp,
                                      "refusal_rate": float(np.mean([p.scored.refused for p in got])),
@@ -282,7 +280,7 @@ def _icl_example(market: MarketData, read_snapshot: Callable[[str], GraphSnapsho
     neighbours."""
     import json
 
-    earlier = news_events(market, [month_minus(first, 1)], align_cfg.events.model_copy(
+    earlier = news_events(market, [add_months(first, -1)], align_cfg.events.model_copy(
         update={"max_events_per_month": None}))
     earlier = earlier[earlier["day"] < pd.Timestamp(f"{first}-01")]
     ex_reward, earlier = build_impact_reward(earlier, market, read_snapshot, align_cfg.impact, resid=resid)

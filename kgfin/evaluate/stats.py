@@ -25,7 +25,7 @@ from pydantic import Field
 
 from kgfin.config import KgfinConfig, resolve_config
 from kgfin.errors import KgfinError
-from kgfin.evaluate.tables import markdown_table
+from kgfin.tables import markdown_table
 
 __all__ = [
     "ImpactStats", "ImpactStatsConfig", "StatsInputError", "group_summary", "group_tests",

@@ -6,7 +6,7 @@
     from kgfin.data import load_market
     from kgfin.fusion import FusionConfig, run_fusion, write_outputs
 
-    cfg = load_config(FusionConfig, "training/fusion.yaml")
+    cfg = load_config(FusionConfig, recipe_path("fusion"), section="fusion")  # kgfin.recipes.recipe_path
     run = run_fusion(load_market("data/synth"), cfg)
     write_outputs(run, "runs/fuse", cfg)
 
@@ -15,7 +15,6 @@ See ``docs/fusion.md``.
 """
 
 from kgfin.fusion.config import MODEL_NAMES, NEWS_MODELS, FusionConfig
-from kgfin.fusion.embeddings import NewsEmbedder, mean_pool
 from kgfin.fusion.features import FusionInputError, Panel, attach_ripple, build_panel, load_ripple
 from kgfin.fusion.ripple import RIPPLE_SOURCES, oracle_ripple, propagation_ripple
 from kgfin.fusion.run import FusionRun, evaluate_predictions, run_fusion, write_outputs
@@ -27,6 +26,7 @@ from kgfin.fusion.train import (
     prepare_data,
     split_months,
 )
+from kgfin.llm.embeddings import NewsEmbedder, mean_pool
 
 __all__ = [
     "MODEL_NAMES", "NEWS_MODELS", "RIPPLE_SOURCES", "FitResult", "FusionConfig", "FusionInputError", "FusionRun",

@@ -4,8 +4,8 @@ One :class:`FusionConfig` holds every setting, in sections: ``features`` (the st
 panel), ``embed`` (the newsflow language model), ``split`` (time-ordered train / validation
 / test), ``train`` (optimiser and protocol), ``model`` (architecture sizes), ``ripple``
 (the third modality) and ``lora`` (optional fine-tuning of the language model). Defaults
-follow the factor/news paper (Guo & Hauptmann, appendix C.3); ``training/fusion.yaml``
-spells them out. Load with ``load_config(FusionConfig, "training/fusion.yaml", ["train.epochs=5"])``.
+follow the factor/news paper (Guo & Hauptmann, appendix C.3); ``kgfin/recipes/fusion.yaml``
+spells them out. Load with ``load_config(FusionConfig, recipe_path("fusion"), ["train.epochs=5"], section="fusion")``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from kgfin.config import KgfinConfig
+from kgfin.llm.embeddings import EmbedConfig
 
 __all__ = [
     "MIXTURE_MODELS", "MODEL_NAMES", "NEWS_MODELS", "EmbedConfig", "FeatureConfig", "FusionConfig",
@@ -44,16 +45,6 @@ class FeatureConfig(KgfinConfig):
     target: Literal["demeaned", "raw"] = Field(
         "demeaned", description="demeaned: next-month return minus its cross-sectional mean; raw: next-month return",
     )
-
-
-class EmbedConfig(KgfinConfig):
-    """The language model that turns headlines into vectors (masked mean pooling of token states)."""
-
-    model: str = Field("all-minilm-l6-v2", description="model spec (kgfin.llm): shipped MiniLM, a decoder, a local folder, a cached HF id")
-    max_length: int = Field(64, ge=8, description="tokens per text (longer texts are truncated)")
-    batch_size: int = Field(64, ge=1, description="texts per forward pass")
-    normalize: bool = Field(False, description="L2-normalise each headline vector after pooling")
-    cache: bool = Field(True, description="cache headline vectors on disk under kgfin.llm.cache_dir()/embeddings")
 
 
 class SplitConfig(KgfinConfig):

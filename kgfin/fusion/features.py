@@ -12,7 +12,7 @@ the return of month m+1 (``target_month``):
   ``[rebalance - news_window_days, rebalance)``. News at or after the rebalancing time is
   left out: it is priced on the next trading day, inside the target month. The panel keeps,
   per row, the indices of its items in ``texts`` (CSR layout: ``news_offsets``, ``news_index``);
-  the newsflow vector is the mean of the item vectors (:mod:`kgfin.fusion.embeddings`).
+  the newsflow vector is the mean of the item vectors (:mod:`kgfin.llm.embeddings`).
 * **ripple** (optional): a table ``month, ticker, ripple``; rows without a score get 0 and
   ``has_ripple = False``.
 * **target**: ``demeaned`` (default) is month m+1's compounded return minus its mean over

@@ -17,7 +17,7 @@ import numpy as np
 
 from kgfin.errors import KgfinError
 from kgfin.fusion.config import EmbedConfig, LoraConfig
-from kgfin.fusion.embeddings import load_text_model, mean_pool
+from kgfin.llm.embeddings import load_text_model, mean_pool
 
 if TYPE_CHECKING:
     import torch

@@ -33,9 +33,10 @@ from kgfin.align.reward import propagate
 from kgfin.data.calendar import event_trading_day
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
-from kgfin.fusion.features import FusionInputError, rebalance_times
+from kgfin.fusion.config import FusionConfig
+from kgfin.fusion.features import FusionInputError, load_ripple, rebalance_times
 
-__all__ = ["RIPPLE_SOURCES", "assign_months", "oracle_ripple", "propagation_ripple"]
+__all__ = ["RIPPLE_SOURCES", "assign_months", "oracle_ripple", "propagation_ripple", "ripple_input"]
 
 RIPPLE_SOURCES = {
     "oracle": "oracle: planted shocks (truth/impacts), perfect ripple knowledge, not a model output",
@@ -111,3 +112,21 @@ def propagation_ripple(market: MarketData, rebalance_time: str = "16:00") -> pd.
     if not parts:
         return pd.DataFrame({"month": pd.Series(dtype=str), "ticker": pd.Series(dtype=str), "ripple": pd.Series(dtype=float)})
     return pd.concat(parts, ignore_index=True)
+
+
+def ripple_input(source: str | None, data_dir: str | Path, market: MarketData, cfg: FusionConfig
+                 ) -> tuple[pd.DataFrame | None, str | None]:
+    """The fusion models' ripple table and its label, from ``kgfin fuse --ripple``: ``None`` (no ripple input),
+    ``oracle``, ``propagation`` or a Parquet / CSV file of ``month, ticker, ripple``."""
+    if source is None:
+        return None, None
+    rebalance = cfg.features.rebalance_time
+    if source == "oracle":
+        if market.returns is None:
+            raise FusionInputError("the oracle ripple input needs the returns table (its trading days)")
+        days = pd.DatetimeIndex(pd.to_datetime(market.returns["date"]).unique())
+        return oracle_ripple(data_dir, days, rebalance), RIPPLE_SOURCES["oracle"]
+    if source == "propagation":
+        return propagation_ripple(market, rebalance), RIPPLE_SOURCES["propagation"]
+    path = Path(source)
+    return load_ripple(path), cfg.ripple.source or f"file {path.name}"

@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from kgfin.config import resolve_config
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table, write_table
-from kgfin.evaluate.tables import markdown_table
 from kgfin.fusion.config import NEWS_MODELS, FusionConfig
-from kgfin.fusion.embeddings import NewsEmbedder
 from kgfin.fusion.features import Panel, build_panel
 from kgfin.fusion.train import FitResult, ModelData, fit_model, prepare_data
+from kgfin.llm.embeddings import NewsEmbedder
 from kgfin.portfolio.deciles import DecileResult, decile_portfolios, mape
+from kgfin.tables import markdown_table
 
 __all__ = ["FusionRun", "Variant", "evaluate_predictions", "run_fusion", "write_outputs"]
 

@@ -12,19 +12,18 @@ normalised strength in [0, 1] that the interaction measure μ uses (``docs/graph
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from kgfin.data.calendar import add_months, month_bounds
 from kgfin.errors import KgfinError
 from kgfin.graph.config import GraphConfig
 
 __all__ = [
     "CO_HELD", "CPC_COLUMNS", "EDGE_COLUMNS", "HOLDING_COLUMNS", "RELATIONS", "SEAT_COLUMNS",
     "SHARES_DIRECTOR", "SUPPLIES", "TECH_SIMILAR", "co_held", "cpc_portfolio", "director_seats",
-    "empty_edges", "fund_holdings", "month_bounds", "shares_director", "supplies", "tech_similar",
+    "empty_edges", "fund_holdings", "shares_director", "supplies", "tech_similar",
 ]
 
 SUPPLIES = "SUPPLIES"
@@ -43,21 +42,8 @@ SEAT_COLUMNS = ["director_id", "ticker"]
 HOLDING_COLUMNS = ["fund_id", "ticker", "weight"]
 CPC_COLUMNS = ["ticker", "cpc_group", "patents", "share"]
 
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 OVERLAP_DECIMALS = 12  # CO_HELD overlaps are rounded to this many decimals before ranking (see co_held)
 DENSE_LIMIT = 25_000_000  # firms x CPC groups up to which TECH_SIMILAR uses dense products (200 MB)
-
-
-def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last day of ``month`` ('YYYY-MM').
-
-    >>> month_bounds("2024-02")
-    (Timestamp('2024-02-01 00:00:00'), Timestamp('2024-02-29 00:00:00'))
-    """
-    if not isinstance(month, str) or not _MONTH.fullmatch(month):
-        raise KgfinError(f"month must be a 'YYYY-MM' string, got {month!r}")
-    p = pd.Period(month, freq="M")
-    return p.start_time.normalize(), p.end_time.normalize()
 
 
 def _require(frame: pd.DataFrame, columns: list[str], table: str) -> None:
@@ -248,7 +234,7 @@ def co_held(holdings: pd.DataFrame, month: str, cfg: GraphConfig | None = None, 
 
 def _window(patents: pd.DataFrame, month: str, window_months: int) -> pd.DataFrame:
     _, last = month_bounds(month)
-    _, before = month_bounds(str(pd.Period(month, freq="M") - window_months))
+    _, before = month_bounds(add_months(month, -window_months))
     _require(patents, ["patent_id", "ticker", "grant_date", "cpc_group"], "patents")
     grant = pd.to_datetime(patents["grant_date"])
     in_window = (grant > before) & (grant <= last)

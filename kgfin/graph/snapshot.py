@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from kgfin.data.calendar import month_bounds
 from kgfin.errors import KgfinError
 from kgfin.graph import builders as b
 from kgfin.graph.config import GraphConfig, MuConfig
@@ -107,7 +108,7 @@ class GraphSnapshot:
     config: GraphConfig = field(default_factory=GraphConfig)
 
     def __post_init__(self) -> None:
-        b.month_bounds(self.month)
+        month_bounds(self.month)
         self.companies = _normalise(self.companies, ["ticker", "name", "sector"], ["ticker"], "companies")
         known = set(self.companies["ticker"])
         unknown_rel = set(self.edges) - set(b.RELATIONS)
@@ -350,7 +351,7 @@ def build_snapshot(market: MarketData, month: str, cfg: GraphConfig | None = Non
     relation data at all (neither supply links nor fund holdings), naming the months that do.
     """
     cfg = cfg or GraphConfig()
-    b.month_bounds(month)
+    month_bounds(month)
     available = data_months(market)
     if month not in available:
         span = f"{available[0]}..{available[-1]}" if available else "no months"

@@ -14,7 +14,9 @@ and a small model has no example companies to parrot.
 
 from __future__ import annotations
 
-__all__ = ["ANSWER_PREFIX", "EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt"]
+import pandas as pd
+
+__all__ = ["ANSWER_PREFIX", "EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt", "event_messages"]
 
 SYSTEM_PROMPT = "You are a financial analyst who knows how companies are connected."
 
@@ -50,3 +52,9 @@ def analyst_prompt(headline: str, body: str, date: str, context: str | None = No
         f"Answer only with JSON in this format: {_FORMAT}",
     ]
     return "\n".join(parts)
+
+
+def event_messages(events: pd.DataFrame) -> list[str]:
+    """The analyst prompt (user message) of each event (rows with ``headline``, ``body``, ``timestamp``)."""
+    return [analyst_prompt(h, b, pd.Timestamp(t).strftime("%Y-%m-%d"))
+            for h, b, t in zip(events["headline"], events["body"], events["timestamp"], strict=True)]

@@ -28,9 +28,9 @@ import pandas as pd
 from pydantic import Field
 
 from kgfin.config import KgfinConfig, resolve_config
-from kgfin.evaluate.tables import markdown_table
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import annualized_return, performance, sharpe_ratio
+from kgfin.tables import markdown_table
 
 __all__ = ["DecileConfig", "DecileResult", "decile_portfolios", "information_coefficient", "mape"]
 

@@ -27,7 +27,13 @@ from kgfin.errors import KgfinError
 from kgfin.store.base import GraphStore, StoreError, WriteSummary
 from kgfin.store.falkor import EmbeddedServer, FalkorStore, ServerStatus
 from kgfin.store.neo4j import Neo4jStore
-from kgfin.store.pipeline import build_into_store, expand_months, load_graph_tables
+from kgfin.store.pipeline import (
+    build_into_store,
+    expand_months,
+    load_graph_tables,
+    required_snapshots,
+    stored_snapshots,
+)
 from kgfin.store.queries import (
     NamedQuery,
     QueryError,
@@ -42,7 +48,8 @@ __all__ = [
     "DEFAULT_STORE_DIR", "EmbeddedServer", "FalkorStore", "GraphStore", "NamedQuery", "Neo4jStore",
     "QueryError", "ReadOnlyError", "ServerStatus", "StoreError", "WriteSummary", "build_into_store",
     "check_read_only", "clean_params", "expand_months", "graph_settings", "is_neo4j_uri",
-    "load_graph_tables", "load_queries", "open_store", "parse_param", "read_env_file", "store_target",
+    "load_graph_tables", "load_queries", "open_store", "parse_param", "read_env_file", "required_snapshots",
+    "store_target", "stored_snapshots",
 ]
 
 DEFAULT_STORE_DIR = Path(".kgfin/graph")

@@ -27,8 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from kgfin.data.calendar import month_bounds
 from kgfin.errors import KgfinError
-from kgfin.graph.builders import EDGE_COLUMNS, RELATIONS, month_bounds
+from kgfin.graph.builders import EDGE_COLUMNS, RELATIONS
 from kgfin.graph.config import GraphConfig
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.store import model as m

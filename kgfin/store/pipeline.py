@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from kgfin.data.loaders import MarketData, find_table, load_market
 from kgfin.errors import KgfinError
 from kgfin.graph.config import GraphConfig
-from kgfin.graph.snapshot import build_snapshot, data_months
-from kgfin.store.base import GraphStore, WriteSummary
+from kgfin.graph.snapshot import GraphSnapshot, build_snapshot, data_months
+from kgfin.store.base import GraphStore, StoreError, WriteSummary
 
-__all__ = ["GRAPH_TABLES", "build_into_store", "expand_months", "load_graph_tables"]
+__all__ = ["GRAPH_TABLES", "build_into_store", "expand_months", "load_graph_tables", "required_snapshots",
+           "stored_snapshots"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,30 @@ def expand_months(specs: list[str] | None, available: list[str]) -> list[str]:
             raise KgfinError(f"month {spec!r}: no data for it (the data covers {span})")
         out.update(chosen)
     return sorted(out)
+
+
+def stored_snapshots(store: GraphStore) -> Callable[[str], GraphSnapshot | None]:
+    """month -> the store's GraphSnapshot, or None for a month it does not hold (an earlier month a rotating buffer
+    looks back at); an empty store is an error saying how to fill it."""
+    months = set(store.months())
+    if not months:
+        raise StoreError(f"the graph store {store.describe()} holds no months: run `kgfin graph build DATA_DIR` first")
+    return lambda m: store.read_snapshot(m) if m in months else None
+
+
+def required_snapshots(store: GraphStore, lag: int = 0) -> Callable[[str], GraphSnapshot]:
+    """month -> the store's GraphSnapshot; a month it does not hold is an error that says how to add it (``lag``:
+    news is read with the graph that many months before it, which the message says)."""
+    stored = stored_snapshots(store)
+
+    def read(month: str) -> GraphSnapshot:
+        snap = stored(month)
+        if snap is None:
+            raise StoreError(f"the graph store {store.describe()} has no month {month} (news is read with the graph "
+                             f"{lag} month(s) before it): run `kgfin graph build` for it")
+        return snap
+
+    return read
 
 
 def build_into_store(

@@ -26,18 +26,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 from tqdm.auto import tqdm
 
-from kgfin.config import resolve_config
-from kgfin.fusion.config import EmbedConfig
+from kgfin.config import KgfinConfig, resolve_config
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["NewsEmbedder", "load_text_model", "mean_pool"]
+__all__ = ["EmbedConfig", "NewsEmbedder", "load_text_model", "mean_pool"]
 
 log = logging.getLogger(__name__)
+
+
+class EmbedConfig(KgfinConfig):
+    """The language model that turns headlines into vectors (masked mean pooling of token states)."""
+
+    model: str = Field("all-minilm-l6-v2", description="model spec (kgfin.llm): shipped MiniLM, a decoder, a local folder, a cached HF id")
+    max_length: int = Field(64, ge=8, description="tokens per text (longer texts are truncated)")
+    batch_size: int = Field(64, ge=1, description="texts per forward pass")
+    normalize: bool = Field(False, description="L2-normalise each headline vector after pooling")
+    cache: bool = Field(True, description="cache headline vectors on disk under kgfin.llm.cache_dir()/embeddings")
 
 
 def load_text_model(spec: str, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
