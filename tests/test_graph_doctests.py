@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["kgfin.graph.builders", "kgfin.store.queries", "kgfin.store.pipeline"])
+@pytest.mark.parametrize("module", ["kgfin.store.queries", "kgfin.store.pipeline"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
