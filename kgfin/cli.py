@@ -113,18 +113,22 @@ def data_synth(
 @data_app.command("validate")
 def data_validate(
     data_dir: Annotated[Path, typer.Argument(help="Directory with the tables (Parquet or CSV).")],
+    max_return: Annotated[float, typer.Option(help="Daily returns above this are warned about (1.0 = +100 %).")] = 1.0,
 ) -> None:
-    """Check every table in DATA_DIR; report all problems (file, rows, column) and exit 1 if any."""
+    """Check every table in DATA_DIR; report all problems (file, rows, column) and exit 1 if any is an error."""
     from kgfin.data import validate_dir
     from kgfin.data.loaders import SUFFIXES
     from kgfin.data.schemas import TABLES
 
-    problems = validate_dir(data_dir)
+    problems = validate_dir(data_dir, max_return=max_return)
     present = [n for n in TABLES if any((data_dir / f"{n}{s}").exists() for s in SUFFIXES)]
+    errors = sum(p.severity == "error" for p in problems)
     if problems:
-        err_console.print(f"[red]{len(problems)} problem(s) in {data_dir}:[/red]")
+        colour = "red" if errors else "yellow"
+        err_console.print(f"[{colour}]{errors} error(s), {len(problems) - errors} warning(s) in {data_dir}:[/{colour}]")
         for p in problems:
             err_console.print(f"  - {p}", markup=False, highlight=False, soft_wrap=True)
+    if errors:
         raise typer.Exit(1)
     console.print(f"[green]ok[/green]: {data_dir} ({', '.join(present)}) passes validation")
 
@@ -379,7 +383,9 @@ app.add_typer(graph_app, name="graph")
 StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="Graph store: a directory for the embedded FalkorDB, or bolt://host:7687 for "
-                                 "Neo4j. Default: $KGFIN_GRAPH_URI, then .env, then .kgfin/graph."),
+                                 "Neo4j. Default: $KGFIN_GRAPH_URI, then KGFIN_GRAPH_URI in ./.env, then "
+                                 ".kgfin/graph under the current directory (so another directory means "
+                                 "another store); each command prints the store it used."),
 ]
 
 
@@ -431,12 +437,15 @@ def graph_stats(
     """Per month: companies, relationships per type, share of linked pairs with 1, 2, 3+ relation types."""
     from kgfin.store import open_store
 
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         frame = st.stats(month or None)
         where = st.describe()
+        incomplete = st.incomplete_months()
+    for m in incomplete:
+        err_console.print(f"month {m} is incomplete (its write was interrupted): re-run the build for it")
     if frame.empty:
-        console.print(f"{where} holds no months yet (run `kgfin graph build DATA_DIR`)")
-        return
+        console.print(f"{where} holds no complete months (run `kgfin graph build DATA_DIR`)")
+        raise typer.Exit(1 if incomplete else 0)
     counts = ["month", "companies", *[c for c in frame.columns if c.isupper()]]
     for title, cols in ((f"relationships per month in {where}", counts),
                         ("linked company pairs and the share linked by 1, 2 or 3+ relation types (paper's Table 6)",
@@ -448,6 +457,8 @@ def graph_stats(
             table.add_row(*(v if isinstance(v, str) else f"{v:.1%}" if c.startswith("share") else f"{v:,}"
                             for c, v in zip(cols, row, strict=True)))
         console.print(table)
+    if incomplete:
+        raise typer.Exit(1)
 
 
 @graph_app.command("query")
@@ -457,8 +468,9 @@ def graph_query(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value (repeatable); values are passed as parameters, never pasted into the query.")] = None,
     store: StoreOption = None,
     list_: Annotated[bool, typer.Option("--list", help="List the named queries and their parameters.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows to print (the CSV gets all).")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to fetch and print (with --csv: all rows, up to $KGFIN_GRAPH_MAX_ROWS, default 100,000).")] = 50,
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the full result to this CSV file.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds the server may spend on the query (default $KGFIN_GRAPH_QUERY_TIMEOUT, else 60).")] = None,
 ) -> None:
     """Run a named query or --cypher (read-only: a query that would write is refused)."""
     from kgfin.store import load_queries, open_store, parse_param
@@ -475,11 +487,18 @@ def graph_query(
     if (name is None) == (cypher is None):
         raise CliError("give a query NAME or --cypher TEXT (see kgfin graph query --list)")
     params = dict(parse_param(p) for p in param or [])
-    with open_store(store) as st:
-        frame = st.run_query(name, params) if name is not None else st.query(cypher or "", params)
+    rows = None if csv is not None else limit
+    with open_store(store, create=False) as st:
+        frame = (st.run_query(name, params, max_rows=rows, timeout=timeout) if name is not None
+                 else st.query(cypher or "", params, max_rows=rows, timeout=timeout))
+        where = st.describe()
+    cut = frame.attrs.get("truncated", False)
     if csv is not None:
         frame.to_csv(csv, index=False)
-    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + (f", first {limit}" if len(frame) > limit else ""))
+        if cut:
+            err_console.print(f"the result was cut at {len(frame):,} rows ($KGFIN_GRAPH_MAX_ROWS raises the cap)")
+    more = f", first {limit}" if len(frame) > limit else (" (more not fetched)" if cut else "")
+    table = Table(title=f"{name or 'query'}: {len(frame):,} row(s)" + more, caption=f"store: {where}")
     for col in frame.columns:
         table.add_column(str(col))
     for row in frame.head(limit).itertuples(index=False):
@@ -501,10 +520,11 @@ def graph_export(
     if fmt not in ("parquet", "graphml"):
         raise CliError(f"--format must be parquet or graphml, got {fmt!r}")
     out = out or Path("exports") / (f"graph-{month}" + (".graphml" if fmt == "graphml" else ""))
-    with open_store(store) as st:
+    with open_store(store, create=False) as st:
         snap = st.read_snapshot(month)
+        where = st.describe()
     files = export_snapshot(snap, out, fmt)  # type: ignore[arg-type]
-    console.print(f"{month}: {len(snap.companies):,} companies, {snap.stats().total_edges:,} edges -> "
+    console.print(f"{month} of {where}: {len(snap.companies):,} companies, {snap.stats().total_edges:,} edges -> "
                   + ", ".join(str(f) for f in files))
 
 
@@ -546,6 +566,9 @@ def graph_status(store: StoreOption = None) -> None:
     st = EmbeddedServer(_embedded_dir(store)).status()
     detail = f" (pid {st.pid}, socket {st.socket})" if st.running else ""
     console.print(f"FalkorDB for {st.data_dir}: {st.state}{detail}")
+    for o in EmbeddedServer.orphans():
+        console.print(f"orphan: FalkorDB pid {o.pid} for {o.data_dir}, used by no kgfin process "
+                      f"(the next command on that store adopts it; `kgfin graph stop --store {o.data_dir}` stops it)")
 
 
 # --- instruction pairs and knowledge injection (kgfin.instruct, kgfin.inject) ---------------------
@@ -806,6 +829,9 @@ def main() -> None:
     except (KgfinError, FileNotFoundError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: re-run the same command to resume (finished stages and months are kept)")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

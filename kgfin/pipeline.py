@@ -143,7 +143,7 @@ def _data(ctx: Context) -> dict[str, Any]:
 
     synth = ctx.cfg.synth
     summary = synthesize(synth, ctx.data, overwrite=True, progress=ctx.progress)
-    problems = validate_dir(ctx.data)
+    problems = [p for p in validate_dir(ctx.data) if p.severity == "error"]
     if problems:
         raise ValueError(f"the generated market failed validation: {problems[0]}")
     return {"companies": synth.companies, "months": synth.months, "news": summary.rows.get("news", 0)}

@@ -89,6 +89,23 @@ def test_co_held_hand_example() -> None:
     assert pairs(co_held(h, M, GraphConfig(co_held_top_k=None, co_held_min_funds=2))) == [("A", "B")]
 
 
+def test_co_held_ties_in_exact_arithmetic_fall_to_ticker() -> None:
+    """X's overlap with B is 0.1 + 0.2 and with A 0.3: equal in exact arithmetic, so A (ticker) wins.
+
+    In floating point 0.1 + 0.2 > 0.3, which used to hand X's top-1 place to B.
+    """
+    h = pd.DataFrame({
+        "month": M,
+        "fund_id": ["F1", "F1", "F2", "F2", "F3", "F3", "F4", "F4", "F5", "F5"],
+        "ticker": ["X", "B", "X", "B", "X", "A", "A", "P", "B", "P"],
+        "weight": [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.9, 0.9, 0.9, 0.9],
+    })
+    e = co_held(h, M, GraphConfig(co_held_top_k=1))
+    assert pairs(e) == [("A", "P"), ("A", "X"), ("B", "P")]
+    full = co_held(h, M, GraphConfig(co_held_top_k=None)).set_index(["source", "target"])["overlap"]
+    assert full[("B", "X")] == full[("A", "X")] == 0.3  # stored rounded, so equal overlaps are equal
+
+
 def _random_patents(rng: np.random.Generator, firms: int, per_firm: int, month: str) -> pd.DataFrame:
     groups = [f"G{g:02d}" for g in range(15)]
     _, last = month_bounds(month)

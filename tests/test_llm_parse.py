@@ -81,3 +81,46 @@ def test_small_model_json_with_misplaced_braces_still_parses() -> None:
             '"impact_score": -7}, "impact_score": 10},"impact_score": 10}\n\nThe news move is')
     r = parse_impacts(text, U)
     assert not r.refused and r.scores == {"NWS": -7.0}
+
+
+# ---------------------------------------------------------------- hostile output
+
+
+def test_deep_nesting_is_a_refusal_not_a_recursion_error() -> None:
+    for depth in (17, 1_000, 5_000):
+        for text in ('{"a": ' + "[" * depth + "]" * depth + "}", "{" * depth, '{"x": ' + "[" * depth):
+            r = parse_impacts(text, U)
+            assert r.refused and "nested deeper" in r.reason
+
+
+def test_long_answers_are_bounded_and_the_fallback_is_linear() -> None:
+    import time
+
+    from kgfin.llm.parse import MAX_ANSWER_CHARS, _fallback_items
+
+    r = parse_impacts('"name": "Northwind Semiconductor", ' * (MAX_ANSWER_CHARS // 30), U)
+    assert r.refused and "longer than" in r.reason
+    unit = '"name": "Northwind Semiconductor", '
+    text = unit * ((MAX_ANSWER_CHARS - 40) // len(unit)) + '"impact_score": 3'
+    assert parse_impacts(text, U).scores == {"NWS": 3.0}  # just under the bound
+    # the name ... impact_score fallback scans the text once: 300 KB (the old regex took about 30 s)
+    start = time.perf_counter()
+    assert _fallback_items(unit * 8_000 + '"impact_score": 3') == [("Northwind Semiconductor", "3", "")]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_nan_scores_get_their_own_reason() -> None:
+    r = parse_impacts('{"impact_analysis": {"affected_companies": [{"name": "NWS", "impact_score": NaN}]}}', U)
+    assert r.refused and r.reason == "no usable score (NaN, or not a number)"
+    assert r.unknown == []
+
+
+def test_silent_coercions_are_refused() -> None:
+    for bad in (True, False, [99, -3], {"v": 3}, None):
+        r = parse_impacts(_answer([{"name": "NWS", "impact_score": bad}, {"name": "BCD", "impact_score": 2}]), U)
+        assert r.scores == {"BCD": 2.0}, bad
+    r = parse_impacts('{"impact_analysis": {"affected_companies": '
+                      '[{"name": "NWS", "impact_score": 3, "impact_score": -9}]}}', U)
+    assert r.refused and "duplicate key 'impact_score'" in r.reason
+    # documented coercions: a numeric string is read, the first number of a string is read
+    assert parse_impacts(_answer([{"name": "NWS", "impact_score": "-7/10"}]), U).scores == {"NWS": -7.0}

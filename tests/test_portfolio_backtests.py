@@ -71,6 +71,39 @@ def test_long_short_days_turnover_cost_and_ties() -> None:
     np.testing.assert_allclose(out["ret"], out["gross"] - 0.001 * out["turnover"])
 
 
+def test_long_short_all_tied_holds_nothing() -> None:
+    """20 equal scores: neither leg can be told from the other, so no position (was 0 long, 2 short)."""
+    tickers = [f"T{i:02d}" for i in range(20)]
+    r = _returns(3, tickers=tickers)
+    sig = pd.DataFrame({"date": DAYS[1], "ticker": tickers, "score": 10.0})
+    row = long_short_backtest(sig, r, quantile=0.1, lag=0).iloc[0]
+    assert (row["n_long"], row["n_short"], row["n_tied"]) == (0, 0, 20)
+    assert row["gross"] == 0 and row["turnover"] == 0
+
+
+def test_long_short_ties_across_legs_drop_only_the_tied_names() -> None:
+    """Rank once; the score shared by both legs' edges is held by neither, each leg stays 1 long / 1 short."""
+    r = _returns(4)
+    # n = 10, k = 3: long S0 (5), S1 (4), S2 (0); short S9 (-5), S8 (-1), S7 (0): score 0 is in both legs
+    scores = [5.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, -5.0]
+    sig = pd.DataFrame({"date": DAYS[2], "ticker": TICKERS, "score": scores})
+    row = long_short_backtest(sig, r, quantile=0.3, lag=0).iloc[0]
+    assert (row["n_long"], row["n_short"], row["n_tied"]) == (2, 2, 6)
+    want = (_ret(r, DAYS[2], "S0") + _ret(r, DAYS[2], "S1")) / 2 - (_ret(r, DAYS[2], "S8") + _ret(r, DAYS[2], "S9")) / 2
+    assert row["gross"] == pytest.approx(want)
+    assert row["turnover"] == pytest.approx(2.0)  # dollar neutral: 1 long, 1 short
+
+
+def test_long_short_saturated_scores_stay_neutral() -> None:
+    """Scores saturated at +-10: a day is either flat or holds both legs (was 1 long, 3 short)."""
+    tickers = [f"T{i:02d}" for i in range(30)]
+    r = _returns(5, tickers=tickers)
+    days = [[10.0] * 29 + [-10.0], [-10.0] + [10.0] * 29, [10.0] * 15 + [-10.0] * 15]
+    sig = pd.concat([pd.DataFrame({"date": DAYS[i], "ticker": tickers, "score": s}) for i, s in enumerate(days)])
+    out = long_short_backtest(sig, r, quantile=0.1, lag=0)
+    assert out[["n_long", "n_short", "n_tied"]].to_numpy().tolist() == [[0, 0, 29], [0, 0, 29], [3, 3, 0]]
+
+
 def test_long_short_skips_stocks_without_a_return() -> None:
     r = _returns(2)
     r = r[~((r["date"] == DAYS[2]) & (r["ticker"] == "S9"))]

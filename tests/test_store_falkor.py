@@ -247,7 +247,7 @@ def test_half_written_month_is_hidden_then_replaced(tmp_path: Path, snaps: dict[
         st._write(m.edges_write("SUPPLIES"), {"month": m2, "rows": [
             {"a": s1.tickers[0], "edges": [{"b": s1.tickers[1], "value_usd": 1.0, "weight": 1.0, "reverse_weight": 1.0}]}]})
         assert st.months() == [m1]
-        with pytest.raises(StoreError, match="not in the store"):
+        with pytest.raises(StoreError, match="is incomplete"):
             st.read_snapshot(m2)
         st.write_snapshot(s2)
         assert st.months() == [m1, m2]

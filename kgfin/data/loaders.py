@@ -1,13 +1,20 @@
 """Loaders: read a table from CSV or Parquet and return a validated pandas DataFrame.
 
 Each loader raises :class:`~kgfin.data.validation.DataValidationError` listing every
-problem in the file. :func:`validate_dir` checks a whole data directory (cross-table
-rules included) and returns all problems without raising; :func:`load_market` loads
-a directory into a :class:`MarketData`.
+error in the file (warnings are logged). :func:`validate_dir` checks a whole data directory
+(cross-table rules included) and returns all problems, errors and warnings, without
+raising; :func:`load_market` loads a directory into a :class:`MarketData`.
+
+A ``.csv`` / ``.parquet`` file in the directory whose name is not a table is reported: an
+error when it looks like a misspelt table name (``return.csv``), a warning otherwise.
+Daily returns above ``max_return`` (default :data:`DEFAULT_MAX_RETURN`, +100 % in a day)
+are warnings: possible, but more often a units error (percent for fractions).
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,7 +22,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from kgfin.data.schemas import TABLES, TableSchema
-from kgfin.data.validation import DataValidationError, Problem, validate_frame
+from kgfin.data.validation import DataValidationError, Problem, errors_only, validate_frame
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MarketData", "find_table", "load_board_seats", "load_companies", "load_factors_daily",
@@ -24,6 +33,7 @@ __all__ = [
 ]
 
 SUFFIXES = (".parquet", ".csv")
+DEFAULT_MAX_RETURN = 1.0  # daily simple returns above this are warned about (+100 % in a day)
 
 
 def find_table(data_dir: str | Path, name: str) -> Path | None:
@@ -50,7 +60,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
 
 
 def _read_and_validate(
-    path: str | Path, schema: TableSchema, universe: set[str] | None
+    path: str | Path, schema: TableSchema, universe: set[str] | None, max_return: float = DEFAULT_MAX_RETURN,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     path = Path(path)
     try:
@@ -59,14 +69,24 @@ def _read_and_validate(
         return pd.DataFrame(), [Problem(str(path), None, "file not found")]
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         return pd.DataFrame(), [Problem(str(path), None, f"cannot be read: {exc}")]
-    return validate_frame(raw, schema, str(path), universe=universe, csv=path.suffix == ".csv")
+    plausible = {"ret": max_return} if schema.name == "returns" else None
+    return validate_frame(raw, schema, str(path), universe=universe, csv=path.suffix == ".csv", plausible=plausible)
 
 
-def load_table(path: str | Path, table: str, universe: set[str] | None = None) -> pd.DataFrame:
+def _raise_or_warn(problems: list[Problem]) -> None:
+    """Raise on errors; log warnings."""
+    errors = errors_only(problems)
+    if errors:
+        raise DataValidationError(errors)
+    for p in problems:
+        log.warning("%s", p)
+
+
+def load_table(path: str | Path, table: str, universe: set[str] | None = None,
+               max_return: float = DEFAULT_MAX_RETURN) -> pd.DataFrame:
     """Read and validate ``path`` as table ``table`` (a name in :data:`TABLES`)."""
-    frame, problems = _read_and_validate(path, TABLES[table], universe)
-    if problems:
-        raise DataValidationError(problems)
+    frame, problems = _read_and_validate(path, TABLES[table], universe, max_return)
+    _raise_or_warn(problems)
     return frame
 
 
@@ -144,18 +164,37 @@ class MarketData:
         return [f.name for f in fields(self) if getattr(self, f.name) is not None]
 
 
-def _scan(data_dir: Path, tables: list[str] | None) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+def _misnamed(data_dir: Path) -> dict[str, str]:
+    """File name -> the table it most resembles ('' if none), for table-like files named as no table."""
+    out: dict[str, str] = {}
+    for path in sorted(p for p in data_dir.iterdir() if p.suffix in SUFFIXES and p.is_file()):
+        if path.stem not in TABLES:
+            close = difflib.get_close_matches(path.stem.lower(), list(TABLES), n=1, cutoff=0.75)
+            out[path.name] = close[0] if close else ""
+    return out
+
+
+def _scan(data_dir: Path, tables: list[str] | None,
+          max_return: float = DEFAULT_MAX_RETURN) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     problems: list[Problem] = []
     frames: dict[str, pd.DataFrame] = {}
     if not data_dir.is_dir():
         return frames, [Problem(str(data_dir), None, "not a directory")]
+    misnamed = _misnamed(data_dir)
+    if tables is None:
+        for name, like in misnamed.items():
+            if like:
+                problems.append(Problem(str(data_dir / name), None,
+                                        f"not a kgfin table: did you mean '{like}'? (rename it to {like}{Path(name).suffix})"))
+            else:
+                problems.append(Problem(str(data_dir / name), None, "not a kgfin table (ignored)", severity="warning"))
     try:
         companies_path = find_table(data_dir, "companies")
     except DataValidationError as exc:
         return frames, exc.problems
     if companies_path is None:
         return frames, [Problem(str(data_dir / "companies"), None, "required table missing (companies.parquet or companies.csv)")]
-    companies, probs = _read_and_validate(companies_path, TABLES["companies"], None)
+    companies, probs = _read_and_validate(companies_path, TABLES["companies"], None, max_return)
     problems += probs
     frames["companies"] = companies
     universe = set(companies["ticker"].dropna()) if "ticker" in companies else set()
@@ -169,22 +208,29 @@ def _scan(data_dir: Path, tables: list[str] | None) -> tuple[dict[str, pd.DataFr
             continue
         if path is None:
             if tables is not None:
-                problems.append(Problem(str(data_dir / name), None, "required table missing"))
+                like = [f for f, t in misnamed.items() if t == name]
+                hint = f"; found {', '.join(like)}: a misspelling?" if like else ""
+                problems.append(Problem(str(data_dir / name), None,
+                                        f"required table missing ({name}.parquet or {name}.csv){hint}"))
             continue
-        frame, probs = _read_and_validate(path, schema, universe)
+        frame, probs = _read_and_validate(path, schema, universe, max_return)
         problems += probs
         frames[name] = frame
     return frames, problems
 
 
-def validate_dir(data_dir: str | Path, tables: list[str] | None = None) -> list[Problem]:
-    """Validate every table in ``data_dir`` (or just ``tables``); return all problems."""
-    return _scan(Path(data_dir), tables)[1]
+def validate_dir(data_dir: str | Path, tables: list[str] | None = None,
+                 max_return: float = DEFAULT_MAX_RETURN) -> list[Problem]:
+    """Validate every table in ``data_dir`` (or just ``tables``); return all problems (errors and warnings)."""
+    return _scan(Path(data_dir), tables, max_return)[1]
 
 
-def load_market(data_dir: str | Path, tables: list[str] | None = None) -> MarketData:
-    """Load and validate a data directory. ``tables`` limits (and requires) the tables read."""
-    frames, problems = _scan(Path(data_dir), tables)
-    if problems:
-        raise DataValidationError(problems)
+def load_market(data_dir: str | Path, tables: list[str] | None = None,
+                max_return: float = DEFAULT_MAX_RETURN) -> MarketData:
+    """Load and validate a data directory. ``tables`` limits (and requires) the tables read.
+
+    Raises :class:`DataValidationError` listing every error; warnings are logged.
+    """
+    frames, problems = _scan(Path(data_dir), tables, max_return)
+    _raise_or_warn(problems)
     return MarketData(**frames)

@@ -36,6 +36,7 @@ class Column:
     ticker: bool = False  # values must be tickers listed in companies
     min: float | None = None
     max: float | None = None
+    plausible_max: float | None = None  # values above it are warnings (possible, but likely a units error)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class TableSchema:
     row_checks: tuple[RowCheck, ...] = ()
     extra_columns: Literal["keep", "float"] = "keep"  # "float": other columns are numeric factors
     extra_description: str = ""
+    unique_ignoring_case: tuple[str, ...] = ()  # columns whose values must not differ only by case
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -91,6 +93,7 @@ COMPANIES = TableSchema(
         Column("sector", "str", "sector label"),
     ),
     key=("ticker",),
+    unique_ignoring_case=("ticker",),
 )
 
 SUPPLY_LINKS = TableSchema(
@@ -144,7 +147,7 @@ RETURNS = TableSchema(
     (
         Column("date", "date", "trading day"),
         Column("ticker", "str", "company", ticker=True),
-        Column("ret", "float", "simple return over the day (0.01 = 1 %)", min=-1.0),
+        Column("ret", "float", "simple return over the day (0.01 = 1 %)", min=-1.0, plausible_max=1.0),
     ),
     key=("date", "ticker"),
 )
@@ -207,6 +210,8 @@ def schema_markdown() -> str:
             rng = ""
             if c.min is not None or c.max is not None:
                 rng = f" in [{c.min if c.min is not None else '-inf'}, {c.max if c.max is not None else 'inf'}]"
+            if c.plausible_max is not None:
+                rng += f"; above {c.plausible_max:g} a warning"
             req = "may be empty" if c.nullable else ("yes" if c.required else "optional column")
             known = " (must be a ticker in `companies`)" if c.ticker or c.kind == "tickers" else ""
             out.append(f"| `{c.name}` | {_KIND_TEXT[c.kind]}{rng} | {req} | {c.description}{known} |")

@@ -135,12 +135,13 @@ def write_table(frame: pd.DataFrame, directory: str | Path, name: str, fmt: Form
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a table written by :class:`TableWriter` (Parquet or CSV) without validation.
 
-    Parquet dates come back as ``datetime64``; CSV columns are left as pandas parses them.
+    Parquet dates come back as ``datetime64``; CSV columns are left as pandas parses them,
+    except that only an empty cell is missing (as written): a ticker ``NA`` stays ``NA``.
     Use the loaders in :mod:`kgfin.data.loaders` for validated input tables.
     """
     path = Path(path)
     if path.suffix == ".parquet":
         return pq.read_table(path).to_pandas(date_as_object=False)
     if path.suffix == ".csv":
-        return pd.read_csv(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
     raise ValueError(f"{path}: unsupported file type (use .parquet or .csv)")

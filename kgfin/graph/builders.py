@@ -42,6 +42,7 @@ SEAT_COLUMNS = ["director_id", "ticker"]
 HOLDING_COLUMNS = ["fund_id", "ticker", "weight"]
 CPC_COLUMNS = ["ticker", "cpc_group", "patents", "share"]
 
+OVERLAP_DECIMALS = 12  # CO_HELD overlaps are rounded to this many decimals before ranking (see co_held)
 DENSE_LIMIT = 25_000_000  # firms x CPC groups up to which TECH_SIMILAR uses dense products (200 MB)
 
 
@@ -173,6 +174,11 @@ def co_held(holdings: pd.DataFrame, month: str, cfg: GraphConfig | None = None, 
     Pairs with at least ``cfg.co_held_min_funds`` funds are candidates; each firm keeps its
     ``cfg.co_held_top_k`` partners by overlap (a pair kept by either firm is kept).
     ``weight`` = overlap / the largest overlap among the month's kept pairs.
+
+    Overlaps are rounded to :data:`OVERLAP_DECIMALS` decimals before ranking: sums that are
+    equal in exact arithmetic (0.1 + 0.2 and 0.3) differ in the last floating-point digit
+    depending on summation order, and rounding makes them equal, so that the tie falls to
+    the ticker rule instead of to the order the funds were added in.
     """
     cfg = cfg or GraphConfig()
     h = fund_holdings(holdings, month)
@@ -217,7 +223,7 @@ def co_held(holdings: pd.DataFrame, month: str, cfg: GraphConfig | None = None, 
         return empty_edges(CO_HELD)
     count = np.asarray(fc[ov.row, ov.col]).ravel().astype(np.int64)
     cand = count >= cfg.co_held_min_funds
-    i, j, v, count = ov.row[cand], ov.col[cand], ov.data[cand], count[cand]
+    i, j, v, count = ov.row[cand], ov.col[cand], np.round(ov.data[cand], OVERLAP_DECIMALS), count[cand]
     keep = _topk_union(i, j, v, cfg.co_held_top_k)
     i, j, v, count = i[keep], j[keep], v[keep], count[keep]
     top = v.max() if v.size else 1.0

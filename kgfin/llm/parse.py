@@ -2,11 +2,19 @@
 
 Robust to what small models write: JSON wrapped in chatter or code fences, single quotes,
 trailing commas, an answer cut off by the token limit (closed and parsed as far as it
-goes), or no JSON at all (``name ... score`` patterns are still picked up). Names map to
-the universe by ticker, by "Name (TICKER)", by exact name, then by a close fuzzy match of
-the name. Scores are clipped to [-10, 10]. An answer that cannot be parsed, names no
-known company, or copies the prompt's example is a **refusal**: counted, never an
-exception.
+goes), or no JSON at all (``name ... score`` patterns are still picked up, in one pass
+over the text). Names map to the universe by ticker, by "Name (TICKER)", by exact name,
+then by a close fuzzy match of the name.
+
+Scores: a JSON number is clipped to [-10, 10] (``Infinity`` too); a string is read as the
+first number in it (``"4"``, ``"-7/10"`` -> -7), then clipped. Anything else is not a
+score and drops its company: ``NaN``, ``true`` / ``false``, lists, objects, ``null``.
+A duplicate key in one JSON object (``{"impact_score": 3, "impact_score": -9}``) is
+ambiguous, so the whole answer is refused rather than letting the last value win.
+
+An answer that cannot be parsed, names no known company, has no usable score, copies the
+prompt's example, is longer than :data:`MAX_ANSWER_CHARS` or nests its JSON deeper than
+:data:`MAX_DEPTH` is a **refusal** with that reason: counted, never an exception.
 """
 
 from __future__ import annotations
@@ -23,10 +31,13 @@ from kgfin.llm.prompts import EXAMPLE_COMPANIES
 __all__ = ["Impacts", "Universe", "parse_impacts"]
 
 SCORE_LIMIT = 10.0
+MAX_ANSWER_CHARS = 20_000  # about 4,000 tokens; answers are generated with 96-160 new tokens
+MAX_DEPTH = 16  # a well-formed answer nests 4 deep ({ { [ {)
 _PAREN_TICKER = re.compile(r"\(([A-Z][A-Z0-9.]{0,9})\)")
-_ITEM = re.compile(
-    r"""["']name["']\s*:\s*["']([^"']+)["'][^{]*?["']impact_score["']\s*:\s*["']?(-?\d+(?:\.\d+)?)""",
-    re.IGNORECASE | re.DOTALL,
+# The fallback's tokens: a name, a score, or an opening brace (which ends a pending name).
+_TOKEN = re.compile(
+    r"""["']name["']\s*:\s*["']([^"']+)["']|["']impact_score["']\s*:\s*["']?(-?\d+(?:\.\d+)?)|\{""",
+    re.IGNORECASE,
 )
 _EXAMPLE = {name.lower() for name in EXAMPLE_COMPANIES}
 
@@ -82,8 +93,15 @@ class Impacts:
         return [self.scores.get(t, 0.0) / SCORE_LIMIT for t in tickers]
 
 
+class _Unusable(Exception):
+    """An answer the parser refuses outright; the message is the refusal's reason."""
+
+
 def _json_candidate(text: str) -> str | None:
-    """The first {...} block of ``text``, closed if the answer was cut off."""
+    """The first {...} block of ``text``, closed if the answer was cut off.
+
+    Raises :class:`_Unusable` when the block nests deeper than :data:`MAX_DEPTH`.
+    """
     start = text.find("{")
     if start < 0:
         return None
@@ -102,6 +120,8 @@ def _json_candidate(text: str) -> str | None:
             in_str = ch
         elif ch in "{[":
             stack.append("}" if ch == "{" else "]")
+            if len(stack) > MAX_DEPTH:
+                raise _Unusable(f"JSON nested deeper than {MAX_DEPTH} levels")
         elif ch in "}]":
             if stack:
                 stack.pop()
@@ -114,17 +134,47 @@ def _json_candidate(text: str) -> str | None:
     return tail + "".join(reversed(stack))
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict; a repeated key raises :class:`_Unusable` (no silent last-wins)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Unusable(f"duplicate key {key!r} in the answer's JSON")
+        out[key] = value
+    return out
+
+
 def _loads(block: str) -> Any:
     for attempt in (block, re.sub(r",\s*([}\]])", r"\1", block)):
-        try:
-            return json.loads(attempt)
-        except json.JSONDecodeError:
-            pass
-        try:
-            return json.loads(attempt.replace("'", '"'))
-        except json.JSONDecodeError:
-            pass
+        for variant in (attempt, attempt.replace("'", '"')):
+            try:
+                return json.loads(variant, object_pairs_hook=_unique_keys)
+            except json.JSONDecodeError:
+                pass
+            except RecursionError:  # quotes swapped into brackets can nest what the depth check saw as text
+                raise _Unusable(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     return None
+
+
+def _fallback_items(text: str) -> list[tuple[str, Any, str]]:
+    """``name ... impact_score`` pairs in one left-to-right pass (linear in the text).
+
+    A name waits for the next score; names between it and that score are skipped, and an
+    opening brace in between drops it (it belonged to another object).
+    """
+    out: list[tuple[str, Any, str]] = []
+    pending: str | None = None
+    for m in _TOKEN.finditer(text):
+        name, score = m.group(1), m.group(2)
+        if name is not None:
+            pending = pending if pending is not None else name
+        elif score is not None:
+            if pending is not None:
+                out.append((pending, score, ""))
+            pending = None
+        else:
+            pending = None
+    return out
 
 
 def _items(data: Any) -> tuple[list[dict[str, Any]], str]:
@@ -140,13 +190,18 @@ def _items(data: Any) -> tuple[list[dict[str, Any]], str]:
 
 
 def _score(value: Any) -> float | None:
-    try:
+    """A clipped score from a JSON number or the first number of a string; None otherwise (see the module doc)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
         score = float(value)
-    except (TypeError, ValueError):
-        m = re.search(r"-?\d+(?:\.\d+)?", str(value))
+    elif isinstance(value, str):
+        m = re.search(r"-?\d+(?:\.\d+)?", value)
         if not m:
             return None
         score = float(m.group())
+    else:
+        return None
     if score != score:  # NaN
         return None
     return max(-SCORE_LIMIT, min(SCORE_LIMIT, score))
@@ -154,16 +209,21 @@ def _score(value: Any) -> float | None:
 
 def parse_impacts(text: str, universe: Universe) -> Impacts:
     """Impacts on known companies from an analyst answer; a refusal when there are none."""
-    block = _json_candidate(text)
-    data = _loads(block) if block else None
+    if len(text) > MAX_ANSWER_CHARS:
+        return Impacts(refused=True, reason=f"answer longer than {MAX_ANSWER_CHARS} characters")
+    try:
+        block = _json_candidate(text)
+        data = _loads(block) if block else None
+    except _Unusable as exc:
+        return Impacts(refused=True, reason=str(exc))
     items, analysis = _items(data)
     raw: list[tuple[str, Any, str]] = [
         (str(x.get("name", "")), x.get("impact_score"), str(x.get("impact_type", ""))) for x in items
     ]
     if not raw:  # no usable JSON: pick up name ... impact_score pairs wherever they are
-        raw = [(name, score, "") for name, score in _ITEM.findall(text)]
+        raw = _fallback_items(text)
     out = Impacts(analysis=analysis)
-    named_examples = 0
+    named_examples = unscored = 0
     for name, value, kind in raw:
         if name.strip().lower().split(" (")[0] in _EXAMPLE:
             named_examples += 1
@@ -172,7 +232,9 @@ def parse_impacts(text: str, universe: Universe) -> Impacts:
         score = _score(value)
         if ticker is None:
             out.unknown.append(name)
-        elif score is not None and ticker not in out.scores:
+        elif score is None:
+            unscored += 1
+        elif ticker not in out.scores:
             out.scores[ticker] = score
             out.impact_types[ticker] = kind
     if not out.scores:
@@ -181,6 +243,8 @@ def parse_impacts(text: str, universe: Universe) -> Impacts:
             out.reason = "copied the prompt's example"
         elif not raw:
             out.reason = "no parsable answer"
+        elif unscored:
+            out.reason = "no usable score (NaN, or not a number)"
         else:
             out.reason = "no known company named"
     return out

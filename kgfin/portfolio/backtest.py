@@ -9,11 +9,16 @@ stock can be held on day d only if it has a return on day d.
 on day s) is traded on the ``lag``-th trading day after s (``lag=1``: formed at the close of
 s, earns day s+1's return; ``lag=0`` earns day s's own close-to-close return, the papers'
 convention, which assumes the news arrived before the day's price move). Each held day,
-the n stocks with a signal are ranked by score (ties by ticker); the top
-``k = max(1, floor(quantile * n))`` get ``+1/k`` each and the bottom k ``-1/k`` each
-(k shrinks to n // 2 when the legs would overlap). Days with fewer than ``min_names``
-scored stocks hold nothing (return 0). Rows cover every trading day from the first to
-the last held day.
+the n stocks with a signal are ranked once by score (ties by ticker), with
+``k = max(1, floor(quantile * n))`` (at most n // 2): the first k of that ranking form the
+long leg, the last k the short leg. **Ties across the legs**: when the long leg's lowest
+score equals the short leg's highest (saturated or constant scores), the stocks with that
+score cannot be told apart, so neither leg holds them (counted in ``n_tied``); if a leg is
+left empty the day holds nothing. Each leg is equal weighted over the names it keeps
+(``+1/k_long``, ``-1/k_short``), so the book stays dollar neutral. Ties inside one leg's
+edge only (not shared with the other leg) fall to the ticker order. Days with fewer than
+``min_names`` scored stocks hold nothing (return 0). Rows cover every trading day from the
+first to the last held day.
 
 **Benchmarks** (:func:`allocator_backtest`): each day d with ``lookback`` trading days
 before it, the weights of an allocator (:mod:`kgfin.portfolio.allocators`) from those
@@ -62,6 +67,29 @@ def _turnover(weights: list[dict[str, float]]) -> np.ndarray:
     return np.array(out)
 
 
+def _legs(day: pd.DataFrame, score: str, quantile: float) -> tuple[dict[str, float], int]:
+    """One day's weights from one ranking (score descending, ticker ascending), and ``n_tied``.
+
+    >>> _legs(pd.DataFrame({"ticker": list("ABCD"), "s": [1.0, 1.0, 1.0, 1.0]}), "s", 0.25)
+    ({}, 4)
+    >>> _legs(pd.DataFrame({"ticker": list("ABCD"), "s": [2.0, 1.0, 1.0, -1.0]}), "s", 0.5)
+    ({'A': 1.0, 'D': -1.0}, 2)
+    """
+    n = len(day)
+    k = min(max(1, math.floor(quantile * n)), n // 2)
+    ranked = day.sort_values([score, "ticker"], ascending=[False, True])
+    longs, shorts = ranked.iloc[:k], ranked.iloc[n - k:]
+    n_tied = 0
+    edge = longs[score].iloc[-1]
+    if edge == shorts[score].iloc[0]:  # the legs' edges share a score: those names are indistinguishable
+        n_tied = int((day[score] == edge).sum())
+        longs, shorts = longs[longs[score] != edge], shorts[shorts[score] != edge]
+    if longs.empty or shorts.empty:
+        return {}, n_tied
+    return ({t: 1.0 / len(longs) for t in longs["ticker"]}
+            | {t: -1.0 / len(shorts) for t in shorts["ticker"]}), n_tied
+
+
 def long_short_backtest(
     signals: pd.DataFrame, returns: pd.DataFrame, score: str = "score",
     config: LongShortConfig | None = None, **overrides: Any,
@@ -69,7 +97,8 @@ def long_short_backtest(
     """Daily top-minus-bottom portfolio on ``signals`` (date, ticker, ``score``).
 
     ``returns``: (date, ticker, ret) daily. One signal per (date, ticker): aggregate several
-    events of a day first. Returns ``date, ret, gross, turnover, cost, n_long, n_short``.
+    events of a day first. Returns ``date, ret, gross, turnover, cost, n_long, n_short,
+    n_tied`` (``n_tied``: stocks held by neither leg because their score is shared by both).
     """
     cfg = resolve_config(LongShortConfig, config, overrides)
     missing = [c for c in ("date", "ticker", score) if c not in signals.columns]
@@ -91,26 +120,21 @@ def long_short_backtest(
     first, last = int(sig["held"].min()), int(sig["held"].max())
     for d in range(first, last + 1):
         w: dict[str, float] = {}
+        n_tied = 0
         day = by_day.get(d)
         r_day = ret.iloc[d]
         if day is not None:
             day = day[day["ticker"].map(r_day).notna().to_numpy()]
-            n = len(day)
-            if n >= cfg.min_names:
-                k = max(1, math.floor(cfg.quantile * n))
-                k = min(k, n // 2)
-                ranked = day.sort_values([score, "ticker"], ascending=[False, True])
-                longs = ranked["ticker"].iloc[:k]
-                shorts = ranked.sort_values([score, "ticker"], ascending=[True, True])["ticker"].iloc[:k]
-                w = {t: 1.0 / k for t in longs} | {t: -1.0 / k for t in shorts}
+            if len(day) >= cfg.min_names:
+                w, n_tied = _legs(day, score, cfg.quantile)
         gross = float(sum(wt * r_day[t] for t, wt in w.items()))
         weights.append(w)
-        rows.append((days[d], gross, sum(v > 0 for v in w.values()), sum(v < 0 for v in w.values())))
-    out = pd.DataFrame(rows, columns=["date", "gross", "n_long", "n_short"])
+        rows.append((days[d], gross, sum(v > 0 for v in w.values()), sum(v < 0 for v in w.values()), n_tied))
+    out = pd.DataFrame(rows, columns=["date", "gross", "n_long", "n_short", "n_tied"])
     out["turnover"] = _turnover(weights)
     out["cost"] = cfg.cost * out["turnover"]
     out["ret"] = out["gross"] - out["cost"]
-    return out[["date", "ret", "gross", "turnover", "cost", "n_long", "n_short"]]
+    return out[["date", "ret", "gross", "turnover", "cost", "n_long", "n_short", "n_tied"]]
 
 
 def allocator_backtest(

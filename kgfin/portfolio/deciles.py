@@ -13,8 +13,8 @@ ranks r with ``ceil(r * n_groups / n) = g``. Portfolios are equal weighted:
   month trades in from cash; drift within the month is ignored); default cost 0.
 
 Accuracy: the information coefficient is the Spearman rank correlation of prediction and
-realised return per month (mean, standard deviation, ``t = mean / (std / sqrt(months))``,
-``ICIR = mean / std``); MAPE is ``mean(|pred - ret| / |ret|)`` over stock-months with a
+realised return per month (mean, sample standard deviation with ddof 1,
+``t = mean / (std / sqrt(months))``, ``ICIR = mean / std``; months without an IC are left out); MAPE is ``mean(|pred - ret| / |ret|)`` over stock-months with a
 non-zero realised return (large when returns are near zero, as it always is).
 """
 

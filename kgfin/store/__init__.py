@@ -11,6 +11,10 @@ environment, ``KGFIN_GRAPH_URI`` in ``./.env``, else the directory ``.kgfin/grap
 ``KGFIN_GRAPH_USER``, ``KGFIN_GRAPH_PASSWORD``, ``KGFIN_GRAPH_DATABASE``;
 ``redis://``/``unix://`` URLs open a FalkorDB server that kgfin does not manage; anything
 else is a data directory for the embedded FalkorDB.
+
+Exploration queries (``query`` / ``run_query``) are stopped by the server after
+``KGFIN_GRAPH_QUERY_TIMEOUT`` seconds (default 60) and return at most
+``KGFIN_GRAPH_MAX_ROWS`` rows (default 100,000; the limit is pushed into the query).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ __all__ = [
 
 DEFAULT_STORE_DIR = Path(".kgfin/graph")
 ENV_KEYS = ("KGFIN_GRAPH_URI", "KGFIN_GRAPH_USER", "KGFIN_GRAPH_PASSWORD", "KGFIN_GRAPH_DATABASE",
-            "KGFIN_GRAPH_BATCH_SIZE")
+            "KGFIN_GRAPH_BATCH_SIZE", "KGFIN_GRAPH_QUERY_TIMEOUT", "KGFIN_GRAPH_MAX_ROWS")
 _NEO4J_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
 _FALKOR_SCHEMES = ("redis://", "rediss://", "falkor://", "falkors://", "unix://")
 
@@ -101,12 +105,14 @@ def open_store(
     env_file: str | Path | None = ".env",
     keep_running: bool = False,
     batch_size: int | None = None,
+    create: bool = True,
     **kwargs: Any,
 ) -> GraphStore:
     """Open the graph store at ``target`` (see the module docstring for how it is chosen).
 
     ``keep_running`` leaves an embedded server started here running after ``close()``;
-    ``batch_size`` sets the rows per write batch (also ``KGFIN_GRAPH_BATCH_SIZE``).
+    ``batch_size`` sets the rows per write batch (also ``KGFIN_GRAPH_BATCH_SIZE``);
+    ``create=False`` refuses an embedded store directory that holds no store (for reading).
     """
     settings = graph_settings(env_file)
     target = store_target(target, env_file)
@@ -116,11 +122,32 @@ def open_store(
         except ValueError:
             raise KgfinError(f"KGFIN_GRAPH_BATCH_SIZE must be an integer, got {settings['KGFIN_GRAPH_BATCH_SIZE']!r}") from None
     extra = {"batch_size": batch_size} if batch_size is not None else {}
+    guards = {"query_timeout": _number(settings, "KGFIN_GRAPH_QUERY_TIMEOUT", float),
+              "max_rows": _number(settings, "KGFIN_GRAPH_MAX_ROWS", int)}
+    store: GraphStore
     if is_neo4j_uri(target):
-        return Neo4jStore(str(target), settings.get("KGFIN_GRAPH_USER"), settings.get("KGFIN_GRAPH_PASSWORD"),
-                          database=settings.get("KGFIN_GRAPH_DATABASE"), **extra, **kwargs)
-    if isinstance(target, str) and target.startswith(_FALKOR_SCHEMES):
-        return FalkorStore(url=target, **extra, **kwargs)
-    if isinstance(target, str) and "://" in target:
+        store = Neo4jStore(str(target), settings.get("KGFIN_GRAPH_USER"), settings.get("KGFIN_GRAPH_PASSWORD"),
+                           database=settings.get("KGFIN_GRAPH_DATABASE"), **extra, **kwargs)
+    elif isinstance(target, str) and target.startswith(_FALKOR_SCHEMES):
+        store = FalkorStore(url=target, **extra, **kwargs)
+    elif isinstance(target, str) and "://" in target:
         raise StoreError(f"unsupported graph store URI {target!r} (use bolt://, neo4j://, redis:// or a directory)")
-    return FalkorStore(Path(target), keep_running=keep_running, **extra, **kwargs)
+    else:
+        store = FalkorStore(Path(target), keep_running=keep_running, create=create, **extra, **kwargs)
+    for name, value in guards.items():
+        if value is not None:
+            setattr(store, name, value)
+    return store
+
+
+def _number(settings: dict[str, str], key: str, kind: type[int] | type[float]) -> int | float | None:
+    """A positive number setting, or None when unset."""
+    if key not in settings:
+        return None
+    try:
+        value = kind(settings[key])
+    except ValueError:
+        raise KgfinError(f"{key} must be a positive {kind.__name__}, got {settings[key]!r}") from None
+    if value <= 0:
+        raise KgfinError(f"{key} must be a positive {kind.__name__}, got {settings[key]!r}")
+    return value

@@ -8,7 +8,9 @@ the hooks ``_write_month_graph`` / ``_drop_month_graph`` and answer ``_neighbour
 
 Writing a month is idempotent: the month's relationships and its ``Snapshot`` node are
 removed first, nodes are MERGEd, relationships created in batches, and the snapshot is
-marked complete last, so a month that failed half-way is never listed or read.
+marked complete last, so a month that failed half-way is never listed or read; a write that
+fails with an error removes what it had written of the month (a killed process cannot: its
+month stays marked incomplete until written again).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from kgfin.store.queries import (
     clean_params,
     graphdb_dir,
     load_queries,
+    strip_cypher,
 )
 
 __all__ = ["GraphStore", "StoreError", "WriteSummary"]
@@ -80,6 +83,25 @@ def group_bounds(keys: pd.Series) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], values.size], strict=True))
 
 
+_RETURN = re.compile(r"(?<![.\w$])RETURN\b", re.I)
+_LIMIT = re.compile(r"(?<![.\w$])LIMIT\b", re.I)
+
+
+def with_limit(cypher: str, n: int) -> str:
+    """``cypher`` with ``LIMIT n`` appended when it ends with a RETURN that has no LIMIT of its own.
+
+    >>> with_limit("UNWIND range(1, 3000000) AS x RETURN x;", 4)
+    'UNWIND range(1, 3000000) AS x RETURN x\\nLIMIT 4'
+    >>> with_limit("MATCH (n) RETURN n.name LIMIT 2", 4)
+    'MATCH (n) RETURN n.name LIMIT 2'
+    """
+    text = strip_cypher(cypher)
+    returns = list(_RETURN.finditer(text))
+    if not returns or _LIMIT.search(text, returns[-1].end()) or "}" in text[returns[-1].end():]:
+        return cypher  # no final RETURN (or it is inside a subquery): the rows are cut client-side only
+    return cypher.rstrip().rstrip(";").rstrip() + f"\nLIMIT {int(n)}"
+
+
 def grouped_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows with columns a, b, ... as ``[{a, edges: [{b, ...}, ...]}]`` (consecutive rows of one ``a``)."""
     rest = records(frame.drop(columns="a"))
@@ -95,6 +117,8 @@ class GraphStore(ABC):
 
     backend: str = "abstract"
     batch_size: int = 10_000
+    query_timeout: float = 60.0  # seconds a query of :meth:`query` / :meth:`run_query` may run on the server
+    max_rows: int = 100_000  # rows a query of :meth:`query` / :meth:`run_query` returns at most
 
     def __init__(self) -> None:
         self._schema_ready = False
@@ -103,8 +127,10 @@ class GraphStore(ABC):
     # --- backend primitives ----------------------------------------------------------------
 
     @abstractmethod
-    def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        """Run read-only ``cypher``; return column names and rows of plain values."""
+    def _read(self, cypher: str, params: dict[str, Any],
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run read-only ``cypher`` (stopped by the server after ``timeout`` seconds, if given);
+        return column names and rows of plain values."""
 
     @abstractmethod
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
@@ -189,9 +215,14 @@ class GraphStore(ABC):
         """Months whose snapshot is completely written, sorted."""
         return [r[0] for r in self._read(m.MONTHS, {})[1]]
 
+    def _acquire_writer(self) -> None:
+        """Take the store's writer lock before the first write (a backend without one: nothing)."""
+        return None
+
     def delete_month(self, month: str) -> None:
         """Remove a month's snapshot and relationships, and nodes nothing refers to any more."""
         month_bounds(month)
+        self._acquire_writer()
         self.ensure_schema()
         self._drop_month_graph(month)
         for stmt in m.delete_statements():
@@ -206,6 +237,7 @@ class GraphStore(ABC):
         from kgfin import __version__
 
         t0 = time.perf_counter()
+        self._acquire_writer()
         self.ensure_schema()
         month = snap.month
         # A month written before (even half-way: its Snapshot node is created first) is removed
@@ -224,25 +256,38 @@ class GraphStore(ABC):
         for rel, (frame, a, b) in m.FACT_FRAMES.items():
             rels[rel] = getattr(snap, frame).rename(columns={a: "a", b: "b"})
         total = sum(map(len, nodes.values())) + sum(map(len, rels.values())) + len(snap.companies)
-        with tqdm(total=total, desc=f"writing {month}", unit="row", disable=not progress) as bar:
-            self._write(m.SNAPSHOT_BEGIN, {"month": month})
-            for label, frame in nodes.items():
-                self._write_rows(m.node_merge(label), frame, {}, bar)
-            self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
-            for rel, frame in rels.items():
-                self._write_edges(rel, frame, month, bar)
-        self._write_month_graph(snap)
-        if replacing:  # only a replaced month can leave nodes that nothing refers to
-            for stmt in m.ORPHANS:
-                self._repeat_delete(stmt, {})
-        stats = json.dumps(snap.stats().as_dict(), sort_keys=True)
-        self._write(m.SNAPSHOT_FINISH, {"month": month, "config": snap.config.model_dump_json(),
-                                        "stats": stats, "version": __version__})
+        try:
+            with tqdm(total=total, desc=f"writing {month}", unit="row", disable=not progress) as bar:
+                self._write(m.SNAPSHOT_BEGIN, {"month": month})
+                for label, frame in nodes.items():
+                    self._write_rows(m.node_merge(label), frame, {}, bar)
+                self._write_rows(m.SNAPSHOT_COMPANIES, nodes["Company"], {"month": month}, bar)
+                for rel, frame in rels.items():
+                    self._write_edges(rel, frame, month, bar)
+            self._write_month_graph(snap)
+            if replacing:  # only a replaced month can leave nodes that nothing refers to
+                for stmt in m.ORPHANS:
+                    self._repeat_delete(stmt, {})
+            stats = json.dumps(snap.stats().as_dict(), sort_keys=True)
+            self._write(m.SNAPSHOT_FINISH, {"month": month, "config": snap.config.model_dump_json(),
+                                            "stats": stats, "version": __version__})
+        except Exception:
+            self._discard_partial(month)
+            raise
         self.flush()
         summary = WriteSummary(month, {k: len(v) for k, v in nodes.items()}, {k: len(v) for k, v in rels.items()},
                                time.perf_counter() - t0)
         log.info("%s: wrote %d relationships in %.1f s", month, summary.total_relationships, summary.seconds)
         return summary
+
+    def _discard_partial(self, month: str) -> None:
+        """Remove what a failed write of ``month`` left (best effort: the store may be unreachable)."""
+        try:
+            self.delete_month(month)
+            log.info("%s: removed the partial writes of month %s", self.describe(), month)
+        except Exception as exc:  # the original error matters more; the month stays incomplete, never listed
+            log.warning("%s: could not remove the partial writes of month %s (%s); it stays marked incomplete "
+                        "until it is written again", self.describe(), month, exc)
 
     def write_snapshots(self, snaps: Iterable[GraphSnapshot], progress: bool = False) -> list[WriteSummary]:
         """Write several snapshots (a generator is consumed one month at a time)."""
@@ -268,10 +313,24 @@ class GraphStore(ABC):
             edges[rel] = frame[EDGE_COLUMNS[rel]]
         return GraphSnapshot(month, companies, edges, config=cfg, **facts)
 
+    def incomplete_months(self) -> list[str]:
+        """Months whose write never finished (a killed build): hidden from :meth:`months`, sorted."""
+        return [r[0] for r in self._read(m.ALL_SNAPSHOTS, {})[1] if not r[1]]
+
     def _missing_month(self, month: str) -> StoreError:
+        if month in self.incomplete_months():
+            return StoreError(f"month {month} is incomplete in the store {self.describe()} "
+                              "(its write was interrupted): re-run the build for it")
         have = self.months()
         return StoreError(f"month {month} is not in the store {self.describe()} "
-                          f"({'months: ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+                          f"({'it holds ' + have[0] + '..' + have[-1] if have else 'it holds no months'})")
+
+    def check_months(self, params: dict[str, Any] | None) -> None:
+        """Raise the missing-month error for a parameter named ``*month`` whose month is not complete in the store."""
+        wanted = {v for k, v in (params or {}).items()
+                  if k.endswith("month") and isinstance(v, str) and _MONTH.fullmatch(v)}
+        if wanted - set(self.months()):
+            raise self._missing_month(min(wanted - set(self.months())))
 
     # --- neighbourhoods --------------------------------------------------------------------
 
@@ -325,7 +384,7 @@ class GraphStore(ABC):
         out = []
         for month in wanted:
             if month not in stored:
-                raise StoreError(f"month {month} is not in the store {self.describe()}")
+                raise self._missing_month(month)
             row: dict[str, Any] = {"month": month, "companies": stored[month]["companies"]}
             for t in m.MONTH_TYPES:
                 row[t] = int(self._scalar(m.COUNT_TYPE_MONTH.format(type=t), {"month": month}))
@@ -337,10 +396,29 @@ class GraphStore(ABC):
 
     # --- read-only queries -----------------------------------------------------------------
 
-    def query(self, cypher: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run read-only Cypher with parameters; a query that could write is refused."""
+    def query(self, cypher: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None,
+              timeout: float | None = None) -> pd.DataFrame:
+        """Run read-only Cypher with parameters; a query that could write is refused.
+
+        Exploration guards: the server stops the query after ``timeout`` seconds (default
+        :attr:`query_timeout`), and at most ``max_rows`` rows (default :attr:`max_rows`) are
+        fetched: the limit is pushed into the query (``LIMIT max_rows + 1`` after a final
+        RETURN without one), so the server never materialises more. A cut result has
+        ``frame.attrs["truncated"] = True``. A parameter named ``*month`` must name a month
+        the store holds completely (else the missing-month error, not an empty answer).
+        """
         check_read_only(cypher)
-        return self._frame(cypher, clean_params(params, cypher))
+        self.check_months(params)
+        cap = self.max_rows if max_rows is None else max_rows
+        if cap < 0:
+            raise QueryError(f"max_rows must be >= 0, got {cap}")
+        columns, rows = self._read(with_limit(cypher, cap + 1), clean_params(params, cypher),
+                                   timeout=self.query_timeout if timeout is None else timeout)
+        frame = pd.DataFrame(rows[:cap], columns=columns)
+        frame.attrs["truncated"] = len(rows) > cap
+        if len(rows) > cap:
+            log.info("query result cut at %d rows", cap)
+        return frame
 
     @property
     def queries(self) -> dict[str, NamedQuery]:
@@ -349,9 +427,10 @@ class GraphStore(ABC):
             self._queries = load_queries(graphdb_dir() / "queries")
         return self._queries
 
-    def run_query(self, name: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def run_query(self, name: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None,
+                  timeout: float | None = None) -> pd.DataFrame:
         """Run the library query ``name`` with ``params`` (checked against its declared parameters)."""
         if name not in self.queries:
             raise QueryError(f"no query named {name!r} (have: {', '.join(sorted(self.queries))})")
         q = self.queries[name]
-        return self.query(q.cypher, q.bind(params))
+        return self.query(q.cypher, q.bind(params), max_rows=max_rows, timeout=timeout)

