@@ -274,6 +274,14 @@ class ImportReport:
         shown = self.examples.setdefault(reason, [])
         shown.extend(f"{file} line {n}" for n in sorted(lines)[: max(0, _SHOW - len(shown))])
 
+    def drop_rows(self, reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series, by: str) -> pd.DataFrame:
+        """Count the rows of ``frame`` under ``mask`` as dropped, per input file named in column ``by``; return the
+        rows kept."""
+        mask = np.asarray(mask, dtype=bool)
+        for file, part in frame.loc[mask].groupby(by, sort=True):
+            self.drop(reason, str(file), part[LINE].to_numpy())
+        return frame.loc[~mask]
+
     def drop_mask(self, reason: str, file: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
         """Count the rows of ``frame`` under ``mask`` as dropped; return the rows kept."""
         mask = np.asarray(mask, dtype=bool)

@@ -12,10 +12,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, time
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
 from kgfin.data.importers.common import (
@@ -143,11 +143,7 @@ def import_news(paths: Sequence[str | Path], out_dir: str | Path, *, companies: 
     report = ImportReport("news", "news", [Path(p).name for p in paths], rows_read=len(items),
                           settings={"timezone": timezone})
 
-    def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
-        mask = np.asarray(mask, dtype=bool)
-        for file, part in frame.loc[mask].groupby("_file", sort=True):
-            report.drop(reason, str(file), part[LINE].to_numpy())
-        return frame.loc[~mask]
+    drop = partial(report.drop_rows, by="_file")
 
     items = items.assign(timestamp=pd.to_datetime(stamps), headline=items["headline"].str.strip(),
                          tickers=items["tickers"].map(lambda ts: [t.strip().upper() for t in ts if t.strip()]))
@@ -155,8 +151,8 @@ def import_news(paths: Sequence[str | Path], out_dir: str | Path, *, companies: 
     outside = items["tickers"].map(lambda ts: [t for t in ts if t not in universe])
     n_outside = outside.map(len).to_numpy()
     inside = items["tickers"].map(lambda ts: [t for t in ts if t in universe])
-    partial = (n_outside > 0) & (inside.map(len).to_numpy() > 0)
-    for file, part in items.loc[partial].groupby("_file", sort=True):
+    part_outside = (n_outside > 0) & (inside.map(len).to_numpy() > 0)
+    for file, part in items.loc[part_outside].groupby("_file", sort=True):
         report.drop("ticker not in companies (removed from an item that names others)", str(file), part[LINE].to_numpy())
     items = items.assign(tickers=inside)
     items = drop("no ticker in companies", items, items["tickers"].map(len).eq(0))

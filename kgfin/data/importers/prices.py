@@ -4,6 +4,7 @@ adjusted closes (date, then one column per ticker)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,11 +95,7 @@ def import_prices(paths: Sequence[str | Path], out_dir: str | Path, *, companies
     report = ImportReport("prices", "returns", [Path(p).name for p in paths], rows_read=len(rows),
                           settings={"price_column": price_column})
 
-    def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
-        mask = np.asarray(mask, dtype=bool)
-        for file, part in frame.loc[mask].groupby("_file", sort=True):
-            report.drop(reason, str(file), part[LINE].to_numpy())
-        return frame.loc[~mask]
+    drop = partial(report.drop_rows, by="_file")
 
     rows = drop("ticker not in companies", rows, ~rows["ticker"].isin(universe))
     rows = rows.sort_values(["ticker", "date"], kind="mergesort", ignore_index=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -187,11 +188,7 @@ def import_13f(datasets: Sequence[str | Path], identifier_map: str | Path, out_d
     report = ImportReport("sec-13f", "fund_holdings", [*names, Path(identifier_map).name], rows_read=len(info),
                           settings={"hold_months": hold_months, "id_column": id_column})
 
-    def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
-        mask = np.asarray(mask, dtype=bool)
-        for name, part in frame.loc[mask].groupby("_name", sort=True):
-            report.drop(reason, str(name), part[LINE].to_numpy())
-        return frame.loc[~mask]
+    drop = partial(report.drop_rows, by="_name")
 
     filing = filing.set_index("accession")
     info = drop("accession not in SUBMISSION", info, ~info["accession"].isin(filing.index))
@@ -326,11 +323,7 @@ def import_insiders(datasets: Sequence[str | Path], out_dir: str | Path, *,
     report = ImportReport("sec-insiders", "board_seats", [*names, *([Path(issuer_map).name] if issuer_map else [])],
                           rows_read=len(own), settings={"issuer_map": issuer_map is not None})
 
-    def drop(reason: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
-        mask = np.asarray(mask, dtype=bool)
-        for name, part in frame.loc[mask].groupby("_name", sort=True):
-            report.drop(reason, str(name), part[LINE].to_numpy())
-        return frame.loc[~mask]
+    drop = partial(report.drop_rows, by="_name")
 
     own = drop("accession not in SUBMISSION", own, ~own["accession"].isin(sub["accession"]))
     own = own.merge(sub.drop(columns=["_label", LINE]), on="accession", how="left")
