@@ -65,7 +65,14 @@ from kgfin.evaluate.predictors import (
     PredictionsPredictor,
 )
 from kgfin.evaluate.stats import StatsInputError, impact_stats
-from kgfin.evaluate.v2 import RippleV2Config, RippleV2Result, prepare_v2, score_v2
+from kgfin.evaluate.v2 import (
+    CONTROLS,
+    ORACLES,
+    RippleV2Config,
+    RippleV2Result,
+    prepare_v2,
+    score_v2,
+)
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.market.residuals import residuals
@@ -237,7 +244,8 @@ def run_ripple_eval(
     dropped = setup.counts["dropped: outcome window past the data"]
     if dropped:
         notes.append(f"{dropped} event(s) dropped from every table: the v2 outcome window runs past the data")
-    setup.counts["news items"] = news
+    setup.counts = {"news items": news, "dropped: no residual on the event day": news - setup.counts["news items"],
+                    **{k: v for k, v in setup.counts.items() if k != "news items"}}
     setup.notes.append(f"v2 scores the {len(events)} events of the paper tables (at most {cfg.max_events_per_month} "
                        "a month); eval/ripple_v2.py scores every news item")
     tickers = list(reward.tickers)
@@ -260,6 +268,8 @@ def run_ripple_eval(
         notes.append(f"{', '.join(skipped)} skipped: the data folder has no truth/ tables (not a synthetic market)")
     rows = [PredictionsPredictor(m, p, tickers) for m, p in preds.items()]
     rows += setup.predictors([n for n in cfg.v2.predictors if n not in preds])
+    # table order: baselines, language models, oracles, negative controls
+    rows.sort(key=lambda r: 3 if r.name in CONTROLS else 2 if r.name in ORACLES else 1 if r.name in generated else 0)
     v2 = score_v2(setup, rows, progress=progress)
 
     frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
