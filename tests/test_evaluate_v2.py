@@ -190,6 +190,9 @@ def test_language_model_rows_plug_in_through_the_registry(small, synth_dir: Path
     # 8 tokens of a random tiny model: refusals (scored 0, counted) and rankings both count as events
     assert row["events"] + row["IC undefined"] == 3 and row["refused"] == lm.loc[lm["variant"] == "focal", "refused"].sum()
     assert "p vs propagation_only" in res.summary.columns
+    line = res.headline()["zero_shot"]
+    assert line.startswith(f"IC {row['mean rank IC']:.4f} [") and f"(n={int(row['events'])})" in line
+    assert line.endswith(f", {int(row['refused'])} refused") == bool(row["refused"])
 
 
 @pytest.mark.integration

@@ -150,9 +150,11 @@ class RippleV2Result:
     TABLES = ("per_event", "summary", "paired", "power", "by_variant", "by_kind", "coverage", "long_short", "scores")
 
     def headline(self) -> dict[str, str]:
-        """Method -> ``mean rank IC [CI low, CI high] (n events)``: the stage summaries' one line per row."""
+        """Method -> ``IC mean [CI low, CI high] (n=events)``, plus ``, k refused`` when the row refused events (they
+        score 0): the stage summaries' one line per row."""
         return {str(r["method"]): f"IC {r['mean rank IC']:.4f} [{r['CI low']:.4f}, {r['CI high']:.4f}] "
-                                  f"(n={int(r['events'])})" for _, r in self.summary.iterrows()}
+                                  f"(n={int(r['events'])})" + (f", {int(r['refused'])} refused" if r["refused"] else "")
+                for _, r in self.summary.iterrows()}
 
     def coverage_summary(self) -> pd.DataFrame:
         c = self.coverage
