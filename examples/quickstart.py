@@ -8,8 +8,9 @@ Steps (each is one call of kgfin's Python API, see docs/api.md):
 2. its monthly graphs in the embedded graph store;
 3. instruction pairs and a knowledge adapter for the two graph months used below;
 4. PPO alignment on November's news (read with October's graph and adapter);
-5. the ripple tables on December's news for the propagation-only, knowledge, aligned and
-   oracle methods.
+5. the ripple evaluation on December's news for the propagation-only, knowledge, aligned and
+   oracle methods: the v2 table (every method and the v2 baselines on the same candidates, mean
+   rank IC with its CI) and the paper-analogue tables.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
         result = kgfin.run_ripple_eval(market, read, ["2014-12"], eval_cfg, align_cfg, adapters_root=out / "adapters",
                                        aligned_dir=run.final, data_dir=data, progress=False)
     write_ripple_outputs(result, out / "ripple_eval", eval_cfg, align_cfg, ["2014-12"], command="examples/quickstart.py")
+    if result.v2 is not None:
+        print(result.v2.summary[["method", "events", "mean rank IC", "CI low", "CI high"]].to_string(index=False))
     print(result.tables["truth"].to_string(index=False))
     print(f"all tables: {out / 'ripple_eval' / 'tables.md'}")
 

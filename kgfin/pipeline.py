@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from kgfin.align.config import AlignConfig
@@ -226,23 +225,11 @@ def _ripple_eval(ctx: Context) -> dict[str, Any]:
                                  data_dir=ctx.data, progress=ctx.progress)
     write_ripple_outputs(result, ctx.run / "ripple_eval", cfg.ripple_eval, cfg.align, cfg.eval_months,
                          command="kgfin demo")
+    # the v2 headline per method: mean rank IC over the same events and candidates, with its CI and n
     out: dict[str, Any] = {"events": len(result.events)}
-    r2 = _by_method(result.tables.get("regression_capm"), "r2")
-    k = cfg.ripple_eval.recall_k
-    recall = _by_method(result.tables.get("truth"), f"recall@{k}")
-    for method in cfg.ripple_eval.methods:
-        parts = ([f"R2 {r2[method]:.4f}"] if method in r2 else []) + (
-            [f"recall@{k} {recall[method]:.2f}"] if method in recall else [])
-        if parts:
-            out[method] = ", ".join(parts)
+    if result.v2 is not None:
+        out.update(result.v2.headline())
     return out
-
-
-def _by_method(table: pd.DataFrame | None, column: str) -> dict[str, float]:
-    """One column of a per-method result table as {method: value} (empty when the table is missing)."""
-    if table is None or column not in table:
-        return {}
-    return {str(m): float(v) for m, v in zip(table["method"], table[column], strict=True)}
 
 
 def _fusion(ctx: Context) -> dict[str, Any]:

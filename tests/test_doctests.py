@@ -13,6 +13,7 @@ MODULES = [
     "kgfin.evaluate.stats",
     "kgfin.evaluate.metrics",
     "kgfin.evaluate.uncertainty",
+    "kgfin.evaluate.long_short",
     "kgfin.tables",
     "kgfin.data.calendar",
     "kgfin.portfolio.metrics",

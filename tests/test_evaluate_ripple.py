@@ -87,10 +87,39 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
     assert p.paths[named][0] == f"{named} (named)"
     assert all(" -[" in x for t, paths in p.paths.items() if t != named for x in paths)
 
+    greedy_messages: list[int] = []
+
+    def counted(model, tok, messages, temperature=0.0, **kw):
+        if temperature == 0:
+            greedy_messages.append(len(messages))
+        return answer_focal(model, tok, messages, **kw)
+
+    monkeypatch.setattr(gen, "generate_replies", counted)
     cfg = RippleEvalConfig(max_events_per_month=6, temperatures=[0.7], batch_size=4, max_new_tokens=8,
-                           residual_models=["capm", "ff3", "ff5"])
+                           residual_models=["capm", "ff3", "ff5"],
+                           v2={"n_resamples": 200, "predictor": {"ridge_months": 3, "random_draws": 5}})
     result = run_ripple_eval(market, read, ["2014-08"], cfg, acfg, aligned_dir=run.final, data_dir=synth_dir,
                              embed=_embed, progress=False)
+    n = len(result.events)
+    # the language models answer each event once (greedy): the paper tables and the v2 rows share the answers
+    assert sum(greedy_messages) == 5 * n
+    v2 = result.v2
+    assert v2 is not None and v2.counts["events scored"] == n
+    assert set(v2.summary["method"]) == set(cfg.methods) | set(cfg.v2.predictors)
+    focal_rows = v2.per_event[v2.per_event["variant"] == "focal"]
+    for method, part in focal_rows.groupby("method"):  # every row scores the paper tables' events
+        assert sorted(part["event_id"]) == sorted(result.events["event_id"].astype(str)), method
+    assert (v2.summary["events"] + v2.summary["IC undefined"] == n).all()
+    assert {"p vs propagation_only", "p vs knowledge"} <= set(v2.summary.columns)
+    assert set(v2.long_short["strategy"]) == set(v2.summary["method"])
+    md = result.to_markdown()
+    assert md.index("Ripple evaluation v2") < md.index("Paper-analogue tables") < md.index("Table 1 analogue")
+    # Table 3 spans every trading day of August, and 21-odd days show no Sharpe ratio
+    august = market.returns["date"][market.returns["date"].dt.strftime("%Y-%m") == "2014-08"].nunique()
+    ls = result.tables["long_short"].set_index("strategy")
+    assert (ls["periods"] == august).all() and august < 60
+    assert ls["sharpe"].isna().all() and ls["max_drawdown"].isna().all()
+    assert ls["shown"].str.startswith(f"{august} < 60 periods").all()
     assert list(result.tables) == ["regression_capm", "anova", "regression_ff3", "regression_ff5", "refusals",
                                    "drop_relation", "long_short", "truth"]
     methods = set(result.tables["regression_capm"]["method"])

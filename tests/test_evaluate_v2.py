@@ -190,3 +190,31 @@ def test_language_model_rows_plug_in_through_the_registry(small, synth_dir: Path
     # 8 tokens of a random tiny model: refusals (scored 0, counted) and rankings both count as events
     assert row["events"] + row["IC undefined"] == 3 and row["refused"] == lm.loc[lm["variant"] == "focal", "refused"].sum()
     assert "p vs propagation_only" in res.summary.columns
+    line = res.headline()["zero_shot"]
+    assert line.startswith(f"IC {row['mean rank IC']:.4f} [") and f"(n={int(row['events'])})" in line
+    assert line.endswith(f", {int(row['refused'])} refused") == bool(row["refused"])
+
+
+@pytest.mark.integration
+def test_answers_over_the_universe_read_on_the_candidates_equal_the_v2_scores(small, synth_dir: Path) -> None:
+    """The paper tables' answers of propagation_only and oracle, read on the candidates, are their v2 rows."""
+    from kgfin.align.impact_reward import build_impact_reward
+    from kgfin.evaluate.predictors import AnsweringPredictor
+    from kgfin.evaluate.v2 import prepare_v2
+
+    market, read, resid = small
+    from kgfin.align.events import news_events
+
+    events = news_events(market, ["2014-07"], ALIGN.events.model_copy(update={"max_events_per_month": 5}))
+    reward, events = build_impact_reward(events, market, read, ALIGN.impact, resid=resid)
+    setup = prepare_v2(market, read, ["2014-07"], RippleV2Config(), ALIGN, events=events, data_dir=synth_dir,
+                       embed=_embed, sentiment_months=4, resid=resid, impact_reward=reward)
+    for name in ("propagation_only", "oracle"):
+        p = build_predictor(name)
+        assert isinstance(p, AnsweringPredictor) and not p.generates
+        answers = p.answers(setup.events, setup.ctx)
+        assert list(answers) == [0.0] and len(answers[0.0]) == len(setup.events)
+        via = prediction_scores(answers[0.0], reward.tickers, setup.ctx.candidates)
+        direct = p.predict(setup.events, setup.ctx)
+        for eid, s in direct.items():
+            assert np.allclose(via[eid].scores, s.scores), (name, eid)

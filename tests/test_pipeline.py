@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -67,8 +68,14 @@ def test_killed_run_resumes_and_finishes(demo_run: tuple[Path, str]) -> None:
     assert lines[-1].startswith("report: ") and lines[-1].endswith("report.html")  # the report path comes last
     assert "ripple evaluation" in out and "peak MB" in out  # the summary table
     for path in ("adapters/kg-2014-10/adapter_config.json", "align/final", "ripple_eval/tables.md",
-                 "fusion/results.csv", "report.html"):
+                 "ripple_eval/v2_summary.csv", "fusion/results.csv", "report.html"):
         assert (run / path).exists(), path
+    # the ripple stage reports the v2 headline of every method: mean rank IC [CI] (n events)
+    ripple = stages["ripple_eval"]["summary"]
+    for method in load_profile("tiny").ripple_eval.methods:
+        assert re.fullmatch(r"IC -?\d\.\d{4} \[-?\d\.\d{4}, -?\d\.\d{4}\] \(n=\d+\)(, \d+ refused)?", ripple[method]), ripple
+    page = (run / "report.html").read_text()
+    assert page.index('id="ripple-v2"') < page.index('id="ripple-paper"') < page.index("Table 1 analogue")
     manifest = json.loads((run / "pipeline.json").read_text())
     assert manifest["profile"] == "tiny" and manifest["versions"]["torch"] and len(manifest["config_hash"]) == 16
     assert all(stages[s.name]["peak_rss_mb"] > 0 and stages[s.name]["seconds"] >= 0 for s in STAGES)
@@ -118,7 +125,7 @@ def test_demo_report_loads_in_headless_chromium(demo_run: tuple[Path, str]) -> N
     tables = ["Table 1 analogue", "Table 3 analogue", "Table 4 analogue"]
     if (demo_run[0] / "ripple_eval" / "drop_relation.csv").exists():  # only when a language model answered
         tables.append("Table 11 analogue")
-    for key in ('id="event-1"', *tables, 'id="fusion"', "<svg"):
+    for key in ('id="event-1"', 'id="ripple-v2"', "mean rank IC", *tables, 'id="fusion"', "<svg"):
         assert key in dom, key
     assert "No fusion run in this run" not in dom
 

@@ -9,6 +9,7 @@ import pytest
 from kgfin.config import ConfigError
 from kgfin.portfolio import (
     PortfolioInputError,
+    SharpeConfig,
     allocate,
     annualized_return,
     annualized_volatility,
@@ -18,12 +19,71 @@ from kgfin.portfolio import (
     max_drawdown,
     min_variance,
     performance,
+    performance_table,
     project_simplex,
+    sharpe_ci,
     sharpe_ratio,
     win_rate,
 )
 
 # ---------------------------------------------------------------- metrics
+
+
+def test_sharpe_ci_by_hand_for_a_skewed_series() -> None:
+    """Mertens' standard error from the moments computed by hand (ddof 0), 3 of 4 periods at +2 %, 1 at -2 %."""
+    r = np.array([0.02, 0.02, 0.02, -0.02] * 25)
+    n, mean = 100, 0.01
+    sd1 = np.sqrt(np.sum((r - mean) ** 2) / (n - 1))
+    s = mean / sd1
+    m2 = np.mean((r - mean) ** 2)
+    skew = np.mean((r - mean) ** 3) / m2 ** 1.5
+    kurt = np.mean((r - mean) ** 4) / m2 ** 2
+    assert skew == pytest.approx(-2 / np.sqrt(3)) and kurt == pytest.approx(7 / 3)  # Bernoulli(3/4) moments
+    se = np.sqrt((1 + s * s / 2 - skew * s + (kurt - 3) / 4 * s * s) / n)
+    got = sharpe_ci(r, periods_per_year=4, confidence=0.9)
+    assert got.periods == n and got.sharpe == pytest.approx(s * 2)
+    assert got.low == pytest.approx((s - 1.644854 * se) * 2, rel=1e-6)
+    assert got.high == pytest.approx((s + 1.644854 * se) * 2, rel=1e-6)
+    assert np.isnan(sharpe_ci([0.01, 0.01, 0.01]).sharpe)  # no variation: no ratio
+
+
+def test_sharpe_ci_covers_the_true_ratio_at_its_level() -> None:
+    """I.i.d. normal returns with per-period Sharpe 0.1: the 95 % interval covers it in about 95 % of 400 samples."""
+    rng = np.random.default_rng(0)
+    hits = []
+    for _ in range(400):
+        ci = sharpe_ci(rng.normal(0.001, 0.01, 250), periods_per_year=1)
+        hits.append(ci.low <= 0.1 <= ci.high)
+    assert 0.92 <= np.mean(hits) <= 0.98
+
+
+def test_sharpe_bootstrap_is_seeded_and_agrees_with_the_asymptotic_interval() -> None:
+    r = np.random.default_rng(1).normal(0.0005, 0.01, 500)
+    a = sharpe_ci(r, method="bootstrap", n_resamples=500, seed=3)
+    assert a == sharpe_ci(r, method="bootstrap", n_resamples=500, seed=3)
+    assert a != sharpe_ci(r, method="bootstrap", n_resamples=500, seed=4)
+    ref = sharpe_ci(r)
+    assert a.sharpe == ref.sharpe and a.low < a.sharpe < a.high
+    assert (a.high - a.low) == pytest.approx(ref.high - ref.low, rel=0.3)
+    with pytest.raises(ValueError, match="unknown Sharpe CI method"):
+        sharpe_ci(r, method="jackknife")  # type: ignore[arg-type]
+
+
+def test_performance_table_hides_sharpe_under_min_periods() -> None:
+    rng = np.random.default_rng(2)
+    long = pd.Series(rng.normal(0.001, 0.01, 80))
+    frame = pd.DataFrame({"long": long, "short": [*rng.normal(0.01, 0.001, 12), *[np.nan] * 68]})
+    table = performance_table(frame, config=SharpeConfig(min_periods=60)).set_index("strategy")
+    assert table.loc["long", "periods"] == 80 and table.loc["short", "periods"] == 12
+    assert table.loc["long", "sharpe"] == pytest.approx(sharpe_ratio(long))
+    assert table.loc["long", "sharpe CI low"] < table.loc["long", "sharpe"] < table.loc["long", "sharpe CI high"]
+    assert table.loc["long", "shown"] == "all"
+    for col in ("sharpe", "sharpe CI low", "sharpe CI high", "max_drawdown", "annual_return"):
+        assert np.isnan(table.loc["short", col]), col  # 12 days of +1 % would read as a Sharpe of about 160
+    assert table.loc["short", "shown"].startswith("12 < 60 periods")
+    sd = long.std(ddof=1)
+    assert table.loc["long", "mean CI high"] - table.loc["long", "mean"] == pytest.approx(1.990450 * sd / np.sqrt(80),
+                                                                                         rel=1e-5)
 
 
 def test_metrics_by_hand() -> None:

@@ -29,6 +29,12 @@ Registered predictors (:data:`PREDICTORS`, :func:`build_predictor`):
   :class:`LanguageModelPredictor`, :func:`kgfin.align.predict.predict_events` with the one
   :class:`~kgfin.align.decoding.Decoder`, each answer's propagated Z read on the candidates.
 
+**Answers over the universe** (:class:`AnsweringPredictor`): ``propagation_only``, ``oracle`` and
+the language-model rows also give each event's :class:`~kgfin.align.predict.Prediction` (Z over
+every company of the graph month, with the reward terms) at one or more temperatures: what the
+paper-analogue tables (:mod:`kgfin.evaluate.ripple`) are computed from. The same answers become
+the v2 row through :class:`PredictionsPredictor`, so a language model answers each event once.
+
 **News sign** (graph_distance, ridge_rule, the propagation rows): the sign of the headline-sentiment
 model's focal impact (:func:`headline_sentiment`): a ridge regression of the focal firm's event-day
 residual on the headline's embedding, fitted on the news of the ``sentiment_months`` months before
@@ -61,6 +67,7 @@ from kgfin.data.loaders import MarketData
 from kgfin.errors import KgfinError
 from kgfin.evaluate.candidates import CandidateSet, candidate_sets, event_seed
 from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.parse import Impacts
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -68,8 +75,8 @@ if TYPE_CHECKING:
     from kgfin.align.impact_reward import ImpactReward
     from kgfin.data.synth.events import MonthGraph
 
-__all__ = ["PREDICTORS", "EventScores", "LanguageModelPredictor", "LanguageModelSetup", "Predictor",
-           "PredictorSettings", "RippleContext", "build_predictor", "headline_sentiment", "icl_example",
+__all__ = ["PREDICTORS", "AnsweringPredictor", "EventScores", "LanguageModelPredictor", "LanguageModelSetup", "Predictor",
+           "PredictionsPredictor", "PredictorSettings", "RippleContext", "build_predictor", "headline_sentiment", "icl_example",
            "prediction_scores", "register_predictor", "relation_features"]
 
 log = logging.getLogger(__name__)
@@ -139,6 +146,7 @@ class RippleContext:
     lm: LanguageModelSetup = field(default_factory=LanguageModelSetup)
     rows: dict[str, dict[str, EventScores]] = field(default_factory=dict)  # rows scored so far (for the controls)
     best_row: str | None = None
+    impact_reward: ImpactReward | None = None  # the paper tables' reward over these events (else built on demand)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def snapshot(self, month: str) -> GraphSnapshot:
@@ -146,6 +154,14 @@ class RippleContext:
         if key not in self._cache:
             self._cache[key] = self.read_snapshot(month)
         return self._cache[key]
+
+    def has_snapshot(self, month: str) -> bool:
+        """Whether graph month ``month`` can be read (an earlier month than the data's first has none)."""
+        try:
+            self.snapshot(month)
+        except KgfinError:
+            return False
+        return True
 
     def mu(self, month: str) -> sp.csr_matrix:
         key = ("mu", month)
@@ -176,6 +192,8 @@ class RippleContext:
 
     def reward(self) -> ImpactReward:
         """The evaluated events' reward object (universe, mu, propagation): how a language-model answer becomes Z."""
+        if self.impact_reward is not None:
+            return self.impact_reward
         if "reward" not in self._cache:
             from kgfin.align.impact_reward import build_impact_reward
 
@@ -194,6 +212,19 @@ class Predictor(Protocol):
     uses_rows: bool
 
     def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]: ...
+
+
+@runtime_checkable
+class AnsweringPredictor(Predictor, Protocol):
+    """A predictor that also answers over the whole universe: per temperature, one
+    :class:`~kgfin.align.predict.Prediction` per event (Z over ``ctx.reward().tickers``), the input of the
+    paper-analogue tables. ``generates``: its answers are generated text (sampled at every temperature asked; its
+    refusals and raw replies are reported); otherwise it is deterministic and answers at temperature 0 only."""
+
+    generates: bool
+
+    def answers(self, events: pd.DataFrame, ctx: RippleContext,
+                temperatures: Sequence[float] = (0.0,)) -> dict[float, list[Prediction]]: ...
 
 
 PREDICTORS: dict[str, Callable[[], Predictor]] = {}
@@ -354,6 +385,7 @@ class _Propagation:
 
     uses_rows = False
     shuffled = False
+    generates = False
 
     def _mu(self, ctx: RippleContext, month: str) -> sp.csr_matrix:
         mu = ctx.mu(month)
@@ -375,6 +407,22 @@ class _Propagation:
             z = propagate(self._mu(ctx, str(row.graph_month)), y, ctx.align.impact.reward.propagation)
             out[eid] = EventScores(_on_candidates(z, tickers, ctx.candidates[eid]))
         return out
+
+    def answers(self, events: pd.DataFrame, ctx: RippleContext,
+                temperatures: Sequence[float] = (0.0,)) -> dict[float, list[Prediction]]:
+        """The same Z over the reward's universe: the focal firm's impact as the answer, propagated over mu."""
+        reward, focal = ctx.reward(), ctx.focal_impact(events)
+        pos = {t: i for i, t in enumerate(reward.tickers)}
+        out = []
+        for row in events.itertuples(index=False):
+            eid, name = str(row.event_id), str(row.tickers[0])
+            y = np.zeros(len(pos))
+            if name in pos:
+                y[pos[name]] = focal[eid] * ctx.align.impact.score_unit
+            scored = reward.score_vectors(eid, Impacts(scores={name: float(focal[eid])}), y,
+                                          mu=self._mu(ctx, str(row.graph_month)))
+            out.append(Prediction(eid, pd.Timestamp(row.day), str(row.graph_month), "", scored))
+        return {0.0: out}
 
 
 @register_predictor("propagation_only")
@@ -443,7 +491,9 @@ class RidgeRule:
         past = [add_months(month, -k) for k in range(ctx.settings.ridge_months, 0, -1)]
         train = news_events(ctx.market, past, ctx.align.events.model_copy(update={"max_events_per_month": None}))
         ends = ctx.window_end.reindex(pd.DatetimeIndex(train["day"])).to_numpy()
-        train = train[pd.notna(ends) & (ends < np.datetime64(start))].reset_index(drop=True)  # outcome known by then
+        train = train[pd.notna(ends) & (ends < np.datetime64(start))]  # outcome known by then
+        graphs = {g for g in train["graph_month"].unique() if ctx.has_snapshot(str(g))}
+        train = train[train["graph_month"].isin(graphs)].reset_index(drop=True)  # news before the first graph month
         cands = candidate_sets(train, ctx.snapshot, ctx.n_random, ctx.seed)
         design = self._design(train, cands, ctx)
         xs: dict[str, list[np.ndarray]] = {}
@@ -488,15 +538,32 @@ def _need_truth(ctx: RippleContext, name: str) -> None:
 class PlantedOracle:
     """The planted shocks (event day) on the candidates: what the true graph and rules did."""
 
-    name, uses_rows = "oracle", False
+    name, uses_rows, generates = "oracle", False, False
+
+    @staticmethod
+    def _shocks(ctx: RippleContext) -> dict[str, dict[str, float]]:
+        _need_truth(ctx, "oracle")
+        assert ctx.impacts is not None
+        return {str(e): dict(zip(g["ticker"], g["shock"].astype(float), strict=True))
+                for e, g in ctx.impacts.groupby("event_id")}
 
     def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
-        _need_truth(ctx, self.name)
-        assert ctx.impacts is not None
-        by_event = {str(e): dict(zip(g["ticker"], g["shock"], strict=True)) for e, g in ctx.impacts.groupby("event_id")}
+        by_event = self._shocks(ctx)
         return {str(e): EventScores(np.array([by_event.get(str(e), {}).get(t, 0.0)
                                               for t in ctx.candidates[str(e)].tickers], dtype=float))
                 for e in events["event_id"]}
+
+    def answers(self, events: pd.DataFrame, ctx: RippleContext,
+                temperatures: Sequence[float] = (0.0,)) -> dict[float, list[Prediction]]:
+        """The planted shocks as Z over the reward's universe (nothing is named, nothing propagated)."""
+        by_event, reward = self._shocks(ctx), ctx.reward()
+        out = []
+        for row in events.itertuples(index=False):
+            eid = str(row.event_id)
+            z = np.array([by_event.get(eid, {}).get(t, 0.0) for t in reward.tickers], dtype=float)
+            out.append(Prediction(eid, pd.Timestamp(row.day), str(row.graph_month), "",
+                                  reward.score_vectors(eid, Impacts(), z, z=z)))
+        return {0.0: out}
 
 
 @register_predictor("rule_oracle")
@@ -589,32 +656,40 @@ class TimeShuffled:
 
 @dataclass
 class LanguageModelPredictor:
-    """A language-model method (:data:`~kgfin.align.predict.LLM_METHODS`) as a predictor: greedy answers decoded by
-    the align section's one Decoder, propagated over mu (the reward's propagation), read on the candidates."""
+    """A language-model method (:data:`~kgfin.align.predict.LLM_METHODS`) as a predictor: answers decoded by the
+    align section's one Decoder (built once per context), propagated over mu (the reward's propagation), read on
+    the candidates."""
 
     name: str
     uses_rows: bool = False
+    generates: bool = True
 
-    def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
+    def answers(self, events: pd.DataFrame, ctx: RippleContext,
+                temperatures: Sequence[float] = (0.0,)) -> dict[float, list[Prediction]]:
+        """Greedy answers at temperature 0 and sampled ones at the others (each model loaded once per month)."""
         from kgfin.align.decoding import Decoder
         from kgfin.align.predict import ModelVariant, embedding_similarity, predict_events
 
         reward = ctx.reward()
-        decoder = Decoder.for_months(ctx.align.decoding, reward.universe, ctx.market,
-                                     sorted(events["month"].unique()), ctx.align.events)
+        if "decoder" not in ctx._cache:
+            ctx._cache["decoder"] = Decoder.for_months(ctx.align.decoding, reward.universe, ctx.market,
+                                                       sorted(ctx.events["month"].unique()), ctx.align.events)
         example = None
         if self.name == "icl":
-            example = icl_example(ctx.market, ctx.read_snapshot, ctx.align, min(events["month"]), ctx.resid)
+            example = icl_example(ctx.market, ctx.read_snapshot, ctx.align, min(ctx.events["month"]), ctx.resid)
         rag = None
         if self.name == "rag":
             if ctx.embed is None:
                 raise AlignInputError("the rag method needs a text embedder (embed)")
             rag = embedding_similarity(ctx.embed)
         variant = ModelVariant(self.name, ctx.lm.context_facts, example, ctx.lm.aligned_dir)  # type: ignore[arg-type]
-        preds = predict_events(variant, events, reward, ctx.read_snapshot, ctx.align, ctx.lm.adapters_root,
-                               decoder=decoder, temperatures=[0.0], max_new_tokens=ctx.lm.max_new_tokens,
-                               batch_size=ctx.lm.batch_size, seed=ctx.lm.seed, rag_scores=rag)[0.0]
-        return prediction_scores(preds, reward.tickers, ctx.candidates)
+        return predict_events(variant, events, reward, ctx.read_snapshot, ctx.align, ctx.lm.adapters_root,
+                              decoder=ctx._cache["decoder"], temperatures=list(temperatures),
+                              max_new_tokens=ctx.lm.max_new_tokens, batch_size=ctx.lm.batch_size, seed=ctx.lm.seed,
+                              rag_scores=rag)
+
+    def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
+        return prediction_scores(self.answers(events, ctx, [0.0])[0.0], ctx.reward().tickers, ctx.candidates)
 
 
 @dataclass

@@ -1,4 +1,14 @@
-"""Ripple evaluation on held-out months: the FinRipple tables for every method, plus the synthetic truth.
+"""Ripple evaluation on held-out months: the v2 table (the yardstick) and the FinRipple tables for every method.
+
+One loop over registered predictors (:mod:`kgfin.evaluate.predictors`), no per-method branches:
+each method of ``RippleEvalConfig.methods`` is an :class:`~kgfin.evaluate.predictors.AnsweringPredictor`
+that answers every event over the universe (the language models at every temperature of the
+refusal table, generated once); its greedy answers are both the paper tables' predictions and its
+v2 row (:class:`~kgfin.evaluate.predictors.PredictionsPredictor`), and the rows of
+``v2.predictors`` that are not methods here (random, graph distance, ridge rule, rule oracle, the
+negative controls) join the v2 table. Both score the same events: the news of the held-out
+months, at most ``max_events_per_month`` a month, less those without a residual on their day or
+a complete outcome window (counted). ``eval/ripple_v2.py`` scores every news item.
 
 Methods (``RippleEvalConfig.methods``):
 
@@ -19,10 +29,15 @@ Every method's answer becomes ``Z`` over the companies of the graph month; the t
 * ``drop_relation`` (Table 11): the best-placed LLM method's answers propagated with one
   relation type removed from mu;
 * ``long_short`` (Table 3): daily top-minus-bottom portfolios on Z against equal weight,
-  inverse volatility, Markowitz and minimum variance over the same days;
+  inverse volatility, Markowitz and minimum variance, every trading day of the evaluated months
+  (flat days return 0), with the number of periods; a Sharpe ratio only with its CI and on at
+  least ``sharpe.min_periods`` (60) periods;
 * ``truth``: recall@k of the truly affected companies (top k by |Z|), the correlation of
   Z with the planted shocks and the share of events whose Z at the focal company has the
   planted focal shock's sign, per method (synthetic market only).
+
+The v2 tables (:mod:`kgfin.evaluate.v2`, ``RippleEvaluation.v2``) lead ``tables.md``; the paper
+tables follow under their own heading.
 """
 
 from __future__ import annotations
@@ -37,32 +52,34 @@ import pandas as pd
 from pydantic import Field
 
 from kgfin.align.config import AlignConfig
-from kgfin.align.decoding import Decoder
-from kgfin.align.events import news_events
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
-from kgfin.align.predict import (
-    LLM_METHODS,
-    ModelVariant,
-    Prediction,
-    embedding_similarity,
-    mu_without,
-    predict_events,
-    prediction_frame,
-)
+from kgfin.align.predict import LLM_METHODS, Prediction, mu_without, prediction_frame
 from kgfin.config import KgfinConfig
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
-from kgfin.evaluate.predictors import headline_sentiment, icl_example
+from kgfin.evaluate.long_short import evaluation_days
+from kgfin.evaluate.predictors import (
+    AnsweringPredictor,
+    LanguageModelSetup,
+    PredictionsPredictor,
+)
 from kgfin.evaluate.stats import StatsInputError, impact_stats
-from kgfin.evaluate.v2 import RippleV2Config
+from kgfin.evaluate.v2 import (
+    CONTROLS,
+    ORACLES,
+    RippleV2Config,
+    RippleV2Result,
+    prepare_v2,
+    score_v2,
+)
 from kgfin.graph.builders import RELATIONS
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.llm.parse import Impacts
 from kgfin.market.residuals import residuals
 from kgfin.portfolio.allocators import ALLOCATORS
 from kgfin.portfolio.backtest import LongShortConfig, allocator_backtest, long_short_backtest
 from kgfin.portfolio.errors import PortfolioInputError
-from kgfin.portfolio.metrics import performance
+from kgfin.portfolio.metrics import SharpeConfig, performance_table
 from kgfin.tables import markdown_table
 
 __all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts", "run_ripple_eval", "truth_metrics",
@@ -87,42 +104,62 @@ class RippleEvalConfig(KgfinConfig):
     recall_k: int = Field(10, ge=1, description="k of recall@k against the planted truth")
     residual_models: list[Literal["capm", "ff3", "ff5"]] = Field(default_factory=lambda: ["capm", "ff3", "ff5"])
     long_short: LongShortConfig = Field(default_factory=LongShortConfig)
+    sharpe: SharpeConfig = Field(default_factory=SharpeConfig,
+                                 description="Table 3's Sharpe ratios: CI, fewest periods shown")
     v2: RippleV2Config = Field(default_factory=RippleV2Config,
                                description="ripple evaluation v2 (kgfin.evaluate.v2): same candidates for every method, "
-                                           "rank IC with CIs and paired tests")
+                                           "rank IC with CIs and paired tests; here on the paper tables' events "
+                                           "(max_events_per_month above)")
     seed: int = Field(0, description="sampling seed")
+
+
+PAPER_TITLES = {
+    "regression_capm": "Table 1 analogue: CAPM residuals on predicted ripple Z",
+    "anova": "Table 2 analogue: ANOVA of CAPM residuals over the sign of Z",
+    "regression_ff3": "Table 9 analogue: FF3 residuals", "regression_ff5": "Table 10 analogue: FF5 residuals",
+    "refusals": "Table 4 analogue: refusal rate by temperature",
+    "drop_relation": "Table 11 analogue: one relation type removed from mu",
+    "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators (Sharpe with its CI, none under "
+                  "60 periods)",
+    "truth": "Against the planted truth (synthetic market)",
+}
 
 
 @dataclass
 class RippleEvaluation:
-    """Every table of a ripple evaluation, and the per-method predictions."""
+    """Every table of a ripple evaluation: ``v2`` (the yardstick), the paper-analogue ``tables``, the per-method
+    predictions (Z over the universe) and the language models' raw replies."""
 
     tables: dict[str, pd.DataFrame]
     predictions: dict[str, pd.DataFrame]
     events: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     answers: dict[str, pd.DataFrame] = field(default_factory=dict)  # language-model methods: raw greedy replies
+    v2: RippleV2Result | None = None
 
-    def to_markdown(self) -> str:
-        titles = {
-            "regression_capm": "Table 1 analogue: CAPM residuals on predicted ripple Z",
-            "anova": "Table 2 analogue: ANOVA of CAPM residuals over the sign of Z",
-            "regression_ff3": "Table 9 analogue: FF3 residuals", "regression_ff5": "Table 10 analogue: FF5 residuals",
-            "refusals": "Table 4 analogue: refusal rate by temperature",
-            "drop_relation": "Table 11 analogue: one relation type removed from mu",
-            "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators",
-            "truth": "Against the planted truth (synthetic market)",
-        }
-        parts = [f"## {titles.get(k, k)}\n\n{markdown_table(t, '.4g')}" for k, t in self.tables.items()]
+    def paper_markdown(self) -> str:
+        """The paper-analogue tables and the notes, as Markdown."""
+        parts = [f"## {PAPER_TITLES.get(k, k)}\n\n{markdown_table(t, '.4g')}" for k, t in self.tables.items()]
         if self.notes:
             parts.append("## Notes\n\n" + "\n".join(f"* {n}" for n in self.notes))
         return "\n\n".join(parts) + "\n"
 
+    def to_markdown(self) -> str:
+        """``tables.md``: the v2 tables first, then the paper-analogue tables under their own heading."""
+        parts = []
+        if self.v2 is not None:
+            parts.append("# Ripple evaluation v2: every method on the same candidates, rank IC with CIs\n\n"
+                         + self.v2.to_markdown())
+        parts.append("# Paper-analogue tables (FinRipple): each method on its own rows, not comparable across "
+                     "methods\n\n" + self.paper_markdown())
+        return "\n".join(parts)
+
 
 def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: RippleEvalConfig, align_cfg: AlignConfig,
                          months: Sequence[str], command: str = "kgfin evaluate ripple") -> Path:
-    """Write ``tables.md``, one CSV per table, ``predictions-METHOD.csv``, ``answers-METHOD.csv`` (the models' raw
-    replies), ``events.csv`` and the manifest."""
+    """Write ``tables.md`` (v2 first), one CSV per paper table, the v2 files (``v2.md``, ``v2_*.csv``:
+    :meth:`RippleV2Result.write`), ``predictions-METHOD.csv``, ``answers-METHOD.csv`` (the models' raw replies),
+    ``events.csv`` and the manifest."""
     from kgfin.runinfo import write_manifest
 
     out = Path(out_dir)
@@ -135,6 +172,8 @@ def write_ripple_outputs(result: RippleEvaluation, out_dir: str | Path, cfg: Rip
         frame.to_csv(out / f"answers-{method}.csv", index=False)
     events = result.events.assign(tickers=result.events["tickers"].map(";".join))
     events.to_csv(out / "events.csv", index=False)
+    if result.v2 is not None:
+        result.v2.write(out)
     (out / "tables.md").write_text(result.to_markdown())
     write_manifest(out, command, cfg, extra={"months": list(months), "events": len(result.events),
                                              "align_config": align_cfg.model_dump(mode="json"), "notes": result.notes})
@@ -173,7 +212,8 @@ def run_ripple_eval(
     embed: Callable[[list[str]], np.ndarray] | None = None,
     progress: bool = True,
 ) -> RippleEvaluation:
-    """Predict the held-out ``months``' events with every method and build the tables (module docstring)."""
+    """Answer the held-out ``months``' events with every method once, then build the v2 tables and the paper
+    tables from the same answers on the same events (module docstring)."""
     from tqdm.auto import tqdm
 
     if embed is None:
@@ -184,6 +224,7 @@ def run_ripple_eval(
     notes: list[str] = []
     events = news_events(market, sorted(months), align_cfg.events.model_copy(
         update={"max_events_per_month": cfg.max_events_per_month}))
+    news = len(events)
     # Residuals of every model, fitted once: the reward's model (for eps), CAPM / FF3 / FF5 for the tables.
     models = dict.fromkeys([align_cfg.impact.residuals.model, *cfg.residual_models])
     realised = {m: residuals(market.returns, market.factors_daily,
@@ -191,59 +232,50 @@ def run_ripple_eval(
     resid = realised[align_cfg.impact.residuals.model]
     reward, events = build_impact_reward(events, market, read_snapshot, align_cfg.impact,
                                          prefix=align_cfg.decoding.answer_prefix, resid=resid)
+    if len(events) < news:
+        notes.append(f"{news - len(events)} of {news} news items dropped: no residual on their day for a firm they "
+                     "name")
+    lm = LanguageModelSetup(Path(adapters_root), Path(aligned_dir) if aligned_dir else None, cfg.max_new_tokens,
+                            cfg.batch_size, cfg.context_facts, cfg.seed)
+    setup = prepare_v2(market, read_snapshot, months, cfg.v2, align_cfg, events=events, data_dir=data_dir,
+                       embed=embed, sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge, lm=lm,
+                       resid=resid, impact_reward=reward)
+    events = setup.events  # both the v2 rows and the paper tables score these
+    dropped = setup.counts["dropped: outcome window past the data"]
+    if dropped:
+        notes.append(f"{dropped} event(s) dropped from every table: the v2 outcome window runs past the data")
+    setup.counts = {"news items": news, "dropped: no residual on the event day": news - setup.counts["news items"],
+                    **{k: v for k, v in setup.counts.items() if k != "news items"}}
+    setup.notes.append(f"v2 scores the {len(events)} events of the paper tables (at most {cfg.max_events_per_month} "
+                       "a month); eval/ripple_v2.py scores every news item")
     tickers = list(reward.tickers)
-    truth = _truth(Path(data_dir) if data_dir else None, events)
-    methods = [m for m in cfg.methods if not (m == "oracle" and truth is None)]
-    if "oracle" in cfg.methods and truth is None:
-        notes.append("oracle skipped: the data folder has no truth/impacts table (not a synthetic market)")
-
-    decoder = Decoder.for_months(align_cfg.decoding, reward.universe, market, months, align_cfg.events)
-    rag_scores = embedding_similarity(embed)
-    example = None
-    if "icl" in methods:
-        example = icl_example(market, read_snapshot, align_cfg, min(events["month"]), resid)
+    temperatures = list(dict.fromkeys([0.0, *cfg.temperatures]))
     preds: dict[str, list[Prediction]] = {}
+    generated: list[str] = []  # methods whose answers are generated text (raw replies and refusals reported)
     refusal_rows = []
-    for method in tqdm(methods, desc="methods", disable=not progress):
-        if method == "propagation_only":
-            sentiment = headline_sentiment(market, min(events["month"]), cfg.sentiment_months, cfg.sentiment_ridge,
-                                           align_cfg, embed, resid)
-            y_focal = sentiment(events["headline"].tolist())
-            out = []
-            for k, row in enumerate(events.itertuples(index=False)):
-                y = np.zeros(len(tickers))
-                focal = row.tickers[0]
-                if focal in tickers:
-                    y[tickers.index(focal)] = y_focal[k] * align_cfg.impact.score_unit
-                out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "",
-                                      reward.score_vectors(str(row.event_id), Impacts(scores={focal: float(y_focal[k])}),
-                                                           y)))
-            preds[method] = out
-        elif method == "oracle":
-            assert truth is not None
-            out = []
-            for row in events.itertuples(index=False):
-                part = truth[truth["event_id"] == row.event_id]
-                z = np.zeros(len(tickers))
-                z[[tickers.index(t) for t in part["ticker"]]] = part["shock"].to_numpy(dtype=float)
-                scored = reward.score_vectors(str(row.event_id), Impacts(), z, z=z)
-                out.append(Prediction(str(row.event_id), pd.Timestamp(row.day), row.graph_month, "", scored))
-            preds[method] = out
-        else:
-            variant = ModelVariant(method, cfg.context_facts, example,  # type: ignore[arg-type]
-                                   Path(aligned_dir) if aligned_dir else None)
-            by_temp = predict_events(
-                variant, events, reward, read_snapshot, align_cfg, adapters_root, decoder=decoder,
-                temperatures=list(dict.fromkeys([0.0, *cfg.temperatures])), max_new_tokens=cfg.max_new_tokens,
-                batch_size=cfg.batch_size, seed=cfg.seed, rag_scores=rag_scores)
-            for temp, got in by_temp.items():
-                refusal_rows.append({"method": method, "temperature": temp,
-                                     "refusal_rate": float(np.mean([p.scored.refused for p in got])),
-                                     "events": len(got)})
-            preds[method] = by_temp[0.0]
+    for predictor in tqdm(setup.predictors(cfg.methods), desc="methods", disable=not progress):
+        if not isinstance(predictor, AnsweringPredictor):
+            raise AlignInputError(f"method {predictor.name!r} gives no answers over the universe for the paper tables")
+        by_temp = predictor.answers(events, setup.ctx, temperatures if predictor.generates else [0.0])
+        if predictor.generates:
+            generated.append(predictor.name)
+            refusal_rows += [{"method": predictor.name, "temperature": temp,
+                              "refusal_rate": float(np.mean([p.scored.refused for p in got])), "events": len(got)}
+                             for temp, got in by_temp.items()]
+        preds[predictor.name] = by_temp[0.0]
+    skipped = [m for m in cfg.methods if m not in preds]
+    if skipped:
+        notes.append(f"{', '.join(skipped)} skipped: the data folder has no truth/ tables (not a synthetic market)")
+    rows = [PredictionsPredictor(m, p, tickers) for m, p in preds.items()]
+    rows += setup.predictors([n for n in cfg.v2.predictors if n not in preds])
+    # table order: baselines, language models, oracles, negative controls
+    rows.sort(key=lambda r: 3 if r.name in CONTROLS else 2 if r.name in ORACLES else 1 if r.name in generated else 0)
+    v2 = score_v2(setup, rows, progress=progress)
+
     frames = {m: prediction_frame(p, tickers) for m, p in preds.items()}
     focal = {str(e): t[0] for e, t in zip(events["event_id"], events["tickers"], strict=True)}
-    tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes, focal)
+    truth = _truth(Path(data_dir) if data_dir else None, events)
+    tables = _tables(frames, preds, reward, read_snapshot, market, truth, cfg, realised, notes, focal, months)
     if refusal_rows:
         tables["refusals"] = pd.DataFrame(refusal_rows).pivot(index="method", columns="temperature",
                                                              values="refusal_rate").reset_index()
@@ -252,8 +284,8 @@ def run_ripple_eval(
              "long_short", "truth"]
     answers = {m: pd.DataFrame([{"event_id": p.event_id, "refused": p.scored.refused, "reward": p.scored.reward,
                                  "reply": p.completion} for p in preds[m]])
-               for m in preds if m not in ("propagation_only", "oracle")}
-    return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes, answers)
+               for m in generated}
+    return RippleEvaluation({k: tables[k] for k in order if k in tables}, frames, events, notes, answers, v2)
 
 
 def _safe(fn: Callable[[], pd.DataFrame], what: str, notes: list[str]) -> pd.DataFrame | None:
@@ -302,7 +334,7 @@ def truth_metrics(preds: Sequence[Prediction], truth: pd.DataFrame, tickers: Seq
 def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]], reward: ImpactReward,
             read_snapshot: Callable[[str], GraphSnapshot], market: MarketData, truth: pd.DataFrame | None,
             cfg: RippleEvalConfig, realised: dict[str, pd.DataFrame], notes: list[str],
-            focal: dict[str, str]) -> dict[str, pd.DataFrame]:
+            focal: dict[str, str], months: Sequence[str]) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     anova_rows = []
     for model in cfg.residual_models:
@@ -354,6 +386,9 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
         else:
             notes.append(f"drop-one-relation table skipped: no regression for {method} (notes above)")
 
+    # Table 3: every trading day of the evaluated months (and any later held day), flat days at 0, so a method that
+    # trades on a few days is not scored on those days alone; Sharpe only with its CI and periods (performance_table)
+    window = evaluation_days(market.returns, months)
     series = {}
     for method, frame in frames.items():
         signals = frame[~frame["refused"]].groupby(["date", "ticker"], as_index=False)["impact"].sum()
@@ -362,13 +397,18 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
             series[f"long_short:{method}"] = daily.set_index("date")["ret"]
         except PortfolioInputError as exc:  # a method with too few signals holds nothing
             notes.append(f"long-short {method}: {exc}")
-    if series:
-        days = pd.DatetimeIndex(sorted(set().union(*[s.index for s in series.values()])))
+    if series and len(window):
+        days = window.union(pd.DatetimeIndex(sorted(set().union(*[s.index for s in series.values()]))))
+        days = days[days >= window[0]]
         for name in ALLOCATORS:
-            bench = allocator_backtest(market.returns, name, start=days[0], end=days[-1])
-            series[f"benchmark:{name}"] = bench.set_index("date")["ret"]
-        perf = performance(pd.DataFrame(series))
-        tables["long_short"] = perf
+            try:
+                bench = allocator_backtest(market.returns, name, start=days[0], end=days[-1])
+                series[f"benchmark:{name}"] = bench.set_index("date")["ret"]
+            except PortfolioInputError as exc:
+                notes.append(f"benchmark {name}: {exc}")
+        daily = pd.DataFrame({k: v.reindex(days).fillna(0.0) if k.startswith("long_short:") else v.reindex(days)
+                              for k, v in series.items()}, index=days)
+        tables["long_short"] = performance_table(daily, config=cfg.sharpe)
 
     if truth is not None:
         tables["truth"] = pd.DataFrame([{"method": method, **truth_metrics(plist, truth, list(reward.tickers), focal,

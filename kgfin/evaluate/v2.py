@@ -18,6 +18,13 @@ Protocol (``docs/ripple-evaluation.md``):
 5. Uncertainty (:mod:`kgfin.evaluate.uncertainty`): mean over events with a seeded bootstrap CI;
    each row paired with the ``baselines`` on the same events (bootstrap CI of the difference,
    Wilcoxon p); a power table from the observed paired spread.
+6. Long-short (:mod:`kgfin.evaluate.long_short`): each row's scores traded daily over the whole
+   evaluation window; a Sharpe ratio only with its periods and CI, none under 60 periods.
+
+:func:`run_ripple_v2` runs it alone (``eval/ripple_v2.py``: every news item of the held-out months);
+:func:`kgfin.evaluate.ripple.run_ripple_eval` runs it on the paper tables' events through
+:func:`prepare_v2` (the events given) and :func:`score_v2` (the language-model rows as their
+answers, generated once).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +46,7 @@ from kgfin.config import KgfinConfig
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
 from kgfin.evaluate.candidates import CandidateSet, candidate_sets, coverage
+from kgfin.evaluate.long_short import long_short_on_scores
 from kgfin.evaluate.metrics import (
     planted_corr,
     rank_ic,
@@ -59,9 +67,15 @@ from kgfin.evaluate.predictors import (
 from kgfin.evaluate.uncertainty import events_needed, mean_ci, paired_test
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.market.residuals import residuals
+from kgfin.portfolio.backtest import LongShortConfig
+from kgfin.portfolio.metrics import SharpeConfig
 from kgfin.tables import markdown_table
 
-__all__ = ["CONTROLS", "DEFAULT_PREDICTORS", "RippleV2Config", "RippleV2Result", "run_ripple_v2"]
+if TYPE_CHECKING:
+    from kgfin.align.impact_reward import ImpactReward
+
+__all__ = ["CONTROLS", "DEFAULT_PREDICTORS", "ORACLES", "RippleV2Config", "RippleV2Result", "V2Setup", "prepare_v2",
+           "run_ripple_v2", "score_v2"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +90,10 @@ class RippleV2Config(KgfinConfig):
 
     predictors: list[str] = Field(default_factory=lambda: list(DEFAULT_PREDICTORS),
                                   description="registered predictors to score (kgfin.evaluate.predictors.PREDICTORS)")
-    max_events_per_month: int | None = Field(None, ge=1, description="events per month (None: every news item)")
+    max_events_per_month: int | None = Field(
+        None, ge=1, description="events per month when v2 runs alone (eval/ripple_v2.py; None: every news item); "
+                                "kgfin evaluate ripple and the demo score the paper tables' events "
+                                "(ripple_eval.max_events_per_month) instead")
     random_candidates: int = Field(20, ge=0, description="random non-neighbours added to each candidate set")
     horizon: int = Field(1, ge=0, description="outcome window: trading days 0..horizon after the event day (shocks "
                                               "carry over about one day)")
@@ -93,6 +110,10 @@ class RippleV2Config(KgfinConfig):
     power_differences: list[float] = Field(default_factory=lambda: [0.02, 0.05, 0.10],
                                            description="differences in mean rank IC the power table sizes")
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+    long_short: LongShortConfig = Field(default_factory=LongShortConfig,
+                                        description="daily long-short on each row's candidate scores")
+    sharpe: SharpeConfig = Field(default_factory=SharpeConfig,
+                                 description="the long-short table's Sharpe ratios: CI, fewest periods shown")
     seed: int = Field(0, description="candidate draws, random scores, bootstrap")
 
     @field_validator("predictors")
@@ -107,7 +128,10 @@ class RippleV2Config(KgfinConfig):
 @dataclass
 class RippleV2Result:
     """The v2 tables. ``per_event``: one row per method, event, variant (every metric); ``summary``: the headline
-    table; ``paired``, ``power``, ``by_variant``, ``by_kind``, ``coverage`` (per event), ``counts``."""
+    table; ``paired``, ``power``, ``by_variant``, ``by_kind``, ``coverage`` (per event), ``counts``;
+    ``long_short``: each row's daily long-short over the evaluation window (``long_short_daily`` its returns);
+    ``scores``: every row's score of every candidate with the realised move and the planted shock (one row per
+    method, event and candidate: the per-event rankings of the report)."""
 
     per_event: pd.DataFrame
     summary: pd.DataFrame
@@ -119,6 +143,18 @@ class RippleV2Result:
     counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    long_short: pd.DataFrame = field(default_factory=pd.DataFrame)
+    long_short_daily: pd.DataFrame = field(default_factory=pd.DataFrame)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    TABLES = ("per_event", "summary", "paired", "power", "by_variant", "by_kind", "coverage", "long_short", "scores")
+
+    def headline(self) -> dict[str, str]:
+        """Method -> ``IC mean [CI low, CI high] (n=events)``, plus ``, k refused`` when the row refused events (they
+        score 0): the stage summaries' one line per row."""
+        return {str(r["method"]): f"IC {r['mean rank IC']:.4f} [{r['CI low']:.4f}, {r['CI high']:.4f}] "
+                                  f"(n={int(r['events'])})" + (f", {int(r['refused'])} refused" if r["refused"] else "")
+                for _, r in self.summary.iterrows()}
 
     def coverage_summary(self) -> pd.DataFrame:
         c = self.coverage
@@ -139,6 +175,8 @@ class RippleV2Result:
             ("Mean rank IC by candidate variant and window", self.by_variant),
             ("Mean rank IC by news kind (synthetic truth)", self.by_kind),
             ("Candidate sets: coverage of the planted ripple", self.coverage_summary()),
+            ("Daily long-short on each row's scores over the evaluation window (Sharpe with its CI, none under "
+             "60 periods)", self.long_short),
             ("Counts", pd.DataFrame([self.counts])),
         ]
         out = [f"## {title}\n\n{markdown_table(t, '.4g')}" for title, t in parts if t is not None and len(t)]
@@ -147,11 +185,15 @@ class RippleV2Result:
         return "\n\n".join(out) + "\n"
 
     def write(self, out_dir: str | Path) -> Path:
-        """``v2.md`` and one CSV per table under ``out_dir``."""
+        """``v2.md``, one CSV per table (``v2_NAME.csv``), ``v2_coverage_summary.csv``, ``v2_counts.csv`` and
+        ``v2_long_short_daily.csv`` under ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("per_event", "summary", "paired", "power", "by_variant", "by_kind", "coverage"):
+        for name in self.TABLES:
             getattr(self, name).to_csv(out / f"v2_{name}.csv", index=False)
+        self.coverage_summary().to_csv(out / "v2_coverage_summary.csv", index=False)
+        pd.DataFrame([self.counts]).to_csv(out / "v2_counts.csv", index=False)
+        self.long_short_daily.to_csv(out / "v2_long_short_daily.csv")
         (out / "v2.md").write_text(self.to_markdown())
         return out
 
@@ -204,37 +246,66 @@ def _event_rows(method: str, scored: dict[str, EventScores], events: pd.DataFram
     return rows
 
 
-def run_ripple_v2(
+@dataclass
+class V2Setup:
+    """Everything :func:`score_v2` needs: the context predictors read (events, candidates, outcomes, truth) and
+    what the tables add (outcome windows, planted shocks, news kinds, counts, notes)."""
+
+    ctx: RippleContext
+    cfg: RippleV2Config
+    months: list[str]
+    moves: dict[int, pd.DataFrame]
+    shocks: dict[str, dict[str, float]] | None
+    kinds: dict[str, str]
+    counts: dict[str, int]
+    notes: list[str]
+    started: float
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return self.ctx.events
+
+    def predictors(self, names: Sequence[str] | None = None) -> list[Predictor]:
+        """The registered predictors ``names`` (default ``cfg.predictors``); an oracle without truth is skipped and
+        noted."""
+        out = []
+        for name in self.cfg.predictors if names is None else names:
+            if name in ORACLES and self.ctx.impacts is None:
+                self.notes.append(f"{name} skipped: the data folder has no truth/ tables (not a synthetic market)")
+                continue
+            out.append(build_predictor(name))
+        return out
+
+
+def prepare_v2(
     market: MarketData,
     read_snapshot: Callable[[str], GraphSnapshot],
     months: Sequence[str],
     cfg: RippleV2Config,
     align_cfg: AlignConfig,
     *,
+    events: pd.DataFrame | None = None,
     data_dir: str | Path | None = None,
     embed: Callable[[list[str]], np.ndarray] | None = None,
     sentiment_months: int = 12,
     sentiment_ridge: float = 1.0,
     lm: LanguageModelSetup | None = None,
-    extra: Sequence[Predictor] = (),
     resid: pd.DataFrame | None = None,
-    progress: bool = True,
-) -> RippleV2Result:
-    """Score ``cfg.predictors`` (and ``extra`` predictor objects, e.g. precomputed language-model answers) on the
-    held-out ``months`` and build the v2 tables (module docstring). ``embed``: headline vectors for the news sign
-    (default: the shipped MiniLM encoder)."""
-    from tqdm.auto import tqdm
-
+    impact_reward: ImpactReward | None = None,
+) -> V2Setup:
+    """Events, outcome windows, candidate sets and truth of a v2 run. ``events``: the events to score (default:
+    :func:`~kgfin.align.events.news_events` of ``months`` with ``cfg.max_events_per_month``); an event whose longest
+    outcome window runs past the data is dropped and counted."""
     t0 = time.perf_counter()
     if embed is None:
         from kgfin.llm.embeddings import NewsEmbedder
 
         embedder = NewsEmbedder()
         embed = lambda texts: embedder.embed(texts, progress=False)  # noqa: E731
-    notes: list[str] = []
     counts: dict[str, int] = {}
-    events = news_events(market, sorted(months), align_cfg.events.model_copy(
-        update={"max_events_per_month": cfg.max_events_per_month}))
+    if events is None:
+        events = news_events(market, sorted(months), align_cfg.events.model_copy(
+            update={"max_events_per_month": cfg.max_events_per_month}))
     counts["news items"] = len(events)
     if resid is None:
         resid = residuals(market.returns, market.factors_daily, align_cfg.impact.residuals)
@@ -264,18 +335,25 @@ def run_ripple_v2(
     ctx = RippleContext(market, read_snapshot, events, candidates, align_cfg, resid, moves[cfg.horizon], window_end,
                         embed=embed, impacts=impacts, planted=planted, settings=cfg.predictor,
                         sentiment_months=sentiment_months, sentiment_ridge=sentiment_ridge,
-                        n_random=cfg.random_candidates, seed=cfg.seed, lm=lm or LanguageModelSetup())
-    predictors: list[Predictor] = []
-    for name in cfg.predictors:
-        if name in ORACLES and impacts is None:
-            notes.append(f"{name} skipped: the data folder has no truth/ tables (not a synthetic market)")
-            continue
-        predictors.append(build_predictor(name))
-    predictors += list(extra)
-    predictors.sort(key=lambda p: p.uses_rows)  # controls that reuse other rows' scores go last
+                        n_random=cfg.random_candidates, seed=cfg.seed, lm=lm or LanguageModelSetup(),
+                        impact_reward=impact_reward)
+    return V2Setup(ctx, cfg, sorted(months), moves, shocks, kinds, counts, [], t0)
+
+
+def score_v2(setup: V2Setup, predictors: Sequence[Predictor], progress: bool = True) -> RippleV2Result:
+    """Score ``predictors`` on the setup's events and candidates and build the v2 tables. Every row must score every
+    event over its candidates; rows that reuse other rows' scores (``uses_rows``) run last."""
+    from tqdm.auto import tqdm
+
+    ctx, cfg, events, candidates = setup.ctx, setup.cfg, setup.ctx.events, setup.ctx.candidates
+    notes, counts = setup.notes, dict(setup.counts)
+    names = [p.name for p in predictors]
+    if len(set(names)) != len(names):
+        raise AlignInputError(f"ripple v2 rows must have distinct names, got {names}")
+    ordered = sorted(predictors, key=lambda p: p.uses_rows)  # controls that reuse other rows' scores go last
     per_event: list[dict] = []
     seconds: dict[str, float] = {}
-    for p in tqdm(predictors, desc="ripple v2 rows", disable=not progress):
+    for p in tqdm(ordered, desc="ripple v2 rows", disable=not progress):
         if p.uses_rows and ctx.best_row is None:
             ctx.best_row = _best_row(pd.DataFrame(per_event), cfg)
             notes.append(f"time_shuffled reuses the scores of {ctx.settings.time_shuffled_source or ctx.best_row}")
@@ -289,17 +367,71 @@ def run_ripple_v2(
                 raise AlignInputError(f"predictor {p.name}: {s.scores.shape[-1]} scores for event {eid}'s "
                                       f"{len(candidates[eid])} candidates")
         ctx.rows[p.name] = scored
-        per_event += _event_rows(p.name, scored, events, candidates, moves, cfg.horizon, cfg.k, shocks, kinds)
+        per_event += _event_rows(p.name, scored, events, candidates, setup.moves, cfg.horizon, cfg.k, setup.shocks,
+                                 setup.kinds)
         seconds[p.name] = time.perf_counter() - start
         log.info("ripple v2: %s scored %d events in %.1f s", p.name, len(scored), seconds[p.name])
     frame = pd.DataFrame(per_event)
     counts["events scored"] = len(events)
     counts["candidate rows without outcome (left out)"] = int(
-        frame.loc[(frame["variant"] == "focal"), "missing_outcome"].sum() / max(len(predictors), 1))
-    cov = coverage(candidates.values(), impacts) if impacts is not None else pd.DataFrame()
+        frame.loc[(frame["variant"] == "focal"), "missing_outcome"].sum() / max(len(ordered), 1))
+    focal = frame[frame["variant"] == "focal"]
+    counts["refusals (all rows)"] = int(focal["refused"].sum())
+    counts["firms named outside the candidates (all rows)"] = int(focal["outside"].sum())
+    cov = coverage(candidates.values(), ctx.impacts) if ctx.impacts is not None else pd.DataFrame()
     summary, paired, power, by_variant, by_kind = _tables(frame, cfg)
-    seconds["total"] = time.perf_counter() - t0
-    return RippleV2Result(frame, summary, paired, power, by_variant, by_kind, cov, counts, notes, seconds)
+    rows = {p.name: ctx.rows[p.name] for p in ordered}
+    ls_daily, ls_table, ls_notes = long_short_on_scores(rows, events, candidates, ctx.market.returns, setup.months,
+                                                        cfg.long_short, cfg.sharpe)
+    notes += ls_notes
+    seconds["total"] = time.perf_counter() - setup.started
+    return RippleV2Result(frame, summary, paired, power, by_variant, by_kind, cov, counts, notes, seconds,
+                          ls_table, ls_daily, _score_table(rows, events, candidates, setup.moves[cfg.horizon],
+                                                           setup.shocks))
+
+
+def _score_table(rows: dict[str, dict[str, EventScores]], events: pd.DataFrame, candidates: dict[str, CandidateSet],
+                 moves: pd.DataFrame, shocks: dict[str, dict[str, float]] | None) -> pd.DataFrame:
+    """One row per method, event and candidate: ``score`` (mean over draws), ``neighbour``, ``move`` (the realised
+    residual over the headline window) and ``planted`` (the planted shock; NaN without truth)."""
+    parts = []
+    for ev in events.itertuples(index=False):
+        eid = str(ev.event_id)
+        cand = candidates[eid]
+        move = moves.loc[pd.Timestamp(ev.day)].reindex(list(cand.tickers)).to_numpy(dtype=float)
+        planted = (np.array([shocks.get(eid, {}).get(t, 0.0) for t in cand.tickers]) if shocks is not None
+                   else np.full(len(cand), np.nan))
+        for method, scored in rows.items():
+            s = scored[eid].scores
+            parts.append(pd.DataFrame({"method": method, "event_id": eid, "ticker": list(cand.tickers),
+                                       "score": s.mean(axis=0) if s.ndim == 2 else s, "neighbour": cand.neighbour,
+                                       "move": move, "planted": planted}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def run_ripple_v2(
+    market: MarketData,
+    read_snapshot: Callable[[str], GraphSnapshot],
+    months: Sequence[str],
+    cfg: RippleV2Config,
+    align_cfg: AlignConfig,
+    *,
+    data_dir: str | Path | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+    sentiment_months: int = 12,
+    sentiment_ridge: float = 1.0,
+    lm: LanguageModelSetup | None = None,
+    extra: Sequence[Predictor] = (),
+    resid: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> RippleV2Result:
+    """Score ``cfg.predictors`` (and ``extra`` predictor objects, e.g. precomputed language-model answers) on the
+    held-out ``months`` (or the ``events`` given) and build the v2 tables (module docstring). ``embed``: headline
+    vectors for the news sign (default: the shipped MiniLM encoder)."""
+    setup = prepare_v2(market, read_snapshot, months, cfg, align_cfg, events=events, data_dir=data_dir, embed=embed,
+                       sentiment_months=sentiment_months, sentiment_ridge=sentiment_ridge, lm=lm, resid=resid)
+    return score_v2(setup, [*setup.predictors(), *extra], progress=progress)
 
 
 def _best_row(frame: pd.DataFrame, cfg: RippleV2Config) -> str | None:

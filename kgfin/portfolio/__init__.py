@@ -21,10 +21,14 @@ from kgfin.portfolio.deciles import (
 )
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import (
+    SharpeCI,
+    SharpeConfig,
     annualized_return,
     annualized_volatility,
     max_drawdown,
     performance,
+    performance_table,
+    sharpe_ci,
     sharpe_ratio,
     win_rate,
 )
@@ -34,5 +38,6 @@ __all__ = [
     "PortfolioInputError", "allocate", "allocator_backtest", "annualized_return",
     "annualized_volatility", "decile_portfolios", "equal_weight", "information_coefficient",
     "inverse_volatility", "long_short_backtest", "mape", "markowitz", "max_drawdown",
-    "min_variance", "performance", "project_simplex", "sharpe_ratio", "win_rate",
+    "min_variance", "performance", "performance_table", "project_simplex", "SharpeCI", "SharpeConfig",
+    "sharpe_ci", "sharpe_ratio", "win_rate",
 ]

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from kgfin.graph.snapshot import GraphSnapshot
 
-__all__ = ["RELATION_COLORS", "cumulative_chart", "decile_chart", "event_graph", "training_curves"]
+__all__ = ["RELATION_COLORS", "cumulative_chart", "decile_chart", "event_graph", "forest_plot", "training_curves"]
 
 RELATION_COLORS = {"SUPPLIES": "#1f77b4", "SHARES_DIRECTOR": "#2ca02c", "CO_HELD": "#9467bd", "TECH_SIMILAR": "#d62728"}
 
@@ -109,4 +109,25 @@ def event_graph(snapshot: GraphSnapshot, named: dict[str, float], z: dict[str, f
     for rel, color in RELATION_COLORS.items():
         ax.plot([], [], color=color, label=rel)
     ax.legend(fontsize=6, loc="lower left")
+    return _svg(fig)
+
+
+def forest_plot(summary: pd.DataFrame, controls: tuple[str, ...] = (), ceilings: tuple[str, ...] = (),
+                confidence: float = 0.95, value: str = "mean rank IC", low: str = "CI low", high: str = "CI high") -> str:
+    """Mean per-event rank IC and its CI, one line per method (the v2 summary table), with 0 marked: a row whose
+    interval crosses 0 has not shown a ripple signal. Controls (must cover 0) grey, ceilings (oracles) orange."""
+    rows = summary.dropna(subset=[value]).iloc[::-1]  # first row on top
+    fig = _figure(7, 0.9 + 0.32 * max(len(rows), 1))
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    colors = ["#999999" if m in controls else "#ff7f0e" if m in ceilings else "#1f77b4" for m in rows["method"]]
+    mean = rows[value].to_numpy(dtype=float)
+    err = np.vstack([mean - rows[low].to_numpy(dtype=float), rows[high].to_numpy(dtype=float) - mean])
+    for k in range(len(rows)):
+        ax.errorbar(mean[k], y[k], xerr=err[:, k:k + 1], fmt="o", color=colors[k], capsize=3, markersize=4)
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    n = rows["events"].astype(int).astype(str) if "events" in rows else pd.Series([""] * len(rows))
+    ax.set_yticks(y, [f"{m} (n={k})" for m, k in zip(rows["method"], n, strict=True)], fontsize=8)
+    ax.set_xlabel(f"{value} per event, mean with {confidence:.0%} bootstrap CI", fontsize=9)
+    ax.set_title("ripple evaluation v2: every method on the same candidates", fontsize=10)
     return _svg(fig)

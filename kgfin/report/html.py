@@ -5,7 +5,10 @@ A run folder holds any of ``data/`` (a market), ``graph/`` (the embedded store),
 (``kgfin fuse``); the report shows what is there and says what is not. Everything is
 inline (CSS and SVG charts, no scripts), so the file opens anywhere without a network.
 
-Sections: run summary (data, graph statistics), alignment curves, the ripple tables,
+Sections: run summary (data, graph statistics), alignment curves, the ripple evaluation
+(the v2 table first: mean rank IC with CIs and paired p-values, a forest plot, power, coverage,
+counts, the long-short on each row's scores, and per event the candidate ranking of each method
+next to the realised and planted moves; then the paper-analogue tables under their own heading),
 the fusion table with decile and cumulative-return charts, and one section per event:
 the news, the companies the model named, the propagated Z beside the realised residual
 (and the planted shock on synthetic data), and a picture of the graph paths.
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kgfin.errors import KgfinError
+from kgfin.evaluate.v2 import CONTROLS, ORACLES
 from kgfin.report import charts
 
 __all__ = ["EVENT_METHOD_ORDER", "build_report"]
@@ -140,12 +144,98 @@ def _alignment(run: Path) -> str:
 _TABLE_TITLES = {
     "regression_capm": "Table 1 analogue: CAPM residuals on predicted ripple Z",
     "anova": "Table 2 analogue: ANOVA over the sign of Z",
-    "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators",
+    "long_short": "Table 3 analogue: daily long-short on Z vs benchmark allocators (no Sharpe under 60 periods)",
     "refusals": "Table 4 analogue: refusal rate by temperature",
     "regression_ff3": "Table 9 analogue: FF3 residuals", "regression_ff5": "Table 10 analogue: FF5 residuals",
     "drop_relation": "Table 11 analogue: one relation type removed from mu",
     "truth": "Against the planted truth",
 }
+
+_V2_TABLES = {
+    "paired": "Paired differences (row minus baseline, same events): bootstrap CI and p, Wilcoxon p",
+    "power": "Power: events a difference in mean rank IC needs (80 %, paired, two-sided 5 %)",
+    "coverage_summary": "Candidate sets: coverage of the planted ripple",
+    "counts": "Counts: events, drops, refusals, firms named outside the candidates",
+    "long_short": "Daily long-short on each row's scores over the evaluation window (no Sharpe under 60 periods)",
+}
+
+
+def _v2_confidence(folder: Path) -> float:
+    """The v2 intervals' level, from the evaluation's manifest (0.95 when it is not recorded)."""
+    path = folder / "kgfin-run.json"
+    if path.exists():
+        cfg = json.loads(path.read_text()).get("config", {})
+        return float(cfg.get("v2", {}).get("confidence", 0.95))
+    return 0.95
+
+
+def _event_rankings(folder: Path, summary: pd.DataFrame, news: pd.DataFrame | None, max_events: int,
+                    top: int = 10) -> str:
+    """Per event: each method's top candidates by |score| beside the candidates ranked by |realised move| and by
+    |planted shock|; planted ripple firms in bold, a method's candidates without a view left out."""
+    scores, per_event = _read(folder / "v2_scores.csv"), _read(folder / "v2_per_event.csv")
+    if scores is None or per_event is None or max_events <= 0:
+        return ""
+    scores["event_id"] = scores["event_id"].astype(str)
+    methods = [m for m in summary["method"] if m not in CONTROLS and m != "oracle" and m in set(scores["method"])]
+    truth = scores[scores["method"] == scores["method"].iloc[0]].drop_duplicates(["event_id", "ticker"])
+    planted = truth["planted"].notna().any()
+    weight = truth.assign(w=(truth["planted"] if planted else truth["move"]).abs()).groupby("event_id")["w"].sum()
+    chosen = list(weight.sort_values(ascending=False, kind="stable").index[:max_events])
+    ic_col = next((c for c in per_event.columns if c.startswith("ic_h")), None)
+    parts = [f"<h4>Per event: each method's candidate ranking next to the truth ({len(chosen)} events with the "
+             f"largest {'planted ripple' if planted else 'realised moves'})</h4>"
+             "<p>Top candidates by |score| (a method's unscored candidates are left out), by |realised residual| "
+             "over the headline window and by |planted shock|; <b>bold</b>: a firm the event truly moves.</p>"]
+    for eid in chosen:
+        part = scores[scores["event_id"] == eid]
+        t = truth[truth["event_id"] == eid]
+        hit = set(t.loc[t["planted"].fillna(0) != 0, "ticker"])
+
+        def column(frame: pd.DataFrame, value: str, hit: set[str] = hit) -> list[str]:
+            f = frame[frame[value].fillna(0) != 0]
+            f = f.reindex(f[value].abs().sort_values(ascending=False, kind="stable").index).head(top)
+            cells = [(f"<b>{_esc(k)}</b>" if k in hit else _esc(k)) + f" {v:+.3g}"
+                     for k, v in zip(f["ticker"], f[value], strict=True)]
+            return cells + [""] * (top - len(cells))
+
+        cols = {m: column(part[part["method"] == m], "score") for m in methods}
+        cols["realised move"] = column(t, "move")
+        if planted:
+            cols["planted shock"] = column(t, "planted")
+        table = pd.DataFrame({"rank": range(1, top + 1), **cols})
+        ics = per_event[(per_event["event_id"].astype(str) == eid) & (per_event["variant"] == "focal")]
+        ic = ", ".join(f"{_esc(m)} {v:+.3f}" for m, v in zip(ics["method"], ics[ic_col], strict=True)
+                       if m in methods and pd.notna(v)) if ic_col else ""
+        headline = _esc(news.loc[eid, "headline"]) if news is not None and eid in news.index else ""
+        parts.append(f'<div class="event"><p><b>{_esc(eid)}</b> {headline}<br>rank IC: {ic}</p>'
+                     + table.to_html(index=False, classes="data", border=0, escape=False) + "</div>")
+    return "".join(parts)
+
+
+def _ripple_v2(run: Path, market: Any, max_events: int) -> str:
+    """The v2 part of the ripple section: the headline table, the forest plot, the supporting tables, the
+    per-event rankings."""
+    folder = run / "ripple_eval"
+    summary = _read(folder / "v2_summary.csv")
+    if summary is None:
+        return _missing("ripple evaluation v2", "kgfin evaluate ripple ... --out RUN/ripple_eval")
+    head = [c for c in summary.columns if c in ("method", "events", "mean rank IC", "CI low", "CI high")
+            or c.startswith("p vs ") or c.startswith("recall@") or c.startswith("NDCG@")
+            or c in ("corr planted", "refused", "no ranking", "named outside")]
+    parts = ["<p>Every method scored on the same candidates of each event (the focal firm's graph neighbours plus "
+             "random others), on the realised residuals of the ripple itself; the headline is the mean per-event "
+             "rank IC with its bootstrap CI, p-values from paired Wilcoxon tests on the same events "
+             "(docs/ripple-evaluation.md).</p>",
+             _table(summary[head]),
+             charts.forest_plot(summary, CONTROLS, ORACLES, _v2_confidence(folder))]
+    for name, title in _V2_TABLES.items():
+        frame = _read(folder / f"v2_{name}.csv")
+        if frame is not None and len(frame):
+            parts.append(f"<h4>{_esc(title)}</h4>" + _table(frame))
+    news = market.news.set_index("id") if market is not None and market.news is not None else None
+    parts.append(_event_rankings(folder, summary, news, max_events))
+    return "".join(parts)
 
 
 def _ripple_tables(run: Path) -> str:
@@ -154,8 +244,16 @@ def _ripple_tables(run: Path) -> str:
     for name, title in _TABLE_TITLES.items():
         frame = _read(folder / f"{name}.csv")
         if frame is not None:
-            parts.append(f"<h3>{_esc(title)}</h3>" + _table(frame))
+            parts.append(f"<h4>{_esc(title)}</h4>" + _table(frame))
     return "".join(parts) or _missing("ripple evaluation", "kgfin evaluate ripple ... --out RUN/ripple_eval")
+
+
+def _ripple(run: Path, market: Any, max_events: int) -> str:
+    """The ripple section: v2 (the yardstick) first, the paper-analogue tables after it under their own heading."""
+    return ('<h3 id="ripple-v2">Ripple evaluation v2: every method on the same candidates</h3>'
+            + _ripple_v2(run, market, max_events)
+            + '<h3 id="ripple-paper">Paper-analogue tables (FinRipple): each method on its own rows</h3>'
+            + _ripple_tables(run))
 
 
 def _fusion(run: Path) -> str:
@@ -255,7 +353,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_events:
     sections = [
         _Section("summary", "Run summary", summary),
         _Section("alignment", "Market alignment", _alignment(run)),
-        _Section("ripple", "Ripple tables", _ripple_tables(run)),
+        _Section("ripple", "Ripple evaluation", _ripple(run, market, max_events)),
         _Section("fusion", "Return models and portfolios", _fusion(run)),
         _Section("events", "Events", (f"<ol>{nav}</ol>" if nav else "") + events_html),
     ]
