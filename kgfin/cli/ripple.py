@@ -36,7 +36,9 @@ def evaluate_ripple(
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tables.md, CSVs, predictions).")] = Path("runs/ripple_eval"),
 ) -> None:
-    """The ripple tables (regressions, ANOVA, refusals, drop-one-relation, long-short, truth) on held-out MONTHs.
+    """The ripple evaluation of held-out MONTHs: the v2 table first (every method on the same candidates, rank IC
+    with 95 % CIs, paired tests, power, long-short on ripple scores), then the paper-analogue tables (regressions,
+    ANOVA, refusals, drop-one-relation, long-short, truth).
 
     Reads the recipe's ripple_eval and align sections (model, events, decoding, reward); --set align.KEY=V
     changes the align section, any other --set KEY=V the ripple_eval section.
