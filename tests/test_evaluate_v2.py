@@ -190,3 +190,32 @@ def test_language_model_rows_plug_in_through_the_registry(small, synth_dir: Path
     # 8 tokens of a random tiny model: refusals (scored 0, counted) and rankings both count as events
     assert row["events"] + row["IC undefined"] == 3 and row["refused"] == lm.loc[lm["variant"] == "focal", "refused"].sum()
     assert "p vs propagation_only" in res.summary.columns
+
+
+@pytest.mark.integration
+def test_gnn_row_scores_every_candidate_point_in_time(small, synth_dir: Path) -> None:
+    """The registered gnn predictor scores each event's candidates; July outcomes do not move July's scores."""
+    from kgfin.align.events import news_events
+
+    market, read, resid = small
+    events = news_events(market, ["2014-07"], ALIGN.events.model_copy(update={"max_events_per_month": None}))
+    events["event_type"] = "all"
+    cands = candidate_sets(events, read, 5)
+    moves = window_moves(resid, 1)
+    days = moves.index
+    end = pd.Series(days[np.minimum(np.arange(len(days)) + 1, len(days) - 1)], index=days)
+    settings = RippleV2Config(predictor={"gnn": {"train_months": 3, "max_epochs": 10, "hidden": 8,
+                                                 "min_train_events": 10}}).predictor
+
+    def scores(mv: pd.DataFrame) -> dict[str, np.ndarray]:
+        ctx = RippleContext(market, read, events, cands, ALIGN, resid, mv, end, embed=_embed, sentiment_months=4,
+                            n_random=5, settings=settings)
+        return {e: s.scores for e, s in build_predictor("gnn").predict(events, ctx).items()}
+
+    base = scores(moves)
+    assert set(base) == set(cands) and all(base[e].shape == (len(cands[e]),) for e in base)
+    assert any(np.abs(s).sum() > 0 for s in base.values())
+    later = moves.copy()
+    known = end.reindex(later.index) < pd.Timestamp("2014-07-01")
+    later.loc[~known] = 1.0
+    assert all(np.array_equal(base[e], s) for e, s in scores(later).items())
