@@ -493,6 +493,7 @@ class GnnPredictor:
     name: str = "gnn"
     config: GnnConfig | None = None
     uses_rows: bool = False
+    fits: dict = field(default_factory=dict, repr=False)  # scored month -> kgfin.gnn.FitReport of the last run
 
     def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
         from kgfin.gnn import gnn_ripple_scores
@@ -505,6 +506,7 @@ class GnnPredictor:
         inputs = [frame.assign(event_type=[ctx.event_type(str(e)) for e in frame["event_id"]],
                                sign=np.sign(ctx.focal_impact(frame).to_numpy())) for frame in (events, history)]
         got = gnn_ripple_scores(*inputs, ctx.snapshot, ctx.moves, ctx.window_end, cfg)
+        self.fits = got.fits
         return {str(e): EventScores(got.series(str(e)).reindex(list(ctx.candidates[str(e)].tickers)).fillna(0.0)
                                     .to_numpy(dtype=float)) for e in events["event_id"]}
 

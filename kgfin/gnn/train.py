@@ -1,4 +1,5 @@
-"""Fitting the RippleGNN on past events (masked MSE, Adam, early stopping on a validation month) and scoring.
+"""Fitting the RippleGNN on past events (masked Huber or MSE loss, Adam, early stopping on a validation month's mean
+rank IC) and scoring.
 
 Targets are divided by their standard deviation over the training events (the scale is undone when
 scoring). Seeded: the same events, graphs and settings give the same scores on the same device.
@@ -58,7 +59,8 @@ def torch_threads(n: int) -> Iterator[None]:
 
 @dataclass
 class FitReport:
-    """What one fit did: events, epochs, losses (scaled MSE), time, parameters."""
+    """What one fit did: events, epochs, the best epoch's losses (on scaled targets) and validation mean rank IC,
+    time, parameters."""
 
     train_events: int
     val_events: int
@@ -66,9 +68,22 @@ class FitReport:
     best_epoch: int
     train_loss: float
     val_loss: float
+    val_rank_ic: float
     seconds: float
     parameters: int
     device: str
+
+
+def _rank_ic(pred: np.ndarray, y: np.ndarray, mask: np.ndarray) -> list[float]:
+    """Per event (rows), the Spearman correlation of predictions and targets over the masked firms (NaN if either is
+    constant)."""
+    from scipy.stats import rankdata
+
+    out = []
+    for p, t, m in zip(pred, y, mask, strict=True):
+        a, b = rankdata(p[m]), rankdata(t[m])
+        out.append(float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan)
+    return out
 
 
 def _graph_tensors(graph: RelationGraph, device: str) -> tuple[dict, dict]:
@@ -134,7 +149,7 @@ class FittedGnn:
 def fit_gnn(train: pd.DataFrame, val: pd.DataFrame, graph_of: GraphOf, moves: pd.DataFrame,
             cfg: GnnConfig | None = None) -> FittedGnn:
     """Fit a :class:`~kgfin.gnn.model.RippleGNN` on ``train`` events (their realised ``moves``: window start x
-    ticker), keeping the epoch with the lowest loss on ``val``. The caller guarantees both are point in time
+    ticker), keeping the epoch with the best ``cfg.stop_on`` on ``val``. The caller guarantees both are point in time
     (:func:`kgfin.gnn.events.point_in_time`)."""
     cfg = cfg or GnnConfig()
     with torch_threads(cfg.cpu_threads):
@@ -163,11 +178,16 @@ def _fit(train: pd.DataFrame, val: pd.DataFrame, graph_of: GraphOf, moves: pd.Da
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
 
-    def loss_of(b: _Batch) -> torch.Tensor:
-        pred = model(b.x, *graphs[b.graph_month])
-        return ((pred - b.y) ** 2)[b.mask].sum()
+    def loss_of(b: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        pred = model(b.x, *graphs[b.graph_month])  # (B, N)
+        if cfg.loss == "huber":
+            loss = torch.nn.functional.huber_loss(pred, b.y, reduction="none", delta=cfg.huber_delta)
+        else:
+            loss = (pred - b.y) ** 2
+        return loss[b.mask].sum(), pred
 
-    best, best_epoch, best_state, train_loss, epoch = np.inf, 0, copy.deepcopy(model.state_dict()), np.nan, 0
+    best, best_epoch, best_state, train_loss, epoch = -np.inf, 0, copy.deepcopy(model.state_dict()), np.nan, 0
+    best_loss = best_ic = np.nan
     n_tr = sum(int(b.mask.sum()) for b in tr)
     n_va = sum(int(b.mask.sum()) for b in va)
     for epoch in range(1, cfg.max_epochs + 1):
@@ -175,20 +195,28 @@ def _fit(train: pd.DataFrame, val: pd.DataFrame, graph_of: GraphOf, moves: pd.Da
         total = 0.0
         for k in rng.permutation(len(tr)):
             opt.zero_grad()
-            loss = loss_of(tr[k])
+            loss, _ = loss_of(tr[k])
             (loss / max(int(tr[k].mask.sum()), 1)).backward()
             opt.step()
             total += float(loss.detach())
         model.eval()
+        val_loss, ics = 0.0, []
         with torch.no_grad():
-            val_loss = sum(float(loss_of(b)) for b in va) / max(n_va, 1)
-        if val_loss < best:
-            best, best_epoch, best_state, train_loss = val_loss, epoch, copy.deepcopy(model.state_dict()), total / n_tr
-        elif epoch - best_epoch >= cfg.patience:
+            for b in va:
+                loss, pred = loss_of(b)
+                val_loss += float(loss) / max(n_va, 1)
+                ics += _rank_ic(pred.cpu().numpy(), b.y.cpu().numpy(), b.mask.cpu().numpy())
+        val_ic = float(np.nanmean(ics)) if np.isfinite(ics).any() else 0.0
+        score = val_ic if cfg.stop_on == "rank_ic" else -val_loss
+        if epoch >= cfg.min_epochs and score > best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+            train_loss, best_loss, best_ic = total / n_tr, val_loss, val_ic
+        elif epoch >= cfg.min_epochs and epoch - max(best_epoch, cfg.min_epochs) >= cfg.patience:
             break
     model.load_state_dict(best_state)
-    report = FitReport(len(train), len(val), epoch, best_epoch, float(train_loss), float(best),
+    report = FitReport(len(train), len(val), epoch, best_epoch, float(train_loss), float(best_loss), float(best_ic),
                        time.perf_counter() - t0, sum(p.numel() for p in model.parameters()), device)
-    log.info("gnn fit: %d training / %d validation events, best epoch %d of %d, val loss %.4f, %.1f s on %s",
-             report.train_events, report.val_events, best_epoch, epoch, best, report.seconds, device)
+    log.info("gnn fit: %d training / %d validation events, best epoch %d of %d, val loss %.4f, val rank IC %.4f, "
+             "%.1f s on %s", report.train_events, report.val_events, best_epoch, epoch, best_loss, best_ic,
+             report.seconds, device)
     return FittedGnn(model, encoder, scale, cfg, device, report)
