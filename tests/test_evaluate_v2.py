@@ -218,3 +218,32 @@ def test_answers_over_the_universe_read_on_the_candidates_equal_the_v2_scores(sm
         direct = p.predict(setup.events, setup.ctx)
         for eid, s in direct.items():
             assert np.allclose(via[eid].scores, s.scores), (name, eid)
+
+
+@pytest.mark.integration
+def test_gnn_row_scores_every_candidate_point_in_time(small, synth_dir: Path) -> None:
+    """The registered gnn predictor scores each event's candidates; July outcomes do not move July's scores."""
+    from kgfin.align.events import news_events
+
+    market, read, resid = small
+    events = news_events(market, ["2014-07"], ALIGN.events.model_copy(update={"max_events_per_month": None}))
+    events["event_type"] = "all"
+    cands = candidate_sets(events, read, 5)
+    moves = window_moves(resid, 1)
+    days = moves.index
+    end = pd.Series(days[np.minimum(np.arange(len(days)) + 1, len(days) - 1)], index=days)
+    settings = RippleV2Config(predictor={"gnn": {"train_months": 3, "max_epochs": 10, "hidden": 8,
+                                                 "min_train_events": 10}}).predictor
+
+    def scores(mv: pd.DataFrame) -> dict[str, np.ndarray]:
+        ctx = RippleContext(market, read, events, cands, ALIGN, resid, mv, end, embed=_embed, sentiment_months=4,
+                            n_random=5, settings=settings)
+        return {e: s.scores for e, s in build_predictor("gnn").predict(events, ctx).items()}
+
+    base = scores(moves)
+    assert set(base) == set(cands) and all(base[e].shape == (len(cands[e]),) for e in base)
+    assert any(np.abs(s).sum() > 0 for s in base.values())
+    later = moves.copy()
+    known = end.reindex(later.index) < pd.Timestamp("2014-07-01")
+    later.loc[~known] = 1.0
+    assert all(np.array_equal(base[e], s) for e, s in scores(later).items())

@@ -11,7 +11,7 @@ import kgfin
 
 # Modules that exist to define torch modules (nn.Module subclasses need torch at class
 # definition). Nothing else may import them at import time; the check below proves it.
-TORCH_MODULES = {"kgfin.fusion.models", "kgfin.align.ppo"}
+TORCH_MODULES = {"kgfin.fusion.models", "kgfin.align.ppo", "kgfin.gnn.layers", "kgfin.gnn.model"}
 
 
 def _modules() -> list[str]:

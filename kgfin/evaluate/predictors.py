@@ -17,6 +17,9 @@ Registered predictors (:data:`PREDICTORS`, :func:`build_predictor`):
   the lagged graph's per-relation strengths (downstream, upstream, board, co-held, technology,
   named in the news), coefficients per event type, fitted on earlier events whose outcome window
   ended before the scored month began;
+* ``gnn``: the relational graph neural network of :mod:`kgfin.gnn` (event type and news sign at the named
+  firms, carried over the lagged graph's relations), refitted for each scored month on the events of the
+  ``gnn.train_months`` before it whose outcome window ended before it began, early-stopped on the latest of them;
 * ``rule_oracle``: the synthetic market's planted rule for the event's type, applied with the
   planted focal shock over the graph the methods see (the ceiling of a method that knows the
   rules; synthetic market only);
@@ -66,6 +69,7 @@ from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData
 from kgfin.errors import KgfinError
 from kgfin.evaluate.candidates import CandidateSet, candidate_sets, event_seed
+from kgfin.gnn.config import GnnConfig
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
 
@@ -96,6 +100,7 @@ class PredictorSettings(KgfinConfig):
     hop_damping: float = Field(
         0.5, ge=0, le=1, description="rule_oracle: second supply-chain hop damping (the synthetic market's "
                                      "events.hop_damping)")
+    gnn: GnnConfig = Field(default_factory=GnnConfig, description="gnn: the relational GNN (kgfin.gnn)")
     time_shuffled_source: str | None = Field(
         None, description="time_shuffled: the row whose scores it reuses (None: the best non-oracle row by mean "
                           "rank IC)")
@@ -527,6 +532,33 @@ class RidgeRule:
             for eid in part["event_id"].astype(str):
                 out[eid] = EventScores(design[eid] @ coefs.get(ctx.event_type(eid), pooled))
         return out
+
+
+@register_predictor("gnn")
+@dataclass
+class GnnPredictor:
+    """The relational GNN (:func:`kgfin.gnn.gnn_ripple_scores`) read on the candidates; ``config`` None: the
+    settings' ``gnn`` (the relation ablation passes its own)."""
+
+    name: str = "gnn"
+    config: GnnConfig | None = None
+    uses_rows: bool = False
+    fits: dict = field(default_factory=dict, repr=False)  # scored month -> kgfin.gnn.FitReport of the last run
+
+    def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
+        from kgfin.gnn import gnn_ripple_scores
+
+        cfg = self.config or ctx.settings.gnn
+        months = sorted(events["month"].astype(str).unique())
+        past = [add_months(months[0], -k) for k in range(cfg.train_months, 0, -1)]
+        history = news_events(ctx.market, past + months, ctx.align.events.model_copy(
+            update={"max_events_per_month": None}))
+        inputs = [frame.assign(event_type=[ctx.event_type(str(e)) for e in frame["event_id"]],
+                               sign=np.sign(ctx.focal_impact(frame).to_numpy())) for frame in (events, history)]
+        got = gnn_ripple_scores(*inputs, ctx.snapshot, ctx.moves, ctx.window_end, cfg)
+        self.fits = got.fits
+        return {str(e): EventScores(got.series(str(e)).reindex(list(ctx.candidates[str(e)].tickers)).fillna(0.0)
+                                    .to_numpy(dtype=float)) for e in events["event_id"]}
 
 
 def _need_truth(ctx: RippleContext, name: str) -> None:

@@ -1,0 +1,72 @@
+"""GNN ripple scores, point in time: one model per scored month, trained on the events whose outcome it could know.
+
+For each month ``m`` of the scored events: the training events are those of ``history`` from the
+``train_months`` months before ``m`` whose outcome window ended before ``m`` began
+(:func:`~kgfin.gnn.events.point_in_time`); the latest of those months is the validation month
+(early stopping), the rest are fitted (:func:`~kgfin.gnn.train.fit_gnn`). The model then scores
+every firm of each event's graph month. This is the ripple-score source the evaluation's ``gnn``
+predictor reads on its candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kgfin.gnn.config import GnnConfig
+from kgfin.gnn.events import point_in_time, split_validation
+from kgfin.gnn.graph import RelationGraph, relation_graph
+from kgfin.gnn.train import FitReport, fit_gnn
+from kgfin.graph.snapshot import GraphSnapshot
+
+__all__ = ["GnnRippleScores", "gnn_ripple_scores"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GnnRippleScores:
+    """Per event, (N,) scores over ``tickers[event_id]`` (its graph month's firms); one fit report per month."""
+
+    scores: dict[str, np.ndarray]
+    tickers: dict[str, tuple[str, ...]]
+    fits: dict[str, FitReport] = field(default_factory=dict)
+
+    def series(self, event_id: str) -> pd.Series:
+        """One event's scores indexed by ticker."""
+        return pd.Series(self.scores[event_id], index=list(self.tickers[event_id]))
+
+
+def gnn_ripple_scores(events: pd.DataFrame, history: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot],
+                      moves: pd.DataFrame, window_end: pd.Series, cfg: GnnConfig | None = None) -> GnnRippleScores:
+    """Score ``events`` month by month with a GNN refitted on ``history``'s earlier events (module docstring).
+
+    ``events`` and ``history``: :data:`~kgfin.gnn.events.EVENT_INPUT_COLUMNS`; ``moves``: window start x ticker,
+    the realised residual over the outcome window; ``window_end``: window start -> its last trading day. Only the
+    ``moves`` rows of training events whose window ended before the scored month are read.
+    """
+    cfg = cfg or GnnConfig()
+    graphs: dict[str, RelationGraph] = {}
+
+    def graph_of(month: str) -> RelationGraph:
+        if month not in graphs:
+            graphs[month] = relation_graph(read_snapshot(month), cfg.relations)
+        return graphs[month]
+
+    out = GnnRippleScores({}, {})
+    for month, part in events.groupby("month", sort=True):
+        eligible = point_in_time(history, window_end, str(month), cfg.train_months)
+        train, val = split_validation(eligible)
+        fitted = fit_gnn(train, val, graph_of, moves, cfg)
+        out.fits[str(month)] = fitted.report
+        for eid, s in fitted.scores(part, graph_of).items():
+            out.scores[eid] = s
+        for eid, g in zip(part["event_id"].astype(str), part["graph_month"].astype(str), strict=True):
+            out.tickers[eid] = graph_of(g).tickers
+        log.info("gnn %s: %d events scored by a model fitted on %d events (validation %s, %d events)", month,
+                 len(part), len(train), val["month"].iloc[0], len(val))
+    return out
