@@ -36,7 +36,7 @@ from kgfin.errors import KgfinError
 
 __all__ = [
     "Format", "ImportReport", "Problems", "Source", "parse_dates", "parse_numbers", "read_delimited",
-    "read_lines", "resolve_universe", "single_source", "source_files", "write_imported",
+    "existing_sources", "read_lines", "resolve_universe", "single_source", "source_files", "write_imported",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,18 @@ def source_files(path: str | Path, names: Sequence[str]) -> dict[str, Source]:
     if missing:
         raise DataValidationError([Problem(str(path), None, f"no {n} in it (expected {', '.join(names)})")
                                    for n in missing])
+    return found
+
+
+def existing_sources(paths: Sequence[str | Path], problems: Problems) -> list[Source]:
+    """The files of ``paths`` that exist; each missing one is a problem naming it (raised with the others)."""
+    found = []
+    for path in paths:
+        source = Source(Path(path))
+        if source.path.is_file():
+            found.append(source)
+        else:
+            problems.add(source.label, None, "file not found")
     return found
 
 

@@ -24,6 +24,7 @@ from kgfin.data.importers.common import (
     ImportReport,
     Problems,
     Source,
+    existing_sources,
     read_delimited,
     read_lines,
     resolve_universe,
@@ -120,11 +121,7 @@ def import_news(paths: Sequence[str | Path], out_dir: str | Path, *, companies: 
     universe = resolve_universe(companies, out_dir)
     problems = Problems()
     parts = []
-    for p in paths:
-        source = Source(Path(p))
-        if not source.path.is_file():
-            problems.add(source.label, None, "file not found")
-            continue
+    for source in existing_sources(paths, problems):
         suffix = source.path.suffix.lower()
         if suffix in (".jsonl", ".ndjson", ".json"):
             parts.append(_read_jsonl(source, problems))

@@ -16,6 +16,7 @@ from kgfin.data.importers.common import (
     ImportReport,
     Problems,
     Source,
+    existing_sources,
     parse_dates,
     parse_numbers,
     read_delimited,
@@ -79,11 +80,7 @@ def import_prices(paths: Sequence[str | Path], out_dir: str | Path, *, companies
     universe = resolve_universe(companies, out_dir)
     problems = Problems()
     parts = []
-    for p in paths:
-        source = Source(Path(p))
-        if not source.path.is_file():
-            problems.add(source.label, None, "file not found")
-            continue
+    for source in existing_sources(paths, problems):
         parts.append(_read(source, price_column.lower(), problems))
     problems.raise_if_any()
     rows = pd.concat(parts, ignore_index=True)
