@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -52,3 +55,39 @@ def month_range(spec: str) -> list[str]:
     """``YYYY-MM`` or ``YYYY-MM..YYYY-MM`` as the list of months."""
     lo, _, hi = spec.partition("..")
     return [str(p) for p in pd.period_range(lo, hi or lo, freq="M")]
+
+
+def add_v2_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments of the ripple evaluation v2 scripts: market, store, months, recipes, ``--set``, ``--out``."""
+    ap.add_argument("--data", type=Path, required=True, help="data folder of the market (with truth/ if synthetic)")
+    ap.add_argument("--store", required=True, help="graph store holding the graph months")
+    ap.add_argument("--months", required=True, help="held-out news months, YYYY-MM or YYYY-MM..YYYY-MM")
+    ap.add_argument("--config", type=Path, action="append", default=[], help="recipe(s) (ripple_eval and align)")
+    ap.add_argument("--set", dest="set_", action="append", default=[],
+                    help="SECTION.KEY=VALUE for ripple_eval or align (repeatable)")
+    ap.add_argument("--out", type=Path, help="write v2.md and the CSVs here")
+
+
+def load_v2_configs(args: argparse.Namespace) -> tuple[Any, AlignConfig]:
+    """The ripple_eval and align sections the v2 scripts' ``--config`` / ``--set`` name."""
+    from kgfin.evaluate.ripple import RippleEvalConfig
+
+    cfgs = load_sections({"ripple_eval": RippleEvalConfig, "align": AlignConfig}, args.config, args.set_,
+                         known=RECIPE_KEYS)
+    return cfgs["ripple_eval"], cfgs["align"]
+
+
+def print_v2(title: str, months: list[str], res: Any, started: float, out: Path | None,
+             extra_lines: list[str] = ()) -> None:
+    """A v2 run's tables, per-row seconds, wall time and peak memory; its files written to ``out``."""
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"# {title}: {', '.join(months)} ({res.counts['events scored']} events)\n")
+    print(res.to_markdown())
+    for line in extra_lines:
+        print(line)
+    print("seconds per row: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items()))
+    print(f"wall time {wall:.0f} s, peak memory {peak:.0f} MB")
+    if out:
+        res.write(out)
+        print(f"tables: {out}")

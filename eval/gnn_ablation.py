@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import time
-from pathlib import Path
 
-from _synthetic_run import month_range
+from _synthetic_run import add_v2_args, load_v2_configs, month_range, print_v2
 
-from kgfin.align import AlignConfig
-from kgfin.config import load_sections
 from kgfin.data import load_market
 from kgfin.evaluate.predictors import GnnPredictor
-from kgfin.evaluate.ripple import RippleEvalConfig
 from kgfin.evaluate.v2 import run_ripple_v2
 from kgfin.gnn import STORE_RELATIONS
-from kgfin.pipeline import RECIPE_KEYS
 from kgfin.store import open_store
 
 ABLATIONS = {"supply": "SUPPLIES", "board": "SHARES_DIRECTOR", "fund": "CO_HELD", "patent": "TECH_SIMILAR"}
@@ -36,19 +30,11 @@ ABLATIONS = {"supply": "SUPPLIES", "board": "SHARES_DIRECTOR", "fund": "CO_HELD"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True, help="data folder of the market (with truth/ if synthetic)")
-    ap.add_argument("--store", required=True, help="graph store holding the graph months")
-    ap.add_argument("--months", required=True, help="held-out news months, YYYY-MM or YYYY-MM..YYYY-MM")
-    ap.add_argument("--config", type=Path, action="append", default=[], help="recipe(s) (ripple_eval and align)")
-    ap.add_argument("--set", dest="set_", action="append", default=[],
-                    help="SECTION.KEY=VALUE for ripple_eval or align (repeatable)")
-    ap.add_argument("--out", type=Path, help="write v2.md and the CSVs here")
+    add_v2_args(ap)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    cfgs = load_sections({"ripple_eval": RippleEvalConfig, "align": AlignConfig}, args.config, args.set_,
-                         known=RECIPE_KEYS)
-    cfg, acfg = cfgs["ripple_eval"], cfgs["align"]
+    cfg, acfg = load_v2_configs(args)
     gnn = cfg.v2.predictor.gnn
     v2 = cfg.v2.model_copy(update={"predictors": ["propagation_only"], "baselines": ["propagation_only", "gnn"]})
     rows = [GnnPredictor("gnn", gnn)] + [
@@ -59,19 +45,10 @@ def main() -> None:
     with open_store(args.store) as store:
         res = run_ripple_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data, extra=rows,
                             sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge, progress=True)
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"# GNN relation ablation: {', '.join(months)} ({res.counts['events scored']} events)\n")
-    print(res.to_markdown())
-    for row in rows:
-        fits = ", ".join(f"{m} {f.train_events}+{f.val_events} ev {f.best_epoch}/{f.epochs} ep {f.seconds:.0f} s"
-                         for m, f in row.fits.items())
-        print(f"{row.name} fits (train+validation events, best/last epoch, seconds): {fits}")
-    print("seconds per row: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items()))
-    print(f"wall time {wall:.0f} s, peak memory {peak:.0f} MB")
-    if args.out:
-        res.write(args.out)
-        print(f"tables: {args.out}")
+    fits = [f"{row.name} fits (train+validation events, best/last epoch, seconds): "
+            + ", ".join(f"{m} {f.train_events}+{f.val_events} ev {f.best_epoch}/{f.epochs} ep {f.seconds:.0f} s"
+                        for m, f in row.fits.items()) for row in rows]
+    print_v2("GNN relation ablation", months, res, t0, args.out, fits)
 
 
 if __name__ == "__main__":
