@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from kgfin.align.config import EventConfig, ImpactRewardConfig
+from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig
 from kgfin.align.events import AlignInputError, news_events
-from kgfin.align.impact_reward import ImpactReward, build_impact_reward
+from kgfin.align.impact_reward import EventCandidates, ImpactReward, build_impact_reward
 from kgfin.data import load_market
 from kgfin.data.calendar import add_months
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm.parse import Universe
 from kgfin.llm.prompts import analyst_prompt
+from kgfin.market.residuals import residuals, window_moves
 
 UNIVERSE = Universe(("AAA", "BBB", "CCC"), ("Alpha Inc", "Beta Corp", "Gamma Ltd"))
 # AAA supplies BBB (cooperation) and competes with CCC.
@@ -29,9 +30,12 @@ def _answer(*items: tuple[str, float]) -> str:
         {"name": n, "impact_type": "direct", "impact_score": s} for n, s in items], "analysis": "x"}})
 
 
+PAPER = {"reward": {"kind": "paper"}}
+
+
 def _reward(eps: list[float], **cfg: object) -> ImpactReward:
     return ImpactReward(UNIVERSE, {"2020-12": MU}, {"e1": np.array(eps)}, {"e1": "2020-12"},
-                        ImpactRewardConfig.model_validate(cfg))
+                        ImpactRewardConfig.model_validate({**PAPER, **cfg}))
 
 
 def test_ripple_over_the_graph_earns_more_than_the_focal_company_alone() -> None:
@@ -69,7 +73,8 @@ def test_batch_scope_pays_for_size_relative_to_the_other_news() -> None:
     months = {"e1": "2020-12", "e2": "2020-12"}
     answers = [_answer(("AAA", 10)), _answer(("AAA", 10)), _answer(("BBB", 2)), _answer(("BBB", 10))]
     ids = ["e1", "e1", "e2", "e2"]
-    reward = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months)
+    reward = ImpactReward(UNIVERSE, {"2020-12": sp.csr_matrix((3, 3))}, eps, months,
+                          ImpactRewardConfig.model_validate(PAPER))
     by_item = reward.score_batch(answers, ids)
     item = [s.reward for s in by_item]
     assert item[2] == item[3] == pytest.approx(1.1)  # per item, 2 and 10 both point at BBB and cover its move
@@ -140,3 +145,56 @@ def test_reward_uses_event_day_residuals_and_the_lagged_graph(synth_dir: Path) -
     scored = reward.score(_answer((focal, -5)), row["event_id"])
     assert scored.y[list(reward.tickers).index(focal)] == pytest.approx(-0.05)
     assert -1 <= scored.cos <= 1 and 0 <= scored.coverage <= 1
+
+
+def _candidate_reward(kind: str, moves: list[float]) -> ImpactReward:
+    """Candidates BBB (named by the news) and CCC of e1 (focal AAA), with the given window moves."""
+    cands = {"e1": EventCandidates(np.array([1, 2]), np.array([False, True]), np.array(moves))}
+    return ImpactReward(UNIVERSE, {"2020-12": MU}, {"e1": np.zeros(3)}, {"e1": "2020-12"},
+                        ImpactRewardConfig.model_validate({"reward": {"kind": kind}}), candidates=cands)
+
+
+def test_candidate_rewards_read_z_on_the_candidates_only() -> None:
+    # AAA -4 propagates to BBB -0.02 and CCC +0.02 (MU: supplies BBB, competes with CCC)
+    right = _candidate_reward("candidate_mse", [-0.02, 0.02]).score(_answer(("AAA", -4)), "e1")
+    assert right.z.round(6).tolist() == [-0.04, -0.02, 0.02]
+    assert right.mse == pytest.approx(1.0) and right.reward == pytest.approx(1.0)  # the focal firm is no candidate
+    double = _candidate_reward("candidate_mse", [-0.02, 0.02]).score(_answer(("AAA", -8)), "e1")
+    assert double.reward == pytest.approx(0.0)  # twice the size: error = ||e||^2
+    sized = _candidate_reward("sized_ripple", [-0.02, 0.02]).score(_answer(("AAA", -4)), "e1")
+    assert sized.ic == 0.0  # one ripple candidate (CCC): no ranking
+    assert sized.reward == pytest.approx(0.5 * 1.0 + 0.5 * 0.0)
+
+
+def test_saturated_answers_earn_less_than_sized_ones_under_candidate_rewards() -> None:
+    for kind in ("candidate_mse", "sized_ripple"):
+        reward = _candidate_reward(kind, [-0.02, 0.02])
+        sized, saturated = reward.score(_answer(("AAA", -4)), "e1"), reward.score(_answer(("AAA", -10)), "e1")
+        assert saturated.reward < sized.reward
+    paper = _reward([-0.04, -0.02, 0.02])
+    assert paper.score(_answer(("AAA", -10)), "e1").reward == pytest.approx(paper.score(_answer(("AAA", -4)),
+                                                                                            "e1").reward)
+
+
+def test_candidate_kinds_need_candidates_and_batch_scope_needs_paper() -> None:
+    with pytest.raises(AlignInputError, match="needs every event's candidates"):
+        ImpactReward(UNIVERSE, {"2020-12": MU}, {"e1": np.zeros(3)}, {"e1": "2020-12"}, ImpactRewardConfig())
+    with pytest.raises(ValueError, match="reward_scope=batch"):
+        AlignConfig.model_validate({"experimental": {"reward_scope": "batch"}})
+    AlignConfig.model_validate({"experimental": {"reward_scope": "batch"}, "impact": PAPER})
+
+
+def test_built_reward_has_candidates_with_window_moves(synth_dir: Path) -> None:
+    market = load_market(synth_dir)
+    ev = news_events(market, ["2014-08"], EventConfig(max_events_per_month=4))
+    cfg = ImpactRewardConfig.model_validate({"residuals": {"window": 60, "min_obs": 40}, "horizon": 1})
+    reward, kept = build_impact_reward(ev, market, lambda m: build_snapshot(market, m), cfg)
+    resid = residuals(market.returns, market.factors_daily, cfg.residuals)
+    moves = window_moves(resid, 1)
+    for row in kept.itertuples(index=False):
+        c = reward.candidates[str(row.event_id)]
+        chosen = [reward.tickers[i] for i in c.index]
+        assert row.tickers[0] not in chosen and len(chosen) >= 20
+        expected = moves.loc[pd.Timestamp(row.day), chosen].to_numpy(dtype=float)
+        np.testing.assert_allclose(c.moves, expected)
+        assert c.ripple.tolist() == [t not in row.tickers for t in chosen]

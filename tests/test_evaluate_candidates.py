@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgfin.evaluate.candidates import candidate_sets, coverage, focal_neighbours
+from kgfin.evaluate.coverage import coverage
+from kgfin.graph.candidates import candidate_sets, focal_neighbours
 from kgfin.graph.snapshot import GraphSnapshot
 
 

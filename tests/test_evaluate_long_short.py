@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgfin.evaluate.candidates import CandidateSet
 from kgfin.evaluate.long_short import evaluation_days, long_short_on_scores, score_signals
 from kgfin.evaluate.predictors import EventScores
+from kgfin.graph.candidates import CandidateSet
 from kgfin.portfolio import LongShortConfig, SharpeConfig
 
 DAYS = pd.bdate_range("2015-02-02", "2015-02-06")

@@ -14,9 +14,9 @@ from kgfin.evaluate.metrics import (
     realised_relevance,
     sign_accuracy,
     top_k,
-    window_moves,
 )
 from kgfin.evaluate.uncertainty import events_needed, mean_ci, paired_test
+from kgfin.market.residuals import window_moves
 
 
 def test_window_moves_sum_days_0_to_h_and_stop_at_the_data_end() -> None:

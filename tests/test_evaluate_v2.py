@@ -16,8 +16,6 @@ from kgfin.align.impact_reward import ScoredAnswer
 from kgfin.align.predict import Prediction
 from kgfin.data import load_market
 from kgfin.errors import KgfinError
-from kgfin.evaluate.candidates import candidate_sets
-from kgfin.evaluate.metrics import window_moves
 from kgfin.evaluate.predictors import (
     PREDICTORS,
     PredictionsPredictor,
@@ -27,9 +25,10 @@ from kgfin.evaluate.predictors import (
     prediction_scores,
 )
 from kgfin.evaluate.v2 import CONTROLS, RippleV2Config, run_ripple_v2
+from kgfin.graph.candidates import candidate_sets
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm.parse import Impacts
-from kgfin.market.residuals import residuals
+from kgfin.market.residuals import residuals, window_moves
 
 
 def _embed(texts: list[str]) -> np.ndarray:

@@ -13,7 +13,8 @@ from kgfin.inject.config import LoraSettings
 from kgfin.llm.models import DEFAULT_MODEL
 from kgfin.market.residuals import ResidualConfig
 
-__all__ = ["AlignConfig", "DecodingConfig", "EventConfig", "ExperimentalConfig", "ImpactRewardConfig", "PPOConfig"]
+__all__ = ["AlignConfig", "DecodingConfig", "EventConfig", "ExperimentalConfig", "ImpactRewardConfig", "PPOConfig",
+           "WarmStartConfig"]
 
 
 class PPOConfig(KgfinConfig):
@@ -67,6 +68,13 @@ class ImpactRewardConfig(KgfinConfig):
                            "never the safe choice: with 0, PPO drifted towards refusing everything")
     reward: RewardConfig = Field(default_factory=RewardConfig)
     residuals: ResidualConfig = Field(default_factory=ResidualConfig)
+    horizon: int = Field(
+        1, ge=0, description="candidate rewards: outcome window, trading days 0..horizon after the event day (as the "
+                             "ripple evaluation v2's ripple_eval.v2.horizon)")
+    random_candidates: int = Field(
+        20, ge=0, description="candidate rewards: random non-neighbours in each event's candidate set (as "
+                              "ripple_eval.v2.random_candidates)")
+    candidate_seed: int = Field(0, description="candidate rewards: seed of the candidate draws (as ripple_eval.v2.seed)")
 
 
 class DecodingConfig(KgfinConfig):
@@ -119,6 +127,20 @@ class DecodingConfig(KgfinConfig):
         return ANSWER_PREFIX if self.prefill_json else ""
 
 
+class WarmStartConfig(KgfinConfig):
+    """The supervised warm start before PPO (module docstring)."""
+
+    enabled: bool = Field(False, description="fine-tune the alignment LoRA on past events' realised answers first")
+    months: int = Field(6, ge=1, description="news months before the first aligned month the targets come from")
+    max_events_per_month: int | None = Field(None, ge=1, description="cap per month (None: every news item)")
+    firms: int = Field(4, ge=0, description="ripple candidates per answer besides the focal firm (largest realised "
+                                            "|move|; fewer where decoding.max_companies allows fewer)")
+    epochs: int = Field(2, ge=1, description="passes over the targets")
+    batch_size: int = Field(8, ge=1, description="answers per gradient step")
+    learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate")
+    seed: int = Field(0, description="order of the targets")
+
+
 class ExperimentalConfig(KgfinConfig):
     """Switches tried in measured runs (docs/lab/alignment-runs.md) that are not part of the method; all off by
     default. They may change or go without notice."""
@@ -126,6 +148,9 @@ class ExperimentalConfig(KgfinConfig):
     samples_per_prompt: int = Field(
         1, ge=1, description="ppo: answers sampled per prompt; above 1 each answer's score is taken relative to the "
                              "mean score of the prompt's other answers (leave-one-out baseline, as RLOO)")
+    group_normalize: bool = Field(
+        False, description="ppo, samples_per_prompt > 1: each answer's score relative to its prompt's answers is "
+                           "(score - group mean) / group std (GRPO) instead of the leave-one-out difference (RLOO)")
     normalize_scores: bool = Field(
         False, description="ppo: divide each rollout's scores (after the leave-one-out baseline) by their standard "
                            "deviation, so that the task reward is O(1) against the per-token KL penalty")
@@ -168,10 +193,14 @@ class AlignConfig(KgfinConfig):
     impact: ImpactRewardConfig = Field(default_factory=ImpactRewardConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    warm_start: WarmStartConfig = Field(default_factory=WarmStartConfig)
     experimental: ExperimentalConfig = Field(default_factory=ExperimentalConfig)
 
     @model_validator(mode="after")
     def _check_algo(self) -> AlignConfig:
+        if self.experimental.reward_scope == "batch" and self.impact.reward.kind != "paper":
+            raise ValueError(f"experimental.reward_scope=batch is defined for impact.reward.kind=paper only (got "
+                             f"{self.impact.reward.kind}, which already pays for size)")
         if self.decoding.constrained and self.algo != "ppo":
             raise ValueError(f"decoding.constrained is implemented for algo=ppo only (TRL's {self.algo} trainer "
                              "samples without it)")

@@ -8,7 +8,12 @@ For an event priced on day d and read with the graph of month g (see
     R   = cos(Z, eps_d) + lam * coverage(Z, eps_d)
 
 with ``eps_d`` the CAPM (or FF3 / FF5) residual returns of every company on day d, from
-loadings fitted on the days before (point in time, :func:`kgfin.market.residuals`). An
+loadings fitted on the days before (point in time, :func:`kgfin.market.residuals`). That is
+``reward.kind: paper``; the candidate rewards (``candidate_mse``, ``rank_ic``, ``sized_ripple``, the
+default; :mod:`kgfin.align.reward`) instead read ``Z`` on the event's candidate set
+(:func:`kgfin.graph.candidates.candidate_sets`, as the ripple evaluation v2 does) against the
+candidates' residual moves over days ``d .. d + horizon`` (candidates with no residual in the
+window are left out, as in the evaluation). An
 answer that is a refusal (:func:`kgfin.llm.parse.parse_impacts`: unparsable, no known
 company, or a copy of the prompt's example) earns ``refusal_reward``: copying the example
 can never beat answering.
@@ -36,13 +41,23 @@ import scipy.sparse as sp
 
 from kgfin.align.config import ImpactRewardConfig
 from kgfin.align.events import AlignInputError
-from kgfin.align.reward import propagate, ripple_reward
+from kgfin.align.reward import candidate_mse, candidate_rank_ic, propagate, ripple_reward
 from kgfin.data.loaders import MarketData
+from kgfin.graph.candidates import candidate_sets
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts, Universe, parse_impacts
-from kgfin.market.residuals import residuals
+from kgfin.market.residuals import residuals, window_moves
 
-__all__ = ["ImpactReward", "ScoredAnswer", "build_impact_reward"]
+__all__ = ["EventCandidates", "ImpactReward", "ScoredAnswer", "build_impact_reward", "event_candidates"]
+
+
+@dataclass(frozen=True)
+class EventCandidates:
+    """One event's candidates as the candidate rewards read them: universe indices, ripple mask, realised moves."""
+
+    index: np.ndarray  # (C,) positions in the universe of the candidates with a realised move
+    ripple: np.ndarray  # (C,) bool: candidates the news does not name (rank_ic's rows)
+    moves: np.ndarray  # (C,) residual move over days d .. d + horizon
 
 
 @dataclass
@@ -55,6 +70,8 @@ class ScoredAnswer:
     cos: float
     coverage: float
     reward: float
+    mse: float = float("nan")  # candidate_mse on the candidates (NaN without candidates)
+    ic: float = float("nan")  # rank IC on the ripple candidates (NaN without candidates)
 
     @property
     def refused(self) -> bool:
@@ -73,10 +90,15 @@ class ImpactReward:
         graph_month: dict[str, str],
         config: ImpactRewardConfig | None = None,
         prefix: str = "",
+        candidates: dict[str, EventCandidates] | None = None,
     ):
         self.universe, self.mu, self.eps, self.graph_month = universe, mu, eps, graph_month
         self.cfg = config or ImpactRewardConfig()
         self.prefix = prefix  # prefilled start of every answer: completions are parsed as prefix + completion
+        self.candidates = candidates or {}
+        if self.cfg.reward.kind != "paper" and set(eps) - set(self.candidates):
+            raise AlignInputError(f"reward kind {self.cfg.reward.kind} needs every event's candidates "
+                                  f"({len(set(eps) - set(self.candidates))} events have none)")
 
     @property
     def tickers(self) -> tuple[str, ...]:
@@ -102,7 +124,14 @@ class ImpactReward:
         cos = float(ripple_reward(z, eps, lam=0.0))
         total = float(ripple_reward(z, eps, lam=self.cfg.reward.lam))
         coverage = (total - cos) / self.cfg.reward.lam if self.cfg.reward.lam > 0 else 0.0
-        return ScoredAnswer(impacts, y, z, cos, coverage, total)
+        cand = self.candidates.get(event_id)
+        if cand is None:
+            return ScoredAnswer(impacts, y, z, cos, coverage, total)
+        zc = z[cand.index]
+        mse, ic = candidate_mse(zc, cand.moves), candidate_rank_ic(zc[cand.ripple], cand.moves[cand.ripple])
+        kind = self.cfg.reward.kind
+        reward = {"paper": total, "candidate_mse": mse, "rank_ic": ic, "sized_ripple": 0.5 * mse + 0.5 * ic}[kind]
+        return ScoredAnswer(impacts, y, z, cos, coverage, reward, mse, ic)
 
     def score_batch(self, completions: Sequence[Any], event_ids: Sequence[str], *,
                     scope: Literal["item", "batch"] = "item") -> list[ScoredAnswer]:
@@ -191,4 +220,28 @@ def build_impact_reward(
         raise AlignInputError("no event has residual returns on its day (the first year of data has no fitted betas)")
     mu = {m: s.mu() for m, s in snaps.items()}
     graph_month = dict(zip(kept["event_id"].astype(str), kept["graph_month"], strict=True))
-    return ImpactReward(universe, mu, eps, graph_month, cfg, prefix), kept
+    cands = event_candidates(kept, snaps.__getitem__, resid, tickers, cfg) if cfg.reward.kind != "paper" else None
+    return ImpactReward(universe, mu, eps, graph_month, cfg, prefix, cands), kept
+
+
+def event_candidates(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
+                     tickers: Sequence[str], config: ImpactRewardConfig) -> dict[str, EventCandidates]:
+    """Each event's candidates (:func:`kgfin.graph.candidates.candidate_sets` with the config's random count and
+    seed) with their residual moves over days ``d .. d + horizon`` (``resid``: long residuals); candidates without a
+    move in the window (no fitted beta yet, past the data's end) are left out; an event outside the residuals' days
+    (prediction) gets zero moves."""
+    sets = candidate_sets(events, read_snapshot, config.random_candidates, config.candidate_seed)
+    moves = window_moves(resid, config.horizon)
+    position = {t: i for i, t in enumerate(tickers)}
+    out = {}
+    for row in events.itertuples(index=False):
+        cand = sets[str(row.event_id)]
+        day = pd.Timestamp(row.day)
+        mv = (moves.loc[day].reindex(list(cand.tickers)).to_numpy(dtype=float) if day in moves.index
+              else np.zeros(len(cand)))
+        have = np.isfinite(mv)
+        chosen = [t for t, ok in zip(cand.tickers, have, strict=True) if ok]
+        out[str(row.event_id)] = EventCandidates(
+            np.array([position[t] for t in chosen], dtype=int),
+            np.array([t not in cand.named for t in chosen], dtype=bool), mv[have])
+    return out

@@ -12,7 +12,8 @@ al. (2019) as TRL's PPOv2 implements it:
    replaced by ``score - mean(scores of the prompt's other k - 1 answers)`` (the leave-one-out
    baseline of RLOO, Ahmadian et al. 2024): a prompt whose reward is high or low for every
    answer (a noisy news day) then moves nothing, which a value head cannot learn from few
-   samples. ``normalize_scores`` then divides the scores by their standard deviation over
+   samples; with ``group_normalize`` it is ``(score - group mean) / group std`` instead (GRPO's
+   group-normalised advantage, Shao et al. 2024). ``normalize_scores`` then divides the scores by their standard deviation over
    the rollout, so that the KL penalty below weighs the same against any reward's units;
 3. **per-token rewards**: ``r_t = -beta * (log pi(a_t) - log pi_ref(a_t))``, plus the score
    on the response's last token (the KL penalty keeps the policy near the reference);
@@ -52,8 +53,8 @@ from kgfin.align.config import ExperimentalConfig, PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd
 from kgfin.llm.grammar import AnswerGrammar
 
-__all__ = ["PPOConfig", "PPOStepResult", "PPOTrainer", "Rollout", "ValueHead", "gae", "leave_one_out", "masked_mean", "masked_whiten",
-           "policy_loss", "value_loss"]
+__all__ = ["PPOConfig", "PPOStepResult", "PPOTrainer", "Rollout", "ValueHead", "gae", "group_normalized",
+           "leave_one_out", "masked_mean", "masked_whiten", "policy_loss", "value_loss"]
 
 RewardFn = Callable[..., Sequence[Any]]  # floats, or objects with a float ``reward``
 
@@ -97,6 +98,20 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         last = delta + gamma * lam * last * next_mask
         adv[:, i] = last * mask[:, i]
     return adv, (adv + values) * mask
+
+
+def group_normalized(scores: torch.Tensor, k: int, eps: float = 1e-6) -> torch.Tensor:
+    """Each score minus its group's mean, divided by the group's standard deviation (groups: consecutive runs of
+    ``k``; GRPO's advantage, Shao et al. 2024). A group whose scores are all equal gives zeros.
+
+    >>> [round(v, 4) for v in group_normalized(torch.tensor([1.0, 2.0, 3.0, 5.0, 5.0, 5.0]), 3).tolist()]
+    [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    """
+    if k == 1:
+        return scores
+    groups = scores.view(-1, k)
+    centred = groups - groups.mean(1, keepdim=True)
+    return (centred / (groups.std(1, keepdim=True) + eps)).view(-1)
 
 
 def leave_one_out(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -307,7 +322,7 @@ class PPOTrainer:
             raise ValueError("reward_fn must return one finite float (or scored answer) per completion")
         scores = scores - extra.missing_eos_penalty * ro.truncated.float()
         raw_mean = float(scores.mean())
-        scores = leave_one_out(scores, k)
+        scores = group_normalized(scores, k) if extra.group_normalize else leave_one_out(scores, k)
         if extra.normalize_scores and len(scores) > 1:
             scores = scores / (scores.std() + 1e-8)
         mask = ro.response_mask.float()

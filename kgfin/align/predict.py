@@ -10,7 +10,9 @@ A :class:`ModelVariant` says which model answers and what its prompt holds:
 * ``rag``: the base model with the ``context_facts`` facts of the month most similar to the
   news (MiniLM embeddings, cosine);
 * ``knowledge``: the month's knowledge adapter merged, no context (the model must know);
-* ``aligned``: the knowledge adapter plus the alignment result of ``kgfin align``.
+* ``aligned``: the knowledge adapter plus the alignment result of ``kgfin align``;
+* ``warm_start``: the knowledge adapter plus the supervised warm start of that alignment run
+  (``OUT/warm_start/`` beside its ``final/``), before any PPO step.
 
 :func:`predict_events` generates (greedy at temperature 0, sampled at others), decoded by a
 :class:`~kgfin.align.decoding.Decoder`, parses, and propagates each answer over the graph
@@ -44,8 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", "graph_facts", "load_variant_model",
            "mu_without", "predict_events", "predict_news", "prediction_frame", "prediction_records", "ripple_paths"]
 
-Method = Literal["zero_shot", "icl", "rag", "knowledge", "aligned"]
-LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "aligned")
+Method = Literal["zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned"]
+LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned")
 
 _FACT = {
     "SUPPLIES": "{s} supplies {t} ({w:.0%} of {t_short}'s purchases)",
@@ -62,7 +64,7 @@ class ModelVariant:
     method: Method
     context_facts: int = 40
     example: tuple[str, str] | None = None  # (user message, answer) for icl
-    aligned_dir: Path | None = None  # OUT/final of kgfin align (method aligned)
+    aligned_dir: Path | None = None  # OUT/final of kgfin align (methods aligned, and warm_start: OUT/warm_start)
 
 
 @dataclass
@@ -115,17 +117,21 @@ def embedding_similarity(embed: Callable[[list[str]], np.ndarray]) -> Callable[[
 def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: str | Path, graph_month: str
                        ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model of ``variant`` for news read with ``graph_month``'s knowledge."""
-    knowledge = variant.method in ("knowledge", "aligned")
+    knowledge = variant.method in ("knowledge", "warm_start", "aligned")
     model, tok = knowledge_model(cfg.model_copy(update={"knowledge": cfg.knowledge and knowledge}), adapters_root,
                                  graph_month)
     if variant.method == "aligned":
         model = merge_alignment(model, variant.aligned_dir)
+    elif variant.method == "warm_start":
+        if variant.aligned_dir is None:
+            raise AlignInputError("the warm_start method needs the alignment run's final/ folder (aligned_dir)")
+        model = merge_alignment(model, variant.aligned_dir.parent / "warm_start")
     return model, tok
 
 
 def _messages(variant: ModelVariant, events: pd.DataFrame, snapshot: GraphSnapshot,
               rag_scores: Callable[[list[str], list[str]], np.ndarray] | None) -> list[str]:
-    if variant.method in ("knowledge", "aligned"):
+    if variant.method in ("knowledge", "warm_start", "aligned"):
         return event_messages(events)
     out = []
     facts_all = graph_facts(snapshot) if variant.method == "rag" else []

@@ -13,7 +13,20 @@ Reward (``ripple_reward``), with ``eps`` the realised residual returns::
     R(Z, eps) = cos(Z, eps) + lam * sum_j min(|Z_j|, |eps_j|) / ||eps||_1
 
 ``cos`` is 0 when either vector is zero and the coverage term is 0 when ``eps`` is zero,
-so R is always finite and lies in [-1, 1 + lam].
+so R is always finite and lies in [-1, 1 + lam]. This is the paper's reward (``kind: paper``). It is
+blind to an answer's size (the cosine ignores scale, coverage only grows with it), so a policy trained
+on it answers at +-10.
+
+Candidate rewards (``kind``: ``candidate_mse``, ``rank_ic``, ``sized_ripple``) are taken on the event's
+candidate set C (:mod:`kgfin.graph.candidates`: the focal firm's neighbours plus random others, the
+rows the ripple evaluation v2 scores) against the candidates' realised residual moves ``e_C`` over the
+outcome window::
+
+    candidate_mse(Z, e) = max(-1, 1 - ||Z_C - e_C||^2 / ||e_C||^2)    pays for size: 1 = exact, 0 = silence
+    rank_ic(Z, e)       = Spearman(Z_R, e_R)                          R = candidates the news does not name
+    sized_ripple        = 0.5 * candidate_mse + 0.5 * rank_ic         (the default)
+
+``rank_ic`` is 0 for a constant ``Z_R`` (no ranking) and for fewer than 3 candidates.
 
 Shapes: N companies in the snapshot's order; B predictions in a batch.
 """
@@ -30,9 +43,12 @@ from kgfin.config import KgfinConfig, resolve_config
 from kgfin.errors import KgfinError
 
 __all__ = [
-    "PropagationConfig", "RewardConfig", "RewardInputError", "propagate", "reward_from_impacts",
-    "ripple_reward",
+    "REWARD_KINDS", "PropagationConfig", "RewardConfig", "RewardInputError", "RewardKind", "candidate_mse",
+    "candidate_rank_ic", "propagate", "reward_from_impacts", "ripple_reward", "sized_ripple",
 ]
+
+RewardKind = Literal["paper", "candidate_mse", "rank_ic", "sized_ripple"]
+REWARD_KINDS: tuple[str, ...] = ("paper", "candidate_mse", "rank_ic", "sized_ripple")
 
 
 class RewardInputError(KgfinError, ValueError):
@@ -53,9 +69,14 @@ class PropagationConfig(KgfinConfig):
 
 
 class RewardConfig(KgfinConfig):
-    """The alignment reward: propagation settings plus the coverage weight."""
+    """The alignment reward: which one, its propagation settings and the paper reward's coverage weight."""
 
-    lam: float = Field(0.1, ge=0, description="weight of the magnitude-coverage term")
+    kind: RewardKind = Field(
+        "sized_ripple",
+        description="paper: cos + lam * coverage over every company on the event day (blind to size); candidate_mse, "
+                    "rank_ic or sized_ripple (their mean): on the event's candidate set against the outcome window's "
+                    "residual moves (module docstring; eval/reward_check.py)")
+    lam: float = Field(0.1, ge=0, description="kind paper: weight of the magnitude-coverage term")
     propagation: PropagationConfig = Field(
         default_factory=lambda: PropagationConfig(normalize="max_row"),
         description="max_row by default: a hub's row of mu sums to ~25-28 on the synthetic market, so unnormalised "
@@ -169,3 +190,59 @@ def reward_from_impacts(
     """``ripple_reward(propagate(mu, Y), eps)`` with the settings of a :class:`RewardConfig`."""
     cfg = resolve_config(RewardConfig, config, overrides)
     return ripple_reward(propagate(mu, y, cfg.propagation), eps, lam=cfg.lam)
+
+
+def candidate_mse(z: Any, e: Any) -> float:
+    """``max(-1, 1 - ||z - e||^2 / ||e||^2)`` over one event's candidates: 1 for the realised moves exactly, 0 for
+    silence (z = 0), -1 at worst; 0 when ``e`` is zero.
+
+    >>> candidate_mse(np.array([0.01, -0.02]), np.array([0.01, -0.02]))
+    1.0
+    >>> candidate_mse(np.zeros(2), np.array([0.01, -0.02]))
+    0.0
+    >>> round(candidate_mse(np.array([0.005, -0.01]), np.array([0.01, -0.02])), 6)
+    0.75
+    >>> candidate_mse(np.array([1.0, -1.0]), np.array([0.01, -0.02]))
+    -1.0
+    """
+    zz, ee = _finite("Z", z), _finite("e", e)
+    if zz.shape != ee.shape or zz.ndim != 1:
+        raise RewardInputError(f"Z {zz.shape} and e {ee.shape} must be vectors of the same length")
+    denom = float(ee @ ee)
+    if denom == 0.0:
+        return 0.0
+    return float(max(-1.0, 1.0 - float((zz - ee) @ (zz - ee)) / denom))
+
+
+def candidate_rank_ic(z: Any, e: Any) -> float:
+    """Spearman correlation of ``z`` with ``e`` (average ranks for ties); 0 for a constant ``z`` or ``e`` or fewer
+    than 3 entries (no ranking to reward).
+
+    >>> round(candidate_rank_ic(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.4, 0.1, 0.2, -0.3])), 6)
+    0.8
+    >>> candidate_rank_ic(np.zeros(4), np.array([0.4, 0.1, 0.2, -0.3]))
+    0.0
+    """
+    from scipy.stats import rankdata
+
+    zz, ee = _finite("Z", z), _finite("e", e)
+    if zz.shape != ee.shape or zz.ndim != 1:
+        raise RewardInputError(f"Z {zz.shape} and e {ee.shape} must be vectors of the same length")
+    if zz.size < 3 or np.ptp(zz) == 0 or np.ptp(ee) == 0:
+        return 0.0
+    rz, re = rankdata(zz), rankdata(ee)
+    rz, re = rz - rz.mean(), re - re.mean()
+    return float(np.clip(rz @ re / np.sqrt((rz @ rz) * (re @ re)), -1.0, 1.0))
+
+
+def sized_ripple(z: Any, e: Any, ripple: Any) -> float:
+    """``0.5 * candidate_mse(z, e) + 0.5 * candidate_rank_ic(z[ripple], e[ripple])``: size on every candidate, ranking
+    on the ripple candidates (``ripple``: (C,) bool, those the news does not name).
+
+    >>> z = np.array([0.02, 0.01, 0.0, -0.01]); e = np.array([0.02, 0.01, 0.0, -0.01])
+    >>> sized_ripple(z, e, np.array([False, True, True, True]))
+    1.0
+    """
+    mask = np.asarray(ripple, dtype=bool)
+    zz, ee = np.asarray(z, dtype=float), np.asarray(e, dtype=float)
+    return 0.5 * candidate_mse(zz, ee) + 0.5 * candidate_rank_ic(zz[mask], ee[mask])

@@ -15,6 +15,10 @@ For each training month m, in order:
    scores them with :class:`~kgfin.align.impact_reward.ImpactReward` (parse -> propagate over
    mu_g -> cos + lam * coverage against the event day's residual returns) and updates the policy.
 
+With ``warm_start.enabled`` the alignment first learns, by supervised fine-tuning, to answer earlier
+news items as they turned out (:mod:`kgfin.align.warm_start`; written to ``OUT/warm_start/``, a
+``final/``-like folder) and PPO starts from there.
+
 Writes ``OUT/align_log.csv`` (one row per PPO step), checkpoints in ``OUT/checkpoint/``
 (resumed automatically), and the result in ``OUT/final/``: ``align-adapter/`` (a PEFT
 folder to stack on a month's merged knowledge adapter) or ``backbone-delta.safetensors``.
@@ -40,17 +44,20 @@ from tqdm.auto import tqdm
 from kgfin.align.algorithms import STAT_KEYS, AlignmentAlgorithm, PPOAlgorithm
 from kgfin.align.config import AlignConfig
 from kgfin.align.decoding import Decoder
-from kgfin.align.events import news_events
+from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.models import knowledge_model, learned_alignment
+from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_events
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.grammar import GrammarError
 from kgfin.llm.prompts import event_messages
 from kgfin.runinfo import write_manifest
 
-__all__ = ["LOG_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
+__all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
 
 LOG_NAME = "align_log.csv"
+WARM_START_NAME = "warm_start"  # OUT/warm_start: the supervised warm start's alignment folder
 LOG_COLUMNS = [
     "step", "month", "graph_month", "epoch", "events", "reward", "cos", "coverage", "refusal_rate", "named",
     "kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac", "approx_kl", "seconds",
@@ -170,6 +177,52 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
     return int(json.loads((work / "progress.json").read_text())["step"]), state["learned"], state["trainer"]
 
 
+def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[str], GraphSnapshot],
+                reward: ImpactReward, decoder: Decoder, adapters_root: Path, first_month: str, graph_month: str,
+                target: Path, progress: bool, command: str) -> None:
+    """Fit the alignment LoRA of ``first_month``'s policy on past events' realised answers; write it to ``target``
+    (a ``final/``-like folder with ``warm_start_log.csv``)."""
+    from kgfin.llm.generate import chat_prompts
+    from kgfin.llm.grammar import AnswerGrammar
+    from kgfin.llm.prompts import SYSTEM_PROMPT
+    from kgfin.market.residuals import residuals
+
+    ws = cfg.warm_start
+    resid = residuals(market.returns, market.factors_daily, cfg.impact.residuals)
+    days = pd.DatetimeIndex(sorted(resid["date"].unique()))
+    events = warm_start_events(market, first_month, ws, cfg.events, days, cfg.impact.horizon)
+    if events.empty:
+        raise AlignInputError(f"warm start: no news item before {first_month} whose outcome window ends before it "
+                              f"(warm_start.months={ws.months})")
+    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
+    answers = target_answers(events, read_snapshot, resid, reward.universe.tickers, reward.universe.names,
+                             cfg.impact, firms)
+    policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl")
+    grammar = AnswerGrammar.for_universe(policy.tok, reward.universe.tickers, reward.universe.names,
+                                         max_companies=firms + 1, max_new_tokens=cfg.ppo.max_new_tokens)
+    ids = []
+    for entries in answers:
+        while True:  # drop the smallest ripple entries until the answer fits max_new_tokens
+            try:
+                ids.append(grammar.encode_answer(policy.tok, entries))
+                break
+            except GrammarError:
+                if len(entries) == 1:
+                    raise
+                entries = entries[:-1]
+    prompts = chat_prompts(policy.tok, event_messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
+    losses = supervised_fit(policy.policy, policy.tok, prompts, ids, ws, progress=progress)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_final(tmp)
+    pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses}).to_csv(tmp / "warm_start_log.csv", index=False)
+    write_manifest(tmp, command, cfg, extra={"warm_start_events": len(events), "first_month": first_month,
+                                              "months": sorted(set(events["month"])), "steps": len(losses),
+                                              "mean_entries": float(np.mean([len(a) for a in answers]))})
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
 def _log_rows(path: Path, keep_steps: int) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -208,6 +261,13 @@ def align(
     done, learned, algorithm_state = _load_checkpoint(work)
     if done == 0 and cfg.experimental.init_from:
         learned = learned_alignment(cfg, cfg.experimental.init_from)
+    elif done == 0 and cfg.warm_start.enabled and plan:
+        first = plan[0][0]
+        ws_dir = out_dir / WARM_START_NAME
+        if not (ws_dir / "kgfin-run.json").exists():
+            _warm_start(cfg, market, read_snapshot, reward, decoder, adapters_root, first,
+                        str(events.loc[plan[0][2][0], "graph_month"]), ws_dir, progress, command)
+        learned = learned_alignment(cfg, ws_dir)
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from kgfin.data.calendar import month_bounds
-from kgfin.evaluate.candidates import CandidateSet
 from kgfin.evaluate.predictors import EventScores
+from kgfin.graph.candidates import CandidateSet
 from kgfin.portfolio.backtest import LongShortConfig, long_short_backtest
 from kgfin.portfolio.errors import PortfolioInputError
 from kgfin.portfolio.metrics import SharpeConfig, performance_table
@@ -33,7 +33,7 @@ def score_signals(rows: Mapping[str, EventScores], events: pd.DataFrame,
     """``date, ticker, score``: every event's nonzero candidate scores on its day, summed per (date, ticker).
 
     >>> import numpy as np, pandas as pd
-    >>> from kgfin.evaluate.candidates import CandidateSet
+    >>> from kgfin.graph.candidates import CandidateSet
     >>> c = CandidateSet("E1", "A", "2015-01", ("B", "C", "D"), np.ones(3, bool), frozenset({"A"}))
     >>> ev = pd.DataFrame({"event_id": ["E1"], "day": [pd.Timestamp("2015-02-02")]})
     >>> score_signals({"E1": EventScores(np.array([0.5, 0.0, -1.0]))}, ev, {"E1": c})["ticker"].tolist()

@@ -2,7 +2,6 @@
 
 All functions take (C,) arrays over one event's candidates (the focal firm is never among them):
 
-* :func:`window_moves`: the realised residual move of every stock over trading days ``d .. d+h``;
 * :func:`rank_ic`: Spearman correlation of scores with the realised moves (the headline metric);
 * :func:`top_k`: precision@k, recall@k and NDCG@k of the relevant firms when candidates are ranked by
   |score|, tie-aware (a tie group straddling the cut counts by its expected share, as if ties were broken
@@ -20,27 +19,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 
-__all__ = ["planted_corr", "rank_ic", "realised_relevance", "sign_accuracy", "top_k", "window_moves"]
-
-
-def window_moves(resid: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """(dates x tickers) the sum of each stock's residual over trading days ``d .. d + horizon``, indexed by ``d``.
-
-    ``resid``: long (date, ticker, resid) as :func:`kgfin.market.residuals` returns it; its dates are the trading
-    days. A window with a missing residual (no fitted beta yet) or running past the last day is NaN.
-
-    >>> r = pd.DataFrame({"date": pd.to_datetime(["2015-01-02", "2015-01-05", "2015-01-06"]), "ticker": "A",
-    ...                   "resid": [0.01, 0.02, -0.01]})
-    >>> window_moves(r, 1)["A"].round(3).tolist()
-    [0.03, 0.01, nan]
-    """
-    wide = resid.pivot(index="date", columns="ticker", values="resid").sort_index()
-    out = wide.copy()
-    for k in range(1, horizon + 1):
-        out = out + wide.shift(-k)
-    return out
+__all__ = ["planted_corr", "rank_ic", "realised_relevance", "sign_accuracy", "top_k"]
 
 
 def _constant(x: np.ndarray) -> bool:

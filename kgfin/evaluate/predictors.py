@@ -2,7 +2,7 @@
 
 A :class:`Predictor` takes events and a :class:`RippleContext` (the market, the point-in-time
 graphs, the candidate sets) and returns, per event, :class:`EventScores` over that event's
-candidates (:mod:`kgfin.evaluate.candidates`): the ripple evaluation v2 scores every method on
+candidates (:mod:`kgfin.graph.candidates`): the ripple evaluation v2 scores every method on
 the same rows, with no per-method branches.
 
 Registered predictors (:data:`PREDICTORS`, :func:`build_predictor`):
@@ -68,8 +68,8 @@ from kgfin.config import KgfinConfig
 from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData
 from kgfin.errors import KgfinError
-from kgfin.evaluate.candidates import CandidateSet, candidate_sets, event_seed
 from kgfin.gnn.config import GnnConfig
+from kgfin.graph.candidates import CandidateSet, candidate_sets, event_seed
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.parse import Impacts
 

@@ -86,7 +86,7 @@ __all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts
            "write_ripple_outputs"]
 
 ALL_METHODS = ("propagation_only", *LLM_METHODS, "oracle")
-MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "aligned", "oracle"]
+MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned", "oracle"]
 
 
 class RippleEvalConfig(KgfinConfig):
@@ -357,7 +357,7 @@ def _tables(frames: dict[str, pd.DataFrame], preds: dict[str, list[Prediction]],
         tables[f"regression_{model}"] = pd.DataFrame(rows)
     tables["anova"] = pd.DataFrame(anova_rows)
 
-    llm = [m for m in ("aligned", "knowledge", "rag", "icl", "zero_shot") if m in preds]
+    llm = [m for m in ("aligned", "warm_start", "knowledge", "rag", "icl", "zero_shot") if m in preds]
     if llm and "capm" in realised:
         method = llm[0]
         rows = []

@@ -5,7 +5,7 @@ Protocol (``docs/ripple-evaluation.md``):
 1. Events: every news item of the held-out months (``max_events_per_month``: None), each read with
    the graph of month ``m - graph_lag_months`` (point in time). An event whose window runs past the
    data is dropped and counted.
-2. Candidates (:mod:`kgfin.evaluate.candidates`): the focal firm's one-hop neighbours plus
+2. Candidates (:mod:`kgfin.graph.candidates`): the focal firm's one-hop neighbours plus
    ``random_candidates`` seeded others, identical for every method; the focal firm is never scored.
    Variant ``focal`` scores them all; variant ``named`` also leaves out every firm the news names
    (the direct counterparty).
@@ -45,7 +45,7 @@ from kgfin.align.events import AlignInputError, news_events
 from kgfin.config import KgfinConfig
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
-from kgfin.evaluate.candidates import CandidateSet, candidate_sets, coverage
+from kgfin.evaluate.coverage import coverage
 from kgfin.evaluate.long_short import long_short_on_scores
 from kgfin.evaluate.metrics import (
     planted_corr,
@@ -53,7 +53,6 @@ from kgfin.evaluate.metrics import (
     realised_relevance,
     sign_accuracy,
     top_k,
-    window_moves,
 )
 from kgfin.evaluate.predictors import (
     PREDICTORS,
@@ -65,8 +64,9 @@ from kgfin.evaluate.predictors import (
     build_predictor,
 )
 from kgfin.evaluate.uncertainty import events_needed, mean_ci, paired_test
+from kgfin.graph.candidates import CandidateSet, candidate_sets
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.market.residuals import residuals
+from kgfin.market.residuals import residuals, window_moves
 from kgfin.portfolio.backtest import LongShortConfig
 from kgfin.portfolio.metrics import SharpeConfig
 from kgfin.tables import markdown_table

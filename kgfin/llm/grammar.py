@@ -282,6 +282,27 @@ class AnswerGrammar:
         """The grammar over a universe's companies, written ``"Name (TICKER)"``."""
         return cls(tokenizer, list(company_labels(tickers, names).values()), **kwargs)
 
+    def encode_answer(self, tokenizer: PreTrainedTokenizerBase, entries: Sequence[tuple[str, int]]) -> list[int]:
+        """The reply tokens (after the prefilled prefix) of an answer naming ``entries`` ((company label, nonzero
+        score) pairs, in order), tokenised slot by slot as the grammar's tries are, so that the constrained sampler
+        could have produced exactly these tokens (supervised targets, :mod:`kgfin.align.warm_start`). The impact
+        type follows each score's sign."""
+        if not 1 <= len(entries) <= min(self.max_companies, self.n_companies):
+            raise GrammarError(f"an answer names 1..{min(self.max_companies, self.n_companies)} companies, got "
+                               f"{len(entries)}")
+        ids: list[int] = []
+        for i, (label, score) in enumerate(entries):
+            if score == 0 or abs(score) > 10:
+                raise GrammarError(f"entry {i} ({label}): score {score} is not a nonzero integer in [-10, 10]")
+            after = _CLOSE if i == len(entries) - 1 else _NEXT_ENTRY
+            kind = "positive" if score > 0 else "negative"
+            for text in (type_stem(label), f"{kind}{_AFTER_TYPE}", f"{int(score)}{after}"):
+                ids += tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self._replay(ids) is None:
+            raise GrammarError(f"the answer {entries} is outside this grammar (unknown company, repeated name or too "
+                               f"long for max_new_tokens={self.max_new_tokens})")
+        return ids
+
     def _replay(self, reply_ids: Sequence[int], row: int = 0) -> _State | None:
         """The state after batch row ``row``'s ``reply_ids``; None if they leave the grammar."""
         state = _State(self, self._first(row))

@@ -32,7 +32,7 @@ from kgfin.config import KgfinConfig, resolve_config
 from kgfin.market.betas import rolling_ols
 from kgfin.market.returns import MarketInputError, as_dates, require_columns, take_strings, to_wide
 
-__all__ = ["FACTOR_MODELS", "ResidualConfig", "monthly_residuals", "residual_vector", "residuals"]
+__all__ = ["FACTOR_MODELS", "ResidualConfig", "monthly_residuals", "residual_vector", "residuals", "window_moves"]
 
 FACTOR_MODELS: dict[str, tuple[str, ...]] = {
     "capm": ("mkt_rf",),
@@ -182,3 +182,21 @@ def residual_vector(
         raise MarketInputError(f"residual table: several rows for one ticker on {pd.Timestamp(date).date()}")
     out = values.reindex(np.asarray(tickers, dtype=str)).to_numpy()
     return np.where(np.isnan(out), fill, out)
+
+
+def window_moves(resid: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """(dates x tickers) the sum of each stock's residual over trading days ``d .. d + horizon``, indexed by ``d``.
+
+    ``resid``: long (date, ticker, resid) as :func:`kgfin.market.residuals` returns it; its dates are the trading
+    days. A window with a missing residual (no fitted beta yet) or running past the last day is NaN.
+
+    >>> r = pd.DataFrame({"date": pd.to_datetime(["2015-01-02", "2015-01-05", "2015-01-06"]), "ticker": "A",
+    ...                   "resid": [0.01, 0.02, -0.01]})
+    >>> window_moves(r, 1)["A"].round(3).tolist()
+    [0.03, 0.01, nan]
+    """
+    wide = resid.pivot(index="date", columns="ticker", values="resid").sort_index()
+    out = wide.copy()
+    for k in range(1, horizon + 1):
+        out = out + wide.shift(-k)
+    return out

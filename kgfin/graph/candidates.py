@@ -12,14 +12,15 @@ in ticker order. The focal firm is never a candidate. Two hops are the whole uni
 default market (fund co-holding is dense), so one hop it is. Every method scores every
 candidate (0 where it names nothing), so rows of different methods are the same rows.
 
-:func:`coverage` says how much of the planted ripple (synthetic market) a set reaches: the
-share of the planted ripple firms (hop >= 1) it contains and the share of their |shock|.
+The ripple evaluation v2 (:mod:`kgfin.evaluate`) scores every method on these sets, and the
+candidate rewards of alignment (:mod:`kgfin.align.reward`) are taken on them, so alignment trains
+on the rows it is judged on.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ import pandas as pd
 
 from kgfin.graph.snapshot import GraphSnapshot
 
-__all__ = ["CandidateSet", "candidate_sets", "coverage", "event_seed", "focal_neighbours"]
+__all__ = ["CandidateSet", "candidate_sets", "event_seed", "focal_neighbours"]
 
 
 @dataclass(frozen=True)
@@ -98,28 +99,3 @@ def candidate_sets(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
             str(row.event_id), focal, g, tuple(chosen), np.array([t in near for t in chosen], dtype=bool),
             frozenset(str(t) for t in row.tickers))
     return out
-
-
-def coverage(sets: Iterable[CandidateSet], impacts: pd.DataFrame) -> pd.DataFrame:
-    """How much of the planted ripple each candidate set holds (``truth/impacts`` rows: event_id, ticker, shock,
-    min_hop).
-
-    One row per event: ``candidates``, ``neighbours``, ``ripple_firms`` (planted firms with hop >= 1, the focal
-    firm aside), ``covered_firms``, ``firm_share`` and ``shock_share`` (share of their |shock| inside the set;
-    NaN for an event without planted ripple).
-    """
-    ripple = impacts[(impacts["min_hop"] >= 1) & (impacts["shock"] != 0)]
-    by_event = {str(e): g for e, g in ripple.groupby("event_id")}
-    rows = []
-    for c in sets:
-        part = by_event.get(c.event_id)
-        if part is not None:
-            part = part[part["ticker"] != c.focal]
-        inside = part["ticker"].isin(set(c.tickers)).to_numpy() if part is not None else np.zeros(0, dtype=bool)
-        size = np.abs(part["shock"].to_numpy(dtype=float)) if part is not None else np.zeros(0)
-        rows.append({"event_id": c.event_id, "candidates": len(c), "neighbours": int(c.neighbour.sum()),
-                     "ripple_firms": int(inside.size), "covered_firms": int(inside.sum()),
-                     "firm_share": float(inside.mean()) if inside.size else np.nan,
-                     "shock_share": float(size[inside].sum() / size.sum()) if size.sum() > 0 else np.nan})
-    return pd.DataFrame(rows, columns=["event_id", "candidates", "neighbours", "ripple_firms", "covered_firms",
-                                       "firm_share", "shock_share"])

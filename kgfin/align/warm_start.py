@@ -1,0 +1,143 @@
+"""Supervised warm start of alignment (``align.warm_start``): teach the policy answers built from what happened.
+
+Before PPO, the alignment LoRA is fine-tuned (causal-LM loss on the answer tokens only) on earlier news
+items answered with their realised outcome:
+
+* the focal firm (first, as ``decoding.first_entry: news`` demands) with its own residual move over
+  days ``d .. d + horizon``, and
+* the ``firms`` candidates of the event (:mod:`kgfin.graph.candidates`, the rows the ripple evaluation
+  scores) that the news does not name and whose residual moved most in that window,
+
+each at ``round(move / score_unit)`` clipped to [-10, 10] (a move too small for one score point is left
+out; the focal firm keeps at least +-1). Answers are tokenised slot by slot as the answer grammar's
+tries are (:meth:`~kgfin.llm.grammar.AnswerGrammar.encode_answer`), so they are answers the constrained
+sampler could have produced.
+
+**Point in time**: the events come from the ``months`` news months before the first aligned month, and
+an event is a target only if its whole outcome window (its last trading day ``d + horizon``) ends before
+that month begins. :func:`warm_start_events` applies both rules; a test checks them.
+
+The result is an alignment folder like ``kgfin align``'s ``final/`` (``OUT/warm_start/``), which the
+ripple evaluation scores as its own row (``warm_start``), so the gain of PPO on top of it is visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kgfin.align.config import ImpactRewardConfig, WarmStartConfig
+from kgfin.align.events import AlignInputError, news_events
+from kgfin.data.calendar import add_months, month_bounds
+from kgfin.data.loaders import MarketData
+from kgfin.graph.candidates import candidate_sets
+from kgfin.graph.snapshot import GraphSnapshot
+from kgfin.llm.grammar import company_labels
+from kgfin.market.residuals import window_moves
+
+__all__ = ["WarmStartConfig", "supervised_fit", "target_answers", "warm_start_events"]
+
+log = logging.getLogger(__name__)
+
+
+def _window_end(days: pd.DatetimeIndex, day: pd.Timestamp, horizon: int) -> pd.Timestamp | None:
+    """The trading day ``horizon`` days after ``day`` (``days``: the sorted trading days), None past the data."""
+    pos = int(days.searchsorted(day))
+    return days[pos + horizon] if pos + horizon < len(days) else None
+
+
+def warm_start_events(market: MarketData, first_month: str, config: WarmStartConfig, events_cfg: Any,
+                      trading_days: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
+    """The news items the warm start may learn from before ``first_month``: those of the ``config.months`` months
+    before it whose outcome window (``horizon`` trading days after the event day) ends before ``first_month``
+    begins. ``events_cfg``: the alignment's :class:`~kgfin.align.config.EventConfig` (graph lag, minimum names)."""
+    months = [add_months(first_month, -k) for k in range(config.months, 0, -1)]
+    cfg = events_cfg.model_copy(update={"max_events_per_month": config.max_events_per_month})
+    events = news_events(market, months, cfg)
+    start = pd.Timestamp(month_bounds(first_month)[0])
+    ends = [_window_end(trading_days, pd.Timestamp(d), horizon) for d in events["day"]]
+    keep = np.array([e is not None and e < start for e in ends], dtype=bool)
+    return events[keep].reset_index(drop=True)
+
+
+def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
+                   tickers: Sequence[str], names: Sequence[str], impact: ImpactRewardConfig, firms: int
+                   ) -> list[list[tuple[str, int]]]:
+    """Per event, the answer built from what happened: ``[(company label, score), ...]``, focal firm first (module
+    docstring). ``resid``: long residuals (:func:`kgfin.market.residuals`)."""
+    moves = window_moves(resid, impact.horizon)
+    sets = candidate_sets(events, read_snapshot, impact.random_candidates, impact.candidate_seed)
+    labels = company_labels(tickers, names)
+    out = []
+    for row in events.itertuples(index=False):
+        day, focal = pd.Timestamp(row.day), str(row.tickers[0])
+        if day not in moves.index:
+            raise AlignInputError(f"event {row.event_id}: no residual moves on {day.date()}")
+        mv = moves.loc[day]
+        f_move = float(mv.get(focal, np.nan))
+        f_score = int(np.clip(np.round(f_move / impact.score_unit), -10, 10)) if math.isfinite(f_move) else 0
+        entries = [(labels[focal], f_score or (1 if f_move >= 0 else -1))]
+        cand = sets[str(row.event_id)]
+        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(float(mv.get(t, np.nan)))]
+        ranked = sorted(ripple, key=lambda t: (-abs(float(mv[t])), t))
+        for t in ranked[:firms]:
+            s = int(np.clip(np.round(float(mv[t]) / impact.score_unit), -10, 10))
+            if s != 0:
+                entries.append((labels[t], s))
+        out.append(entries)
+    return out
+
+
+def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[int]],
+                   config: WarmStartConfig, progress: bool = False) -> list[float]:
+    """Fine-tune ``model``'s trainable parameters on (chat-formatted prompt, answer token ids) pairs with the causal-LM
+    loss on the answer tokens only (transformers' loss with the prompt labelled -100). Returns the loss of each
+    gradient step."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if len(prompts) != len(answers) or not prompts:
+        raise AlignInputError(f"warm start needs one answer per prompt and at least one ({len(prompts)} prompts, "
+                              f"{len(answers)} answers)")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise AlignInputError("the warm start's model has no trainable parameters")
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(params, lr=config.learning_rate)
+    pad = tokenizer.pad_token_id
+    rows = [(tokenizer(p, add_special_tokens=False)["input_ids"], list(a)) for p, a in zip(prompts, answers,
+                                                                                         strict=True)]
+    rng = np.random.default_rng(config.seed)
+    losses: list[float] = []
+    steps = config.epochs * math.ceil(len(rows) / config.batch_size)
+    model.train()
+    with tqdm(total=steps, desc="warm start", disable=not progress) as bar:
+        for _ in range(config.epochs):
+            order = rng.permutation(len(rows))
+            for lo in range(0, len(rows), config.batch_size):
+                batch = [rows[i] for i in order[lo:lo + config.batch_size]]
+                width = max(len(p) + len(a) for p, a in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                att = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, (p, a) in enumerate(batch):
+                    n = len(p) + len(a)
+                    ids[r, :n] = torch.tensor(p + a)
+                    labels[r, len(p):n] = torch.tensor(a)
+                    att[r, :n] = 1
+                out = model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device))
+                opt.zero_grad()
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                losses.append(float(out.loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    log.info("warm start: %d answers, %d steps, loss %.3f -> %.3f", len(rows), len(losses), losses[0], losses[-1])
+    return losses

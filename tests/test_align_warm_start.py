@@ -1,0 +1,108 @@
+"""The supervised warm start: point-in-time targets built from what happened, grammar-exact tokens, a fit that
+learns, and the alignment run that starts from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, WarmStartConfig
+from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_events
+from kgfin.data import load_market
+from kgfin.data.calendar import month_bounds
+from kgfin.graph.snapshot import build_snapshot
+from kgfin.llm import TINY_MODEL, load_causal_lm
+from kgfin.llm.grammar import AnswerGrammar, GrammarError, company_labels
+from kgfin.llm.parse import Universe, parse_impacts
+from kgfin.llm.prompts import ANSWER_PREFIX
+from kgfin.market.residuals import residuals, window_moves
+
+IMPACT = ImpactRewardConfig.model_validate({"residuals": {"window": 60, "min_obs": 40}, "horizon": 2})
+
+
+@pytest.fixture(scope="module")
+def market(synth_dir: Path):
+    return load_market(synth_dir)
+
+
+@pytest.fixture(scope="module")
+def resid(market) -> pd.DataFrame:
+    return residuals(market.returns, market.factors_daily, IMPACT.residuals)
+
+
+def test_targets_are_point_in_time(market, resid) -> None:
+    days = pd.DatetimeIndex(sorted(resid["date"].unique()))
+    ev = warm_start_events(market, "2014-08", WarmStartConfig(months=2), EventConfig(), days, horizon=2)
+    assert set(ev["month"]) == {"2014-06", "2014-07"}
+    start = month_bounds("2014-08")[0]
+    for d in ev["day"]:
+        end = days[days.searchsorted(pd.Timestamp(d)) + 2]
+        assert end < start  # the whole outcome window ends before the aligned month
+    # the last news days of July are left out: their window runs into August
+    july = warm_start_events(market, "2014-08", WarmStartConfig(months=1), EventConfig(), days, horizon=0)
+    late = warm_start_events(market, "2014-08", WarmStartConfig(months=1), EventConfig(), days, horizon=5)
+    assert len(late) < len(july)
+
+
+def test_target_answers_name_the_focal_firm_then_the_largest_realised_moves(market, resid) -> None:
+    days = pd.DatetimeIndex(sorted(resid["date"].unique()))
+    ev = warm_start_events(market, "2014-08", WarmStartConfig(months=1), EventConfig(), days, horizon=2).head(5)
+    tickers, names = tuple(market.companies["ticker"]), tuple(market.companies["name"])
+    answers = target_answers(ev, lambda m: build_snapshot(market, m), resid, tickers, names, IMPACT, firms=3)
+    labels = company_labels(tickers, names)
+    moves = window_moves(resid, 2)
+    for row, entries in zip(ev.itertuples(index=False), answers, strict=True):
+        focal = row.tickers[0]
+        assert entries[0][0] == labels[focal] and entries[0][1] != 0
+        expected = int(np.clip(np.round(moves.loc[pd.Timestamp(row.day), focal] / IMPACT.score_unit), -10, 10))
+        assert entries[0][1] == (expected or entries[0][1])
+        assert 1 <= len(entries) <= 4 and all(s != 0 and -10 <= s <= 10 for _, s in entries)
+        ripple = [abs(moves.loc[pd.Timestamp(row.day), label.rsplit("(", 1)[1][:-1]]) for label, _ in entries[1:]]
+        assert ripple == sorted(ripple, reverse=True)
+
+
+def test_encoded_answers_follow_the_grammar_and_parse_back() -> None:
+    _, tok = load_causal_lm(TINY_MODEL)
+    uni = Universe(("AAA", "BBB", "CCC"), ("Alpha Inc", "Beta Corp", "Gamma Ltd"))
+    g = AnswerGrammar.for_universe(tok, uni.tickers, uni.names, max_companies=3, max_new_tokens=96)
+    ids = g.encode_answer(tok, [("Alpha Inc (AAA)", -4), ("Gamma Ltd (CCC)", 2)])
+    parsed = parse_impacts(ANSWER_PREFIX + tok.decode(ids), uni)
+    assert parsed.scores == {"AAA": -4.0, "CCC": 2.0}
+    assert g.allowed_after(ids) == [tok.eos_token_id]  # the answer is complete
+    with pytest.raises(GrammarError, match="nonzero integer"):
+        g.encode_answer(tok, [("Alpha Inc (AAA)", 0)])
+    with pytest.raises(GrammarError, match="outside this grammar"):
+        g.encode_answer(tok, [("Alpha Inc (AAA)", 1), ("Alpha Inc (AAA)", 2)])
+
+
+def test_supervised_fit_lowers_the_answer_loss() -> None:
+    model, tok = load_causal_lm(TINY_MODEL)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    prompts = ["news one", "news two", "news three", "news four"]
+    answers = [tok(" Alpha 4", add_special_tokens=False)["input_ids"]] * 4
+    losses = supervised_fit(model, tok, prompts, answers, WarmStartConfig(epochs=10, batch_size=2,
+                                                                          learning_rate=1e-2))
+    assert len(losses) == 20 and losses[-1] < 0.2 * losses[0]  # ln(vocab) ~ 10.8 down to the answer
+
+
+@pytest.mark.integration
+def test_alignment_starts_from_the_warm_start(market, tmp_path: Path) -> None:
+    from kgfin.align.trainer import align
+
+    cfg = AlignConfig.model_validate({
+        "model": TINY_MODEL, "knowledge": False, "save_steps": 1, "events": {"max_events_per_month": 2},
+        "impact": {"residuals": {"window": 60, "min_obs": 40}},
+        "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 64, "temperature": 1.0},
+        "decoding": {"constrained": True, "first_entry": "news", "max_companies": 3},
+        "warm_start": {"enabled": True, "months": 1, "max_events_per_month": 4, "epochs": 1, "batch_size": 2},
+        "lora": {"r": 2, "alpha": 4}})
+    res = align(cfg, market, lambda m: build_snapshot(market, m), ["2014-08"], tmp_path / "run", progress=False)
+    ws = tmp_path / "run" / "warm_start"
+    assert (ws / "align-adapter" / "adapter_config.json").exists() and (ws / "kgfin-run.json").exists()
+    log = pd.read_csv(ws / "warm_start_log.csv")
+    assert len(log) >= 1 and log["loss"].notna().all()
+    assert len(res.log) == 1 and (res.final / "align-adapter").exists()
