@@ -8,8 +8,10 @@ month's mu, read on the event's candidate set against the candidates' residual m
 * ``truth``: the focal firm and the ``--ripple-firms`` planted ripple firms with the largest |shock|, each
   at its planted size (rounded to the grammar's integer scores, at least 1 in size);
 * ``saturated``: the same firms and signs, every score at +-10;
-* ``perturbed``: ``truth`` with every size multiplied by a lognormal factor (sigma 0.5), one ripple firm
-  swapped for a random candidate the news did not move, and one ripple sign in five flipped;
+* ``perturbed``: ``truth`` with every size multiplied by a lognormal factor (sigma 0.5, then rounded; the
+  firms and signs kept): a policy that knows who moves and which way, and roughly how much;
+* ``scrambled``: ``perturbed`` with, further, one ripple firm swapped for a random candidate the news did
+  not move and one ripple sign in five flipped;
 * ``propagation``: the focal firm alone at its planted size (what propagation only answers);
 * ``random``: ``--ripple-firms + 1`` random candidates with random nonzero scores.
 
@@ -37,7 +39,7 @@ from kgfin.market.residuals import residuals
 from kgfin.runinfo import package_versions
 from kgfin.store import open_store
 
-ANSWERS = ("truth", "saturated", "perturbed", "propagation", "random")
+ANSWERS = ("truth", "saturated", "perturbed", "scrambled", "propagation", "random")
 
 
 def _bootstrap(x: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float, float]:
@@ -90,19 +92,21 @@ def main() -> None:
         cand_tickers = [tickers[i] for i in c.index]
         quiet = [t for t in cand_tickers if t not in moved]
         perturbed = {t: float(np.clip(np.round(s * rng.lognormal(0, 0.5)), -10, 10)) or s for t, s in truth_ans.items()}
-        ripple_names = [t for t in perturbed if t != focal]
+        scrambled = dict(perturbed)
+        ripple_names = [t for t in scrambled if t != focal]
         if ripple_names and quiet:
             gone = ripple_names[int(rng.integers(len(ripple_names)))]
-            perturbed[str(rng.choice(quiet))] = perturbed.pop(gone)
-        for t in [t for t in perturbed if t != focal]:
+            scrambled[str(rng.choice(quiet))] = scrambled.pop(gone)
+        for t in [t for t in scrambled if t != focal]:
             if rng.random() < 0.2:
-                perturbed[t] = -perturbed[t]
+                scrambled[t] = -scrambled[t]
         pool = [t for t in cand_tickers if t != focal] or [t for t in tickers if t != focal]
         picks = rng.choice(pool, size=min(len(pool), args.ripple_firms + 1), replace=False)
         answers = {
             "truth": truth_ans,
             "saturated": {t: 10.0 * np.sign(s) for t, s in truth_ans.items()},
             "perturbed": perturbed,
+            "scrambled": scrambled,
             "propagation": {focal: truth_ans[focal]},
             "random": {str(t): float(rng.choice([-1, 1]) * rng.integers(1, 11)) for t in picks},
         }
@@ -123,7 +127,8 @@ def main() -> None:
             m, lo, hi = _bootstrap(frame[(kind, name)].to_numpy(), boot)
             line[name] = f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
         diffs = {}
-        for a, b in (("perturbed", "propagation"), ("propagation", "random"), ("saturated", "truth")):
+        for a, b in (("perturbed", "propagation"), ("scrambled", "propagation"), ("propagation", "random"),
+                     ("saturated", "truth")):
             m, lo, hi = _bootstrap((frame[(kind, a)] - frame[(kind, b)]).to_numpy(), boot)
             diffs[f"{a} - {b}"] = (m, lo, hi)
             line[f"{a} - {b}"] = f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]"

@@ -219,8 +219,13 @@ def _ripple_eval(ctx: Context) -> dict[str, Any]:
 
     cfg = ctx.cfg
     market = load_market(ctx.data)
+    rcfg = cfg.ripple_eval
+    if cfg.align.warm_start.enabled and "aligned" in rcfg.methods and "warm_start" not in rcfg.methods:
+        methods = list(rcfg.methods)
+        rcfg = rcfg.model_copy(update={"methods": [*methods[:methods.index("aligned")], "warm_start",
+                                                   *methods[methods.index("aligned"):]]})
     with open_store(ctx.store_dir) as store:
-        result = run_ripple_eval(market, store.read_snapshot, cfg.eval_months, cfg.ripple_eval, cfg.align,
+        result = run_ripple_eval(market, store.read_snapshot, cfg.eval_months, rcfg, cfg.align,
                                  adapters_root=ctx.adapters, aligned_dir=ctx.aligned,
                                  data_dir=ctx.data, progress=ctx.progress)
     write_ripple_outputs(result, ctx.run / "ripple_eval", cfg.ripple_eval, cfg.align, cfg.eval_months,

@@ -218,3 +218,52 @@ def test_normalized_scores_keep_a_small_reward_from_drowning_in_the_kl_penalty()
 
     normalized, raw = run(True), run(False)
     assert normalized > 0.6 and raw < 0.3
+
+
+def test_one_update_per_rollout_skips_the_old_pass_and_changes_nothing() -> None:
+    """ppo_epochs 1 with one minibatch: old log-probs and values come from the update's own forward pass."""
+    results, weights, calls = [], [], []
+    for fuse in (True, False):
+        trainer, _, _ = _trainer(kl=0.1, max_new_tokens=3)
+        trainer.cfg = trainer.cfg.model_copy(update={"ppo_epochs": 1, "mini_batch_size": 16})
+        trainer.fuse_single_update = fuse
+        forward = trainer._forward
+        n = [0]
+
+        def counted(*a, _f=forward, _n=n, **k):  # type: ignore[no-untyped-def]
+            _n[0] += 1
+            return _f(*a, **k)
+
+        trainer._forward = counted  # type: ignore[method-assign]
+        results.append([trainer.step(["pick one"] * 16).stats for _ in range(2)])
+        weights.append({k: v.clone() for k, v in trainer.policy.state_dict().items()})
+        calls.append(n[0])
+    assert calls == [4, 6]  # per step: reference + update, against reference + old pass + update
+    for a, b in zip(results[0], results[1], strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+    for k in weights[0]:
+        assert torch.allclose(weights[0][k], weights[1][k], atol=1e-6)
+
+
+def test_shared_prompt_cache_gives_the_same_rollout() -> None:
+    """k answers per prompt: the prompt is prefilled once and its cache repeated; answers and masks are those of
+    the plain rollout (left-padded prompts of different lengths, a real Llama)."""
+    from kgfin.llm import TINY_MODEL, load_causal_lm
+
+    model, tok = load_causal_lm(TINY_MODEL)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    prompts = [q for q in ("a short prompt", "a much longer prompt with several more words in it") for _ in range(4)]
+    outs = []
+    for share in (True, False):
+        trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions),
+                             PPOConfig(temperature=1.0, batch_size=8, max_new_tokens=6, seed=3),
+                             reference_model=copy.deepcopy(model), experimental=ExperimentalConfig(samples_per_prompt=4))
+        if not share:
+            trainer._shared_prompt_cache = lambda enc: None  # type: ignore[method-assign]
+        outs.append(trainer.rollout(prompts))
+    assert torch.equal(outs[0].input_ids, outs[1].input_ids)
+    assert torch.equal(outs[0].response_mask, outs[1].response_mask)
+    with pytest.raises(ValueError, match="runs of samples_per_prompt"):
+        trainer._shared_prompt_cache(tok(["one prompt", "another prompt", "one prompt", "one prompt"],
+                                         return_tensors="pt", padding=True))

@@ -64,6 +64,12 @@ class Decoder:
     def stop_at_json_end(self) -> bool:
         return self.cfg.stop_at_json_end
 
+    def messages(self, events: pd.DataFrame) -> list[str]:
+        """The analyst prompts (user messages) of ``events``, with the JSON format line where the settings show it."""
+        from kgfin.llm.prompts import event_messages
+
+        return event_messages(events, answer_format=self.cfg.format_in_prompt)
+
     def grammar(self, model: Any, tokenizer: Any, graph_month: str, max_new_tokens: int,
                 messages: Callable[[pd.DataFrame], list[str]], what: str = "") -> AnswerGrammar | None:
         """The grammar answers read with ``graph_month``'s ``model`` are decoded in (None unconstrained).

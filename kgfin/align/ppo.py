@@ -183,6 +183,8 @@ class PPOStepResult:
 class PPOTrainer:
     """Runs PPO steps on ``policy`` with ``reward_fn``; see the module docstring."""
 
+    fuse_single_update = True  # with one update per rollout, take the old log-probs from the update's forward pass
+
     def __init__(
         self,
         policy: nn.Module,
@@ -275,6 +277,7 @@ class PPOTrainer:
                 top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                 stopping_criteria=StoppingCriteriaList([stop]) if self.stop_at_json_end else None,
                 logits_processor=LogitsProcessorList([grammar.logits_processor(p)]) if grammar else None,
+                cache=self._shared_prompt_cache(enc),
             )
         response = out[:, p:]
         t = response.shape[1]
@@ -295,6 +298,30 @@ class PPOTrainer:
             allowed, bias = grammar.sampler_masks(response, response_mask, vocab)
         return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed,
                        bias)
+
+    def _shared_prompt_cache(self, enc: Any) -> Any:
+        """The key/value cache of the prompts but their last token, computed once per distinct prompt and repeated
+        for its ``samples_per_prompt`` answers (rows come in runs of k equal prompts); None when k is 1.
+
+        ``generate`` then runs only the last prompt token and the answers: the prompt's prefill, the larger part
+        of a rollout's compute at short answers, is paid once per prompt instead of k times.
+        """
+        k = self.experimental.samples_per_prompt
+        ids, att = enc["input_ids"], enc["attention_mask"]
+        if k == 1 or ids.shape[1] < 2:
+            return None
+        if not bool((ids.view(-1, k, ids.shape[1]) == ids[::k, None]).all()):
+            raise ValueError("shared prompt cache: rows must come in runs of samples_per_prompt equal prompts")
+        from transformers import DynamicCache
+
+        first, first_att = ids[::k, :-1], att[::k, :-1]
+        pos = (first_att.cumsum(1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.policy.config)
+        with torch.no_grad():
+            self.policy(input_ids=first, attention_mask=first_att, position_ids=pos, cache=cache,
+                        use_cache=True)
+        cache.batch_repeat_interleave(k)
+        return cache
 
     # --- one PPO step -------------------------------------------------------------------------
 
@@ -326,10 +353,19 @@ class PPOTrainer:
         if extra.normalize_scores and len(scores) > 1:
             scores = scores / (scores.std() + 1e-8)
         mask = ro.response_mask.float()
+        # One update per rollout (ppo_epochs 1, one minibatch): the policy's log-probs and values before the update
+        # are those of the update's own forward pass, so the separate pass is skipped (same result, one forward less).
+        single = self.fuse_single_update and cfg.ppo_epochs == 1 and cfg.mini_batch_size >= len(prompts)
         with torch.no_grad():
-            old_logp, hid = self._forward(self.policy, ro, hidden=True)
-            old_values = self.value_head(hid) * mask
             ref_logp = self._reference_logp(ro)
+        if single:
+            logp_all, hid_all = self._forward(self.policy, ro, hidden=True)
+            values_all = self.value_head(hid_all)
+            old_logp, old_values = logp_all.detach(), values_all.detach() * mask
+        else:
+            with torch.no_grad():
+                old_logp, hid = self._forward(self.policy, ro, hidden=True)
+                old_values = self.value_head(hid) * mask
         kl = (old_logp - ref_logp) * mask
         rewards = -cfg.kl_coef * kl
         last = (mask.sum(1).long() - 1).clamp(min=0)
@@ -344,8 +380,11 @@ class PPOTrainer:
             order = torch.randperm(len(prompts), generator=order_gen).to(self.device)
             for lo in range(0, len(prompts), cfg.mini_batch_size):
                 rows = order[lo:lo + cfg.mini_batch_size]
-                logp, h = self._forward(self.policy, ro, rows, hidden=True)
-                values = self.value_head(h)
+                if single:
+                    logp, values = logp_all[rows], values_all[rows]
+                else:
+                    logp, h = self._forward(self.policy, ro, rows, hidden=True)
+                    values = self.value_head(h)
                 m = mask[rows]
                 pg, clipfrac, approx_kl = policy_loss(logp, old_logp[rows], adv[rows], m, cfg.clip_range)
                 vf = value_loss(values, old_values[rows], returns[rows], m, cfg.clip_range_value)

@@ -130,9 +130,9 @@ def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: s
 
 
 def _messages(variant: ModelVariant, events: pd.DataFrame, snapshot: GraphSnapshot,
-              rag_scores: Callable[[list[str], list[str]], np.ndarray] | None) -> list[str]:
+              rag_scores: Callable[[list[str], list[str]], np.ndarray] | None, answer_format: bool = True) -> list[str]:
     if variant.method in ("knowledge", "warm_start", "aligned"):
-        return event_messages(events)
+        return event_messages(events, answer_format=answer_format)
     out = []
     facts_all = graph_facts(snapshot) if variant.method == "rag" else []
     sims = None
@@ -148,7 +148,7 @@ def _messages(variant: ModelVariant, events: pd.DataFrame, snapshot: GraphSnapsh
         else:
             facts = graph_facts(snapshot, list(row.tickers), variant.context_facts, seed=k)
         text = analyst_prompt(row.headline, row.body, pd.Timestamp(row.timestamp).strftime("%Y-%m-%d"),
-                              context="\n".join(facts))
+                              context="\n".join(facts), answer_format=answer_format)
         if variant.method == "icl":
             if variant.example is None:
                 raise AlignInputError("the icl method needs a worked example")
@@ -204,14 +204,15 @@ def predict_events(
     from kgfin.llm.generate import generate_replies
 
     decoder = decoder or Decoder(cfg.decoding, reward.universe)
+    fmt = decoder.cfg.format_in_prompt
     preds: dict[float, dict[str, Prediction]] = {t: {} for t in temperatures}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
         grammar = decoder.grammar(model, tok, str(graph_month), max_new_tokens,
-                                  lambda cal, snap=snapshot: _messages(variant, cal, snap, rag_scores),
+                                  lambda cal, snap=snapshot: _messages(variant, cal, snap, rag_scores, fmt),
                                   what=f" {variant.method}")
-        messages = _messages(variant, part, snapshot, rag_scores)
+        messages = _messages(variant, part, snapshot, rag_scores, fmt)
         first_entries = decoder.first_entries(part)
         for temperature in temperatures:
             replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,

@@ -51,7 +51,6 @@ from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_ev
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import GrammarError
-from kgfin.llm.prompts import event_messages
 from kgfin.runinfo import write_manifest
 
 __all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
@@ -106,7 +105,7 @@ class _MonthPolicy:
                         p.add_(learned[name].to(p.device))
                     p.requires_grad_(True)
             references = {"reference_model": reference}
-        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens, event_messages)
+        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens, decoder.messages)
         self.algorithm = make_algorithm(cfg, self.policy, self.tok, reward, decoder, grammar=grammar,
                                         state=algorithm_state, work_dir=work_dir, **references)
 
@@ -210,7 +209,7 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
                 if len(entries) == 1:
                     raise
                 entries = entries[:-1]
-    prompts = chat_prompts(policy.tok, event_messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
+    prompts = chat_prompts(policy.tok, decoder.messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
     losses = supervised_fit(policy.policy, policy.tok, prompts, ids, ws, progress=progress)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -271,7 +270,7 @@ def align(
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
-    messages = event_messages(events)
+    messages = decoder.messages(events)
     stop = len(plan) if max_steps is None else min(len(plan), done + max_steps)
     policy: _MonthPolicy | None = None
     current = None

@@ -86,13 +86,17 @@ __all__ = ["ALL_METHODS", "RippleEvalConfig", "RippleEvaluation", "daily_impacts
            "write_ripple_outputs"]
 
 ALL_METHODS = ("propagation_only", *LLM_METHODS, "oracle")
+# warm_start needs an alignment run with align.warm_start.enabled (its OUT/warm_start folder): not a default row
+DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m != "warm_start")
 MethodName = Literal["propagation_only", "zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned", "oracle"]
 
 
 class RippleEvalConfig(KgfinConfig):
     """Settings of ``kgfin evaluate ripple``."""
 
-    methods: list[MethodName] = Field(default_factory=lambda: list(ALL_METHODS), description="methods to compare")
+    methods: list[MethodName] = Field(default_factory=lambda: list(DEFAULT_METHODS),
+                                      description="methods to compare (warm_start: the aligned run's supervised warm "
+                                                  "start, when it had one)")
     max_events_per_month: int | None = Field(24, ge=1, description="held-out events per month (None: all)")
     temperatures: list[float] = Field(
         default_factory=lambda: [0.7], description="extra sampling temperatures for the refusal table (0 is always run)")
