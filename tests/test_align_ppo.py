@@ -265,5 +265,5 @@ def test_shared_prompt_cache_gives_the_same_rollout() -> None:
     assert torch.equal(outs[0].input_ids, outs[1].input_ids)
     assert torch.equal(outs[0].response_mask, outs[1].response_mask)
     with pytest.raises(ValueError, match="runs of samples_per_prompt"):
-        trainer._shared_prompt_cache(tok(["one prompt", "another prompt", "one prompt", "one prompt"],
+        PPOTrainer._shared_prompt_cache(trainer, tok(["one prompt", "another prompt", "one prompt", "one prompt"],
                                          return_tensors="pt", padding=True))
