@@ -3,16 +3,20 @@ batched ``model.generate`` of the same model on the same prompts (the peer figur
 
     python eval/bench_rollout.py --data runs/demo/data --month 2015-02 [--batch 16] [--new-tokens 64]
 
-Prints one table: plain ``generate`` (sampling, no grammar), kgfin's rollout with the answer grammar
-(``decoding.constrained``, the first entry the news' company), and one whole PPO step (rollout, reward,
-reference and policy passes, updates) on an alignment LoRA, each with tokens/s, seconds and the process's
-peak resident memory. The reward is a constant here (only the cost of the loop is measured).
+Prints one table, for the settings before this issue (the full prompt with its JSON format line, one answer
+per news item, two PPO epochs of minibatches of 4) and after (no format line under the grammar, 4 answers per
+news item sharing one prefill, one update per rollout): plain ``generate`` on the same prompts (sampling, no
+grammar: the peer figure), kgfin's rollout with the answer grammar (``decoding.constrained``, the first entry
+the news' company), and one whole PPO step (rollout, reward, reference and policy passes, update) on an
+alignment LoRA; each with answer tokens/s, seconds and the process's peak resident memory. The reward is a
+constant here (only the cost of the loop is measured).
 Timings depend on the machine and its load: compare rows of the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -25,7 +29,7 @@ from kgfin.data import load_market
 from kgfin.llm.generate import chat_prompts
 from kgfin.llm.models import load_causal_lm
 from kgfin.llm.parse import Universe
-from kgfin.llm.prompts import SYSTEM_PROMPT, event_messages
+from kgfin.llm.prompts import SYSTEM_PROMPT
 from kgfin.runinfo import package_versions
 
 
@@ -44,17 +48,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
 
+    from peft import LoraConfig, get_peft_model
+
+    from kgfin.align.config import ExperimentalConfig, PPOConfig
+    from kgfin.align.ppo import PPOTrainer
+    from kgfin.inject.adapters import adapters_disabled
+
     market = load_market(args.data)
-    cfg = AlignConfig(model=args.model, knowledge=False)
-    cfg.ppo.batch_size, cfg.ppo.mini_batch_size, cfg.ppo.max_new_tokens = args.batch, 8, args.new_tokens
-    cfg.decoding = DecodingConfig(constrained=True, first_entry="news")
-    events = news_events(market, [args.month], cfg.events).head(args.batch)
     model, tok = load_causal_lm(args.model)
     universe = Universe.from_frame(market.companies)
-    decoder = Decoder(cfg.decoding, universe)
-    prompts = chat_prompts(tok, event_messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
-    grammar = decoder.grammar(model, tok, args.month, args.new_tokens, event_messages)
-    first = decoder.first_entries(events)
     rows: list[tuple[str, float, float, float]] = []
 
     def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
@@ -62,51 +64,61 @@ def main() -> None:
         secs, toks = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            n = fn()
+            toks.append(fn())
             secs.append(time.perf_counter() - start)
-            toks.append(n)
-        s = sum(secs) / len(secs)
-        rows.append((name, sum(toks) / sum(secs), s, _peak_mb()))
-
-    tok.padding_side = "left"
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-
-    def plain() -> int:
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=args.new_tokens, do_sample=True, temperature=0.7, top_k=0,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
-        return int((new != tok.pad_token_id).sum())
-
-    timed(f"plain generate (batch {args.batch}, no grammar)", plain)
-
-    from peft import LoraConfig, get_peft_model
-
-    from kgfin.align.ppo import PPOTrainer
-    from kgfin.inject.adapters import adapters_disabled
+        rows.append((name, sum(toks) / sum(secs), sum(secs) / len(secs), _peak_mb()))
 
     policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    trainer = PPOTrainer(policy, tok, lambda completions, **_: [0.1] * len(completions), cfg.ppo,
-                         reference_context=lambda: adapters_disabled(policy), answer_prefix=decoder.prefix,
-                         grammar=grammar, stop_at_json_end=True, experimental=cfg.experimental)
+    # before: the issue-6 settings (full prompt, one answer per news item, 2 PPO epochs of minibatches of 4);
+    # after: no format line under the grammar, 4 answers per news item sharing its prefill, one update per rollout
+    settings = {
+        "before": dict(format_in_prompt=True, k=1, epochs=2, mini=4),
+        "after": dict(format_in_prompt=False, k=4, epochs=1, mini=args.batch),
+    }
+    lengths = {}
+    for label, st in settings.items():
+        decoding = DecodingConfig(constrained=True, first_entry="news", format_in_prompt=st["format_in_prompt"])
+        decoder = Decoder(decoding, universe)
+        events = news_events(market, [args.month], AlignConfig().events).head(args.batch // st["k"])
+        events = events.loc[events.index.repeat(st["k"])].reset_index(drop=True)
+        prompts = chat_prompts(tok, decoder.messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
+        grammar = decoder.grammar(model, tok, args.month, args.new_tokens, decoder.messages)
+        first = decoder.first_entries(events)
+        tok.padding_side = "left"
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        lengths[label] = enc["input_ids"].shape[1]
 
-    def rollout() -> int:
-        ro = trainer.rollout(prompts, first)
-        return int(ro.response_mask.sum())
+        def plain(enc=enc) -> int:  # type: ignore[no-untyped-def]
+            with torch.no_grad(), adapters_disabled(policy):
+                out = policy.generate(**enc, max_new_tokens=args.new_tokens, do_sample=True, temperature=0.7,
+                                      top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            new = out[:, enc["input_ids"].shape[1]:]
+            return int((new != tok.pad_token_id).sum())
 
-    timed("kgfin rollout (answer grammar)", rollout)
-    lengths: list[int] = []
+        timed(f"{label}: plain generate, batch {args.batch}, no grammar ({lengths[label]}-token prompts)", plain)
+        ppo = PPOConfig(batch_size=args.batch, mini_batch_size=st["mini"], ppo_epochs=st["epochs"],
+                        max_new_tokens=args.new_tokens)
+        trainer = PPOTrainer(policy, tok, lambda completions, **_: [0.1] * len(completions), ppo,
+                             reference_context=lambda: adapters_disabled(policy), answer_prefix=decoder.prefix,
+                             grammar=grammar, stop_at_json_end=True,
+                             experimental=ExperimentalConfig(samples_per_prompt=st["k"]))
+        unique = prompts[::st["k"]]
+        unique_first = None if first is None else first[::st["k"]]
 
-    def ppo_step() -> int:
-        res = trainer.step(prompts, first_entries=first)
-        n = int(round(res.stats["response_length"] * len(prompts)))
-        lengths.append(n)
-        return n
+        def rollout(trainer=trainer, prompts=prompts, first=first) -> int:  # type: ignore[no-untyped-def]
+            return int(trainer.rollout(prompts, first).response_mask.sum())
 
-    timed(f"kgfin PPO step ({args.batch} answers)", ppo_step)
+        def step(trainer=trainer, unique=unique, unique_first=unique_first) -> int:  # type: ignore[no-untyped-def]
+            res = trainer.step(unique, first_entries=unique_first)
+            return int(round(res.stats["response_length"] * args.batch))
+
+        timed(f"{label}: kgfin rollout with the answer grammar", rollout)
+        timed(f"{label}: kgfin PPO step, {args.batch} answers (epochs {st['epochs']}, minibatch {st['mini']}, "
+              f"{st['k']} per prompt)", step)
 
     print(f"# bench_rollout: {args.model}, batch {args.batch}, max_new_tokens {args.new_tokens}, "
-          f"prompt {enc['input_ids'].shape[1]} tokens, {torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {args.repeats} timed repeats after a warm-up; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"# torch {torch.__version__}, transformers {package_versions().get('transformers')}")
     print("| row | answer tokens/s | seconds | peak RSS (MB) |")
     print("|:--|--:|--:|--:|")

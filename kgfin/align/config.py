@@ -105,6 +105,12 @@ class DecodingConfig(KgfinConfig):
                            "calibration on the previous month's news (kgfin.align.calibration)")
     calibration_events: int = Field(
         32, ge=1, description="calibrate_impact_type: news items of the previous month the prior is averaged over")
+    candidates_in_prompt: bool = Field(
+        False, description="list the focal firm's relations in the month graph in the prompt (type, direction, "
+                           "strength; strongest first, candidate_facts of them) and, constrained, let the answer "
+                           "name only the focal firm and the firms listed (retrieval of the candidates, beside the "
+                           "knowledge adapter)")
+    candidate_facts: int = Field(30, ge=1, description="candidates_in_prompt: relations listed (about 15 tokens each)")
     format_in_prompt: bool = Field(
         True, description="show the answer's JSON format in the prompt; constrained decoding does not need it (the "
                           "grammar writes it) and every pass over the prompt is then ~90 tokens (about a third) "

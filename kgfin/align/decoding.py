@@ -8,7 +8,9 @@ imply:
 * the constrained-decoding grammar over the universe (``constrained``, ``max_companies``),
   calibrated per graph month on the previous month's news when ``calibrate_impact_type``
   is on (:mod:`kgfin.align.calibration`);
-* the per-event first entries (``first_entry: news``).
+* the per-event first entries (``first_entry: news``);
+* the prompts (``format_in_prompt``, and the focal firm's relations with ``candidates_in_prompt``)
+  and, with the candidate list, which companies each answer may name.
 
 Callers ask it for a month's grammar once they have that month's model, and for each
 batch's first entries; none of them repeats the calibration logic.
@@ -29,7 +31,8 @@ from kgfin.llm.prompts import SYSTEM_PROMPT
 
 if TYPE_CHECKING:
     from kgfin.data import MarketData
-    from kgfin.llm.grammar import AnswerGrammar
+    from kgfin.graph.snapshot import GraphSnapshot
+    from kgfin.llm.grammar import AnswerGrammar, RowRule
 
 __all__ = ["Decoder"]
 
@@ -64,11 +67,37 @@ class Decoder:
     def stop_at_json_end(self) -> bool:
         return self.cfg.stop_at_json_end
 
-    def messages(self, events: pd.DataFrame) -> list[str]:
-        """The analyst prompts (user messages) of ``events``, with the JSON format line where the settings show it."""
-        from kgfin.llm.prompts import event_messages
+    def messages(self, events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot] | None = None
+                 ) -> list[str]:
+        """The analyst prompts (user messages) of ``events``, with the JSON format line where the settings show it
+        and, with ``candidates_in_prompt``, the focal firm's relations in the event's graph month (``read_snapshot``
+        required then)."""
+        from kgfin.llm.prompts import analyst_prompt, event_messages
 
-        return event_messages(events, answer_format=self.cfg.format_in_prompt)
+        if not self.cfg.candidates_in_prompt:
+            return event_messages(events, answer_format=self.cfg.format_in_prompt)
+        facts = self._facts(events, self._reader(read_snapshot))
+        return [analyst_prompt(r.headline, r.body, pd.Timestamp(r.timestamp).strftime("%Y-%m-%d"),
+                               context="\n".join(f[0]), answer_format=self.cfg.format_in_prompt)
+                for r, f in zip(events.itertuples(index=False), facts, strict=True)]
+
+    def _reader(self, read_snapshot: Callable[[str], GraphSnapshot] | None) -> Callable[[str], GraphSnapshot]:
+        if read_snapshot is None:
+            raise AlignInputError("decoding.candidates_in_prompt needs the month graphs (read_snapshot)")
+        cache: dict[str, GraphSnapshot] = {}
+
+        def read(month: str) -> GraphSnapshot:
+            if month not in cache:
+                cache[month] = read_snapshot(month)
+            return cache[month]
+
+        return read
+
+    def _facts(self, events: pd.DataFrame, read: Callable[[str], GraphSnapshot]) -> list[tuple[list[str], list[str]]]:
+        from kgfin.llm.prompts import focal_facts
+
+        return [focal_facts(read(str(r.graph_month)), str(r.tickers[0]), self.cfg.candidate_facts)
+                for r in events.itertuples(index=False)]
 
     def grammar(self, model: Any, tokenizer: Any, graph_month: str, max_new_tokens: int,
                 messages: Callable[[pd.DataFrame], list[str]], what: str = "") -> AnswerGrammar | None:
@@ -89,13 +118,23 @@ class Decoder:
         return calibrated_grammar(grammar, model, tokenizer, self.universe, cal, messages(cal), system=SYSTEM_PROMPT,
                                   prefix=self.prefix, what=f"{what} (graph month {graph_month})")
 
-    def first_entries(self, events: pd.DataFrame) -> list[Collection[str] | None] | None:
-        """Per event (rows of ``events``), the companies its answer must open with: None with ``first_entry: any``;
-        with ``news``, the news' companies of the universe as the grammar writes them (None for an item that names
-        none of them)."""
-        if self.cfg.first_entry == "any":
-            return None
-        from kgfin.llm.grammar import company_labels
+    def first_entries(self, events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot] | None = None
+                      ) -> list[Collection[str] | RowRule | None] | None:
+        """Per event (rows of ``events``), what its answer may name under the grammar: None with ``first_entry: any``
+        (and no candidate list); with ``news``, the news' companies of the universe as the grammar writes them (None
+        for an item that names none of them) as its first entry; with ``candidates_in_prompt`` (constrained), a
+        :class:`~kgfin.llm.grammar.RowRule` that also limits every entry to the focal firm and the firms its prompt
+        lists (without ``read_snapshot``: the first entries only, for prompts that carry no candidate list)."""
+        from kgfin.llm.grammar import RowRule, company_labels
 
         labels = company_labels(self.universe.tickers, self.universe.names)
-        return [frozenset(labels[t] for t in tickers if t in labels) or None for tickers in events["tickers"]]
+        first = ([frozenset(labels[t] for t in tickers if t in labels) or None for tickers in events["tickers"]]
+                 if self.cfg.first_entry == "news" else [None] * len(events))
+        if not (self.cfg.candidates_in_prompt and self.cfg.constrained and read_snapshot is not None):
+            return None if self.cfg.first_entry == "any" else first
+        facts = self._facts(events, self._reader(read_snapshot))
+        rules: list[Collection[str] | RowRule | None] = []
+        for f, r, (_, others) in zip(first, events.itertuples(index=False), facts, strict=True):
+            names = frozenset(labels[t] for t in [str(r.tickers[0]), *others] if t in labels)
+            rules.append(RowRule(first=f if f is None else f & names or None, names=names or None))
+        return rules

@@ -38,7 +38,7 @@ from kgfin.align.impact_reward import ImpactReward, ScoredAnswer
 from kgfin.align.models import knowledge_model, merge_alignment
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt, event_messages
+from kgfin.llm.prompts import SYSTEM_PROMPT, analyst_prompt, relation_fact
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,13 +48,8 @@ __all__ = ["LLM_METHODS", "ModelVariant", "Prediction", "embedding_similarity", 
 
 Method = Literal["zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned"]
 LLM_METHODS: tuple[str, ...] = ("zero_shot", "icl", "rag", "knowledge", "warm_start", "aligned")
+_KNOWING = ("knowledge", "warm_start", "aligned")  # prompted as alignment prompts (the Decoder's messages)
 
-_FACT = {
-    "SUPPLIES": "{s} supplies {t} ({w:.0%} of {t_short}'s purchases)",
-    "SHARES_DIRECTOR": "{s} and {t} share a director",
-    "CO_HELD": "{s} and {t} are held by the same funds (overlap {w:.2f})",
-    "TECH_SIMILAR": "{s} and {t} have similar patents (similarity {w:.2f})",
-}
 
 
 @dataclass
@@ -98,8 +93,7 @@ def graph_facts(snapshot: GraphSnapshot, around: list[str] | None = None, limit:
         edges = pd.concat([edges[inside], rest])
     if limit is not None:
         edges = edges.head(limit)
-    return [_FACT[r.relation].format(s=f"{names[r.source]} ({r.source})", t=f"{names[r.target]} ({r.target})",
-                                     t_short=r.target, w=r.weight) for r in edges.itertuples()]
+    return [relation_fact(r.relation, r.source, r.target, r.weight, names) for r in edges.itertuples()]
 
 
 def embedding_similarity(embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str], list[str]], np.ndarray]:
@@ -130,9 +124,10 @@ def load_variant_model(variant: ModelVariant, cfg: AlignConfig, adapters_root: s
 
 
 def _messages(variant: ModelVariant, events: pd.DataFrame, snapshot: GraphSnapshot,
-              rag_scores: Callable[[list[str], list[str]], np.ndarray] | None, answer_format: bool = True) -> list[str]:
-    if variant.method in ("knowledge", "warm_start", "aligned"):
-        return event_messages(events, answer_format=answer_format)
+              rag_scores: Callable[[list[str], list[str]], np.ndarray] | None, decoder: Decoder) -> list[str]:
+    answer_format = decoder.cfg.format_in_prompt
+    if variant.method in _KNOWING:
+        return decoder.messages(events, lambda _month: snapshot)
     out = []
     facts_all = graph_facts(snapshot) if variant.method == "rag" else []
     sims = None
@@ -204,16 +199,15 @@ def predict_events(
     from kgfin.llm.generate import generate_replies
 
     decoder = decoder or Decoder(cfg.decoding, reward.universe)
-    fmt = decoder.cfg.format_in_prompt
     preds: dict[float, dict[str, Prediction]] = {t: {} for t in temperatures}
     for graph_month, part in events.groupby("graph_month", sort=True):
         snapshot = read_snapshot(str(graph_month))
         model, tok = load_variant_model(variant, cfg, adapters_root, str(graph_month))
         grammar = decoder.grammar(model, tok, str(graph_month), max_new_tokens,
-                                  lambda cal, snap=snapshot: _messages(variant, cal, snap, rag_scores, fmt),
+                                  lambda cal, snap=snapshot: _messages(variant, cal, snap, rag_scores, decoder),
                                   what=f" {variant.method}")
-        messages = _messages(variant, part, snapshot, rag_scores, fmt)
-        first_entries = decoder.first_entries(part)
+        messages = _messages(variant, part, snapshot, rag_scores, decoder)
+        first_entries = decoder.first_entries(part, (lambda _m, s=snapshot: s) if variant.method in _KNOWING else None)
         for temperature in temperatures:
             replies = generate_replies(model, tok, messages, system=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, temperature=temperature, seed=seed, prefix=reward.prefix,

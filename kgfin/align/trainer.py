@@ -80,7 +80,7 @@ class _MonthPolicy:
 
     def __init__(self, cfg: AlignConfig, adapters_root: Path, graph_month: str, reward: ImpactReward,
                  decoder: Decoder, learned: dict[str, Any] | None, algorithm_state: dict[str, Any] | None,
-                 work_dir: Path):
+                 work_dir: Path, read_snapshot: Callable[[str], GraphSnapshot]):
         import torch
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
@@ -105,7 +105,8 @@ class _MonthPolicy:
                         p.add_(learned[name].to(p.device))
                     p.requires_grad_(True)
             references = {"reference_model": reference}
-        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens, decoder.messages)
+        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens,
+                                  lambda ev: decoder.messages(ev, read_snapshot))
         self.algorithm = make_algorithm(cfg, self.policy, self.tok, reward, decoder, grammar=grammar,
                                         state=algorithm_state, work_dir=work_dir, **references)
 
@@ -194,9 +195,12 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
         raise AlignInputError(f"warm start: no news item before {first_month} whose outcome window ends before it "
                               f"(warm_start.months={ws.months})")
     firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
+    rules = decoder.first_entries(events, read_snapshot)
+    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
     answers = target_answers(events, read_snapshot, resid, reward.universe.tickers, reward.universe.names,
-                             cfg.impact, firms)
-    policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl")
+                             cfg.impact, firms, allowed)
+    policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl",
+                          read_snapshot)
     grammar = AnswerGrammar.for_universe(policy.tok, reward.universe.tickers, reward.universe.names,
                                          max_companies=firms + 1, max_new_tokens=cfg.ppo.max_new_tokens)
     ids = []
@@ -209,7 +213,8 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
                 if len(entries) == 1:
                     raise
                 entries = entries[:-1]
-    prompts = chat_prompts(policy.tok, decoder.messages(events), system=SYSTEM_PROMPT, prefix=decoder.prefix)
+    prompts = chat_prompts(policy.tok, decoder.messages(events, read_snapshot), system=SYSTEM_PROMPT,
+                           prefix=decoder.prefix)
     losses = supervised_fit(policy.policy, policy.tok, prompts, ids, ws, progress=progress)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -251,7 +256,7 @@ def align(
     reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix)
     decoder = Decoder.for_months(cfg.decoding, reward.universe, market, months, cfg.events)
     plan = _plan(events, cfg)
-    first_entries = decoder.first_entries(events)  # per event row, as messages
+    first_entries = decoder.first_entries(events, read_snapshot)  # per event row, as messages
     work = out_dir / "checkpoint"
     if not resume:
         shutil.rmtree(work, ignore_errors=True)
@@ -270,7 +275,7 @@ def align(
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
-    messages = decoder.messages(events)
+    messages = decoder.messages(events, read_snapshot)
     stop = len(plan) if max_steps is None else min(len(plan), done + max_steps)
     policy: _MonthPolicy | None = None
     current = None
@@ -287,7 +292,7 @@ def align(
                 if policy is not None:
                     learned, algorithm_state = policy.learned(), policy.algorithm.state_dict()
                 policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, learned, algorithm_state,
-                                      out_dir / "trl")
+                                      out_dir / "trl", read_snapshot)
                 current = month
             assert policy is not None
             ids = events.loc[batch, "event_id"].astype(str).tolist()

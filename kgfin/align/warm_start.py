@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,10 +66,11 @@ def warm_start_events(market: MarketData, first_month: str, config: WarmStartCon
 
 
 def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
-                   tickers: Sequence[str], names: Sequence[str], impact: ImpactRewardConfig, firms: int
-                   ) -> list[list[tuple[str, int]]]:
+                   tickers: Sequence[str], names: Sequence[str], impact: ImpactRewardConfig, firms: int,
+                   allowed: Sequence[Collection[str] | None] | None = None) -> list[list[tuple[str, int]]]:
     """Per event, the answer built from what happened: ``[(company label, score), ...]``, focal firm first (module
-    docstring). ``resid``: long residuals (:func:`kgfin.market.residuals`)."""
+    docstring). ``resid``: long residuals (:func:`kgfin.market.residuals`); ``allowed``: per event, the company
+    labels its answer may name (the candidates its prompt lists), None for any."""
     moves = window_moves(resid, impact.horizon)
     sets = candidate_sets(events, read_snapshot, impact.random_candidates, impact.candidate_seed)
     labels = company_labels(tickers, names)
@@ -83,7 +84,9 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
         f_score = int(np.clip(np.round(f_move / impact.score_unit), -10, 10)) if math.isfinite(f_move) else 0
         entries = [(labels[focal], f_score or (1 if f_move >= 0 else -1))]
         cand = sets[str(row.event_id)]
-        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(float(mv.get(t, np.nan)))]
+        ok = None if allowed is None else allowed[len(out)]
+        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(float(mv.get(t, np.nan)))
+                  and (ok is None or labels[t] in ok)]
         ranked = sorted(ripple, key=lambda t: (-abs(float(mv[t])), t))
         for t in ranked[:firms]:
             s = int(np.clip(np.round(float(mv[t]) / impact.score_unit), -10, 10))

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "company_label", "company_labels", "type_stem"]
+__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "RowRule", "company_label", "company_labels", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -80,6 +80,16 @@ def company_labels(tickers: Sequence[str], names: Sequence[str]) -> dict[str, st
 def type_stem(company: str) -> str:
     """An entry's text from its company up to where the grammar decides the impact type."""
     return f"{company}{_AFTER_NAME}"
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """What one batch row's answer may name: ``first`` the companies its first entry must be one of, ``names`` the
+    companies any entry may be (None: no restriction). Given per row to :meth:`AnswerGrammar.with_first_entries`
+    (a plain collection there means ``RowRule(first=...)``)."""
+
+    first: frozenset[str] | None = None
+    names: frozenset[str] | None = None
 
 
 class GrammarError(KgfinError):
@@ -118,9 +128,10 @@ class _Trie:
 class _State:
     """Where a reply stands in the grammar: slot, trie node, entries and tokens so far."""
 
-    def __init__(self, grammar: AnswerGrammar, first: frozenset[str] | None = None):
+    def __init__(self, grammar: AnswerGrammar, rule: RowRule | None = None):
         self.g = grammar
-        self.first = first  # companies the first entry must name (None: any)
+        self.first = rule.first if rule else None  # companies the first entry must name (None: any)
+        self.names = rule.names if rule else None  # companies any entry may name (None: any)
         self.slot = 0  # 0 name, 1 type, 2 score (+ continue or close)
         self.node = grammar.slots[0].root
         self.entries = 0
@@ -134,15 +145,19 @@ class _State:
         """Whether a subtree with these tags still holds an allowed alternative."""
         g = self.g
         if self.slot == 0 and self.entries == 0 and self.first is not None:  # the item's first-entry companies
-            first = self.first
+            first = self.first if self.names is None else self.first & self.names
             return lambda tags: bool(tags & first)
+        if self.slot == 0 and self.names is not None:  # a listed company not yet named
+            left = self.names - self.named
+            return lambda tags: bool(tags & left)
         if self.slot == 0:  # a company not yet named
             return lambda tags: not tags <= self.named
         if self.slot == 1:
             return lambda tags: True
         # the score slot decides between another entry and the close: another entry must still fit
         room = g.max_new_tokens - self.slot_start
-        more = (self.entries + 1 < min(g.max_companies, g.n_companies)
+        nameable = g.n_companies if self.names is None else len(self.names)
+        more = (self.entries + 1 < min(g.max_companies, nameable)
                 and g.longest_score[_CONTINUE] + g.entry_tokens <= room)
         kinds = {_CONTINUE, _END} if more else {_END}
         signs = {"+", "-", "0"} if self.sign is None else {self.sign}
@@ -216,7 +231,7 @@ class AnswerGrammar:
             raise GrammarError(f"max_new_tokens={max_new_tokens} is too small for one constrained answer entry "
                                f"({self.entry_tokens} tokens); raise it")
         self.type_first_tokens = self._type_first_tokens()
-        self.first_entries: list[frozenset[str] | None] | None = None  # per batch row (with_first_entries)
+        self.first_entries: list[RowRule | None] | None = None  # per batch row (with_first_entries)
         self.type_bias: dict[str, float] = {}
         self.first_type_bias: dict[int, float] = {}  # token -> offset at the first entry's type decision
         if type_bias:
@@ -246,30 +261,36 @@ class AnswerGrammar:
         out._set_type_bias(type_bias)
         return out
 
-    def with_first_entries(self, rows: Sequence[Collection[str] | None]) -> AnswerGrammar:
+    def with_first_entries(self, rows: Sequence[Collection[str] | RowRule | None]) -> AnswerGrammar:
         """A copy for one batch whose row ``i`` must open its answer with a company of ``rows[i]`` (None: any).
 
-        Later entries are free. Rows are the batch's rows in order (generation, PPO's rollout
-        and its log-probability masks all index them the same way).
+        A :class:`RowRule` also restricts every entry of the row to its ``names`` (the candidates its
+        prompt lists). Rows are the batch's rows in order (generation, PPO's rollout and its
+        log-probability masks all index them the same way).
         """
         known = set(self.slots[0].longest)
-        checked: list[frozenset[str] | None] = []
+        checked: list[RowRule | None] = []
         for i, row in enumerate(rows):
             if row is None:
                 checked.append(None)
                 continue
-            names = frozenset(row)
-            if not names:
-                raise GrammarError(f"first-entry companies of row {i}: empty (give None to leave the row free)")
-            unknown = names - known
-            if unknown:
-                raise GrammarError(f"first-entry companies of row {i}: {sorted(unknown)} are not in the grammar")
-            checked.append(names)
+            rule = row if isinstance(row, RowRule) else RowRule(first=frozenset(row))
+            for what, names in (("first-entry companies", rule.first), ("allowed companies", rule.names)):
+                if names is None:
+                    continue
+                if not names:
+                    raise GrammarError(f"{what} of row {i}: empty (give None to leave the row free)")
+                unknown = names - known
+                if unknown:
+                    raise GrammarError(f"{what} of row {i}: {sorted(unknown)} are not in the grammar")
+            if rule.first is not None and rule.names is not None and not rule.first & rule.names:
+                raise GrammarError(f"row {i}: none of its first-entry companies is among its allowed companies")
+            checked.append(rule)
         out = copy.copy(self)
         out.first_entries = checked
         return out
 
-    def _first(self, row: int) -> frozenset[str] | None:
+    def _first(self, row: int) -> RowRule | None:
         if self.first_entries is None:
             return None
         if row >= len(self.first_entries):

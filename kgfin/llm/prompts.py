@@ -14,9 +14,16 @@ and a small model has no example companies to parrot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-__all__ = ["ANSWER_PREFIX", "EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt", "event_messages"]
+if TYPE_CHECKING:
+    from kgfin.graph.snapshot import GraphSnapshot
+
+__all__ = ["ANSWER_PREFIX", "EXAMPLE_COMPANIES", "SYSTEM_PROMPT", "analyst_prompt", "event_messages", "focal_facts",
+           "relation_fact"]
 
 SYSTEM_PROMPT = "You are a financial analyst who knows how companies are connected."
 
@@ -64,3 +71,32 @@ def event_messages(events: pd.DataFrame, answer_format: bool = True) -> list[str
     """The analyst prompt (user message) of each event (rows with ``headline``, ``body``, ``timestamp``)."""
     return [analyst_prompt(h, b, pd.Timestamp(t).strftime("%Y-%m-%d"), answer_format=answer_format)
             for h, b, t in zip(events["headline"], events["body"], events["timestamp"], strict=True)]
+
+
+_FACT = {  # one sentence per relation type (source s, target t, weight w)
+    "SUPPLIES": "{s} supplies {t} ({w:.0%} of {t_short}'s purchases)",
+    "SHARES_DIRECTOR": "{s} and {t} share a director",
+    "CO_HELD": "{s} and {t} are held by the same funds (overlap {w:.2f})",
+    "TECH_SIMILAR": "{s} and {t} have similar patents (similarity {w:.2f})",
+}
+
+
+def relation_fact(relation: str, source: str, target: str, weight: float, names: Mapping[str, str]) -> str:
+    """One graph edge as a sentence naming both companies as ``"Name (TICKER)"``."""
+    return _FACT[relation].format(s=f"{names[source]} ({source})", t=f"{names[target]} ({target})", t_short=target,
+                                  w=weight)
+
+
+def focal_facts(snapshot: GraphSnapshot, focal: str, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """The focal firm's own relations in the month graph as sentences (strongest first, ``limit`` of them), and the
+    companies they name besides the focal firm, in the order first named: what the candidate-listing prompt shows
+    (``decoding.candidates_in_prompt``) and the names its answer may use."""
+    edges = snapshot.edge_table()
+    edges = edges[(edges["source"] == focal) | (edges["target"] == focal)]
+    edges = edges.sort_values(["weight", "relation", "source", "target"], ascending=[False, True, True, True])
+    if limit is not None:
+        edges = edges.head(limit)
+    names = dict(zip(snapshot.companies["ticker"], snapshot.companies["name"], strict=True))
+    lines = [relation_fact(r.relation, r.source, r.target, r.weight, names) for r in edges.itertuples()]
+    others = list(dict.fromkeys(r.target if r.source == focal else r.source for r in edges.itertuples()))
+    return lines, others
