@@ -99,8 +99,8 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
 def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[int]],
                    config: WarmStartConfig, progress: bool = False) -> list[float]:
     """Fine-tune ``model``'s trainable parameters on (chat-formatted prompt, answer token ids) pairs with the causal-LM
-    loss on the answer tokens only (transformers' loss with the prompt labelled -100). Returns the loss of each
-    gradient step."""
+    loss (mean cross-entropy) on the answer tokens only. Rows are left-padded so that the answers end every row and
+    the vocabulary logits are computed for the answer span only. Returns the loss of each gradient step."""
     import torch
     from tqdm.auto import tqdm
 
@@ -124,21 +124,27 @@ def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: 
             order = rng.permutation(len(rows))
             for lo in range(0, len(rows), config.batch_size):
                 batch = [rows[i] for i in order[lo:lo + config.batch_size]]
+                # left-padded, so every answer ends the row: logits are needed only for the last `span` positions
                 width = max(len(p) + len(a) for p, a in batch)
+                span = max(len(a) for _, a in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                labels = torch.full((len(batch), span), -100, dtype=torch.long)
                 att = torch.zeros((len(batch), width), dtype=torch.long)
                 for r, (p, a) in enumerate(batch):
-                    n = len(p) + len(a)
-                    ids[r, :n] = torch.tensor(p + a)
-                    labels[r, len(p):n] = torch.tensor(a)
-                    att[r, :n] = 1
-                out = model(input_ids=ids.to(device), attention_mask=att.to(device), labels=labels.to(device))
+                    ids[r, width - len(p) - len(a):] = torch.tensor(p + a)
+                    att[r, width - len(p) - len(a):] = 1
+                    labels[r, span - len(a):] = torch.tensor(a)
+                pos = (att.cumsum(1) - 1).clamp(min=0)
+                out = model(input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
+                            logits_to_keep=span + 1)
+                logits = out.logits[:, :-1].float()  # position i predicts token i + 1: the last `span` tokens
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                         labels.to(device).reshape(-1), ignore_index=-100)
                 opt.zero_grad()
-                out.loss.backward()
+                loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
-                losses.append(float(out.loss.detach()))
+                losses.append(float(loss.detach()))
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
