@@ -93,6 +93,28 @@ def test_layer_and_model_shapes_and_zero_in_zero_out() -> None:
     assert no_edges(one, {}, {})[0][g.index["A1"]] == 0  # without relations nothing leaves the focal firm
 
 
+def test_the_fused_layer_equals_heteroconv_message_passing_values_and_gradients() -> None:
+    g = relation_graph(toy_snapshot())
+    ei, ew = _tensors(g)
+    et = edge_types()
+    dup = et[0]  # a parallel edge and a relation absent from the month
+    ei[dup] = torch.cat([ei[dup], ei[dup][:, :1]], dim=1)
+    ew[dup] = torch.cat([ew[dup], torch.tensor([0.3])])
+    del ei[et[-1]], ew[et[-1]]
+    torch.manual_seed(1)
+    fused = RelationalLayer(et, 7, 4, activation="identity")
+    ref = RelationalLayer(et, 7, 4, activation="identity", fused=False)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 12, 7)
+    a, b = fused(x, ei, ew), ref(x, ei, ew)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fused(x[0], ei, ew).shape == (12, 4)  # no batch dimension
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for (name, p1), (_, p2) in zip(fused.named_parameters(), ref.named_parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_point_in_time_keeps_only_events_whose_window_ended_before_the_month() -> None:
     days = pd.to_datetime(["2015-01-05", "2015-02-26", "2015-02-27", "2015-03-02", "2014-01-10"])
     ev = pd.DataFrame({"event_id": list("abcde"), "month": ["2015-01", "2015-02", "2015-02", "2015-03", "2014-01"],
