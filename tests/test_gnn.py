@@ -142,7 +142,7 @@ def test_the_model_recovers_a_known_relational_rule_on_a_toy_graph() -> None:
     events, snaps, moves, window_end, truth = toy_market(months)
     scored = events[events["month"] == "2015-12"]
     got = gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, GnnConfig(train_months=11))
-    assert got.fits["2015-12"].train_events + got.fits["2015-12"].val_events == 11 * 20
+    assert got.fits["2015-12"][0].train_events + got.fits["2015-12"][0].val_events == 11 * 20
     corr = [np.corrcoef(got.series(e), truth[e])[0, 1] for e in scored["event_id"]]
     assert np.mean(corr) > 0.9
     # the sign of every clear planted ripple (|ripple| > 0.2, noise sd 0.3 per event) is the rule's
@@ -178,6 +178,20 @@ def test_scores_do_not_move_when_later_outcomes_change_and_do_when_earlier_ones_
     earlier.loc[earlier.index < pd.Timestamp("2015-05-01")] *= -1
     moved = run(earlier)
     assert all(not np.allclose(base[e], moved[e]) for e in scored["event_id"])
+
+
+def test_an_ensemble_scores_the_mean_of_its_seeds_models() -> None:
+    months = [f"2015-{m:02d}" for m in range(1, 6)]
+    events, snaps, moves, window_end, _ = toy_market(months, per_month=10, seed=2)
+    scored = events[events["month"] == "2015-05"]
+    cfg = GnnConfig(train_months=3, max_epochs=12, min_epochs=2, hidden=8, min_train_events=10, seed=3)
+    one = [gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, cfg.model_copy(update={"seed": s}))
+           for s in (3, 4)]
+    both = gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, cfg.model_copy(update={"ensemble": 2}))
+    assert [f.train_events for f in both.fits["2015-05"]] == [one[0].fits["2015-05"][0].train_events] * 2
+    assert not np.allclose(one[0].scores[scored["event_id"].iloc[0]], one[1].scores[scored["event_id"].iloc[0]])
+    for e in scored["event_id"]:
+        np.testing.assert_allclose(both.scores[e], (one[0].scores[e] + one[1].scores[e]) / 2, rtol=1e-6, atol=1e-9)
 
 
 def test_fit_refuses_too_few_events() -> None:

@@ -43,7 +43,9 @@ class GnnConfig(KgfinConfig):
     train_months: int = Field(12, ge=2, description="months of earlier news the model learns from (the latest "
                                                     "eligible one is the validation month)")
     min_train_events: int = Field(20, ge=1, description="fewer eligible training events is an error")
-    seed: int = Field(0, description="weight initialisation and batch order")
+    seed: int = Field(0, description="weight initialisation and batch order (of the first ensemble member)")
+    ensemble: int = Field(1, ge=1, description="models fitted per scored month with the seeds seed, seed + 1, ...; "
+                                               "their mean score is the score (less seed noise, ensemble x the time)")
     cpu_threads: int = Field(1, ge=1, description="torch CPU threads while fitting and scoring, restored afterwards "
                                                   "(the model is tiny: on a busy 2-core machine one thread was 100x "
                                                   "faster than two)")
