@@ -23,6 +23,7 @@ from kgfin.gnn import (
 from kgfin.gnn.events import node_inputs, targets
 from kgfin.gnn.layers import RelationalLayer, RelationConv
 from kgfin.gnn.model import RippleGNN
+from kgfin.graph.snapshot import GraphSnapshot
 
 
 def _tensors(graph):
@@ -192,6 +193,25 @@ def test_an_ensemble_scores_the_mean_of_its_seeds_models() -> None:
     assert not np.allclose(one[0].scores[scored["event_id"].iloc[0]], one[1].scores[scored["event_id"].iloc[0]])
     for e in scored["event_id"]:
         np.testing.assert_allclose(both.scores[e], (one[0].scores[e] + one[1].scores[e]) / 2, rtol=1e-6, atol=1e-9)
+
+
+def test_training_events_whose_graph_month_is_not_stored_are_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    months = [f"2015-{m:02d}" for m in range(1, 6)]
+    events, snaps, moves, window_end, _ = toy_market(months, per_month=10, seed=2)
+    scored = events[events["month"] == "2015-05"]
+
+    def read(month: str) -> GraphSnapshot:
+        if month == "2014-12":  # the graph month of January's news: not in the store
+            raise KgfinError(f"month {month} is not in the store")
+        return snaps[month]
+
+    cfg = GnnConfig(train_months=4, max_epochs=3, min_epochs=1, hidden=4, min_train_events=10)
+    with caplog.at_level("WARNING", logger="kgfin.gnn.ripple"):
+        got = gnn_ripple_scores(scored, events, read, moves, window_end, cfg)
+    fit = got.fits["2015-05"][0]
+    assert fit.train_events + fit.val_events == 30  # February..April; January's 10 left out
+    assert "10 training events left out" in caplog.text and "2014-12" in caplog.text
+    assert set(got.scores) == set(scored["event_id"])
 
 
 def test_fit_refuses_too_few_events() -> None:

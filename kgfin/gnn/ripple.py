@@ -2,7 +2,8 @@
 
 For each month ``m`` of the scored events: the training events are those of ``history`` from the
 ``train_months`` months before ``m`` whose outcome window ended before ``m`` began
-(:func:`~kgfin.gnn.events.point_in_time`); the latest of those months is the validation month
+(:func:`~kgfin.gnn.events.point_in_time`), less those whose graph month the store does not hold (a
+warning: the store may begin after the earliest news); the latest of those months is the validation month
 (early stopping), the rest are fitted (:func:`~kgfin.gnn.train.fit_gnn`), ``cfg.ensemble`` times with the
 seeds ``cfg.seed``, ``cfg.seed + 1``, ...; the mean of those models' scores is the score of every firm of each
 event's graph month. This is the ripple-score source the evaluation's ``gnn``
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kgfin.errors import KgfinError
 from kgfin.gnn.config import GnnConfig
 from kgfin.gnn.events import point_in_time, split_validation
 from kgfin.gnn.graph import RelationGraph, relation_graph
@@ -43,6 +45,16 @@ class GnnRippleScores:
         return pd.Series(self.scores[event_id], index=list(self.tickers[event_id]))
 
 
+def _readable(graph_of: Callable[[str], RelationGraph], month: str) -> bool:
+    """Whether the graph month of training events can be read (the store may begin after the earliest news)."""
+    try:
+        graph_of(month)
+    except KgfinError as exc:
+        log.debug("graph month %s: %s", month, exc)
+        return False
+    return True
+
+
 def gnn_ripple_scores(events: pd.DataFrame, history: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot],
                       moves: pd.DataFrame, window_end: pd.Series, cfg: GnnConfig | None = None) -> GnnRippleScores:
     """Score ``events`` month by month with a GNN refitted on ``history``'s earlier events (module docstring).
@@ -62,6 +74,12 @@ def gnn_ripple_scores(events: pd.DataFrame, history: pd.DataFrame, read_snapshot
     out = GnnRippleScores({}, {})
     for month, part in events.groupby("month", sort=True):
         eligible = point_in_time(history, window_end, str(month), cfg.train_months)
+        readable = {g: _readable(graph_of, g) for g in eligible["graph_month"].astype(str).unique()}
+        if not all(readable.values()):
+            gone = sorted(g for g, ok in readable.items() if not ok)
+            log.warning("gnn %s: %d training events left out: their graph month(s) %s cannot be read", month,
+                        int((~eligible["graph_month"].astype(str).map(readable)).sum()), ", ".join(gone))
+            eligible = eligible[eligible["graph_month"].astype(str).map(readable)].reset_index(drop=True)
         train, val = split_validation(eligible)
         members = [fit_gnn(train, val, graph_of, moves, cfg.model_copy(update={"seed": cfg.seed + k}))
                    for k in range(cfg.ensemble)]
