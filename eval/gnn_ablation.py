@@ -47,7 +47,7 @@ def main() -> None:
                             sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge, progress=True)
     fits = [f"{row.name} fits (train+validation events, best/last epoch, seconds): "
             + ", ".join(f"{m} {f.train_events}+{f.val_events} ev {f.best_epoch}/{f.epochs} ep {f.seconds:.0f} s"
-                        for m, f in row.fits.items()) for row in rows]
+                        for m, fs in row.fits.items() for f in fs) for row in rows]
     print_v2("GNN relation ablation", months, res, t0, args.out, fits)
 
 

@@ -23,6 +23,7 @@ from kgfin.gnn import (
 from kgfin.gnn.events import node_inputs, targets
 from kgfin.gnn.layers import RelationalLayer, RelationConv
 from kgfin.gnn.model import RippleGNN
+from kgfin.graph.snapshot import GraphSnapshot
 
 
 def _tensors(graph):
@@ -93,6 +94,28 @@ def test_layer_and_model_shapes_and_zero_in_zero_out() -> None:
     assert no_edges(one, {}, {})[0][g.index["A1"]] == 0  # without relations nothing leaves the focal firm
 
 
+def test_the_fused_layer_equals_heteroconv_message_passing_values_and_gradients() -> None:
+    g = relation_graph(toy_snapshot())
+    ei, ew = _tensors(g)
+    et = edge_types()
+    dup = et[0]  # a parallel edge and a relation absent from the month
+    ei[dup] = torch.cat([ei[dup], ei[dup][:, :1]], dim=1)
+    ew[dup] = torch.cat([ew[dup], torch.tensor([0.3])])
+    del ei[et[-1]], ew[et[-1]]
+    torch.manual_seed(1)
+    fused = RelationalLayer(et, 7, 4, activation="identity")
+    ref = RelationalLayer(et, 7, 4, activation="identity", fused=False)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 12, 7)
+    a, b = fused(x, ei, ew), ref(x, ei, ew)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fused(x[0], ei, ew).shape == (12, 4)  # no batch dimension
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for (name, p1), (_, p2) in zip(fused.named_parameters(), ref.named_parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_point_in_time_keeps_only_events_whose_window_ended_before_the_month() -> None:
     days = pd.to_datetime(["2015-01-05", "2015-02-26", "2015-02-27", "2015-03-02", "2014-01-10"])
     ev = pd.DataFrame({"event_id": list("abcde"), "month": ["2015-01", "2015-02", "2015-02", "2015-03", "2014-01"],
@@ -120,7 +143,7 @@ def test_the_model_recovers_a_known_relational_rule_on_a_toy_graph() -> None:
     events, snaps, moves, window_end, truth = toy_market(months)
     scored = events[events["month"] == "2015-12"]
     got = gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, GnnConfig(train_months=11))
-    assert got.fits["2015-12"].train_events + got.fits["2015-12"].val_events == 11 * 20
+    assert got.fits["2015-12"][0].train_events + got.fits["2015-12"][0].val_events == 11 * 20
     corr = [np.corrcoef(got.series(e), truth[e])[0, 1] for e in scored["event_id"]]
     assert np.mean(corr) > 0.9
     # the sign of every clear planted ripple (|ripple| > 0.2, noise sd 0.3 per event) is the rule's
@@ -156,6 +179,39 @@ def test_scores_do_not_move_when_later_outcomes_change_and_do_when_earlier_ones_
     earlier.loc[earlier.index < pd.Timestamp("2015-05-01")] *= -1
     moved = run(earlier)
     assert all(not np.allclose(base[e], moved[e]) for e in scored["event_id"])
+
+
+def test_an_ensemble_scores_the_mean_of_its_seeds_models() -> None:
+    months = [f"2015-{m:02d}" for m in range(1, 6)]
+    events, snaps, moves, window_end, _ = toy_market(months, per_month=10, seed=2)
+    scored = events[events["month"] == "2015-05"]
+    cfg = GnnConfig(train_months=3, max_epochs=12, min_epochs=2, hidden=8, min_train_events=10, seed=3)
+    one = [gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, cfg.model_copy(update={"seed": s}))
+           for s in (3, 4)]
+    both = gnn_ripple_scores(scored, events, snaps.__getitem__, moves, window_end, cfg.model_copy(update={"ensemble": 2}))
+    assert [f.train_events for f in both.fits["2015-05"]] == [one[0].fits["2015-05"][0].train_events] * 2
+    assert not np.allclose(one[0].scores[scored["event_id"].iloc[0]], one[1].scores[scored["event_id"].iloc[0]])
+    for e in scored["event_id"]:
+        np.testing.assert_allclose(both.scores[e], (one[0].scores[e] + one[1].scores[e]) / 2, rtol=1e-6, atol=1e-9)
+
+
+def test_training_events_whose_graph_month_is_not_stored_are_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    months = [f"2015-{m:02d}" for m in range(1, 6)]
+    events, snaps, moves, window_end, _ = toy_market(months, per_month=10, seed=2)
+    scored = events[events["month"] == "2015-05"]
+
+    def read(month: str) -> GraphSnapshot:
+        if month == "2014-12":  # the graph month of January's news: not in the store
+            raise KgfinError(f"month {month} is not in the store")
+        return snaps[month]
+
+    cfg = GnnConfig(train_months=4, max_epochs=3, min_epochs=1, hidden=4, min_train_events=10)
+    with caplog.at_level("WARNING", logger="kgfin.gnn.ripple"):
+        got = gnn_ripple_scores(scored, events, read, moves, window_end, cfg)
+    fit = got.fits["2015-05"][0]
+    assert fit.train_events + fit.val_events == 30  # February..April; January's 10 left out
+    assert "10 training events left out" in caplog.text and "2014-12" in caplog.text
+    assert set(got.scores) == set(scored["event_id"])
 
 
 def test_fit_refuses_too_few_events() -> None:

@@ -162,6 +162,27 @@ def test_tech_similar_equals_numpy_correlation(dense: bool, monkeypatch: pytest.
     assert kept == best
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_tech_similar_ties_in_exact_arithmetic_fall_to_ticker(dense: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A (1, 1, 3 patents in G, H, I) and B (3, 3, 9) have the same share vector, so X correlates equally with both
+    (0.5 exactly) and X's top-1 partner is A by the ticker rule.
+
+    In floating point corr(X, B) came out larger in the last digits, which used to hand X's place to B.
+    """
+    if not dense:
+        monkeypatch.setattr("kgfin.graph.builders.DENSE_LIMIT", 0)
+    counts = {"A": {"G": 1, "H": 1, "I": 3}, "B": {"G": 3, "H": 3, "I": 9}, "X": {"H": 1, "I": 1}}
+    rows = [(f"P{t}{g}{k}", t, pd.Timestamp("2019-06-01"), g)
+            for t, groups in counts.items() for g, n in groups.items() for k in range(n)]
+    p = pd.DataFrame(rows, columns=["patent_id", "ticker", "grant_date", "cpc_group"])
+    e = tech_similar(p, M, GraphConfig(tech_threshold=None, tech_top_k=1, tech_min_patents=1))
+    assert pairs(e) == [("A", "B"), ("A", "X")]
+    full = tech_similar(p, M, GraphConfig(tech_threshold=0.5, tech_top_k=None, tech_min_patents=1))
+    sim = full.set_index(["source", "target"])["similarity"]
+    assert sim[("A", "B")] == 1.0 and sim[("A", "X")] == sim[("B", "X")] == 0.5  # rounded: equal values are equal,
+    # and a correlation of exactly the threshold passes it
+
+
 def test_tech_window_boundaries_and_min_patents() -> None:
     def patent(pid: str, ticker: str, day: str, group: str) -> tuple:
         return (pid, ticker, pd.Timestamp(day), group)

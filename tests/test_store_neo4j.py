@@ -14,6 +14,7 @@ months there and delete them afterwards.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,41 @@ def test_neighbourhood_over_bolt(bolt_store: Neo4jStore, snaps: dict[str, GraphS
         assert_frames_match(bolt_store.neighbourhood(ticker, month, hops), neighbourhood(snaps[month], ticker, hops))
     with pytest.raises(StoreError, match="not in the store"):
         bolt_store.neighbourhood(ticker, "1999-01")
+
+
+def test_one_writer_at_a_time_over_bolt(tmp_path: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    """A second writer gets "store busy" naming the first (PID, host) and writes nothing; after the first closes it
+    writes; a writer that stops renewing loses its claim when its lease runs out, and learns so on its next write."""
+    month, snap = next(iter(snaps.items()))
+    with falkordb_bolt(tmp_path / "bolt") as uri:
+        def open_(**kw: float) -> Neo4jStore:
+            return Neo4jStore(uri, batch_size=20, connect_timeout=1.0, connect_retries=6, **kw)
+
+        first, second = open_(), open_()
+        try:
+            first.delete_month("2001-01")  # any write claims the store
+            with pytest.raises(StoreError, match=rf"store busy: .* being written by PID {os.getpid()} on "):
+                second.write_snapshot(snap)
+            assert second.months() == []
+            first.write_snapshot(snap)  # the holder goes on
+            first.close()
+            second.write_snapshot(snap)  # released on close
+            assert second.months() == [month]
+            second.close()
+            short, other = open_(writer_lease=0.5), open_()
+            short.delete_month("2001-01")
+            time.sleep(0.6)  # short's lease runs out
+            other.delete_month("2001-01")
+            with pytest.raises(StoreError, match="lease ran out"):
+                short.delete_month("2001-01")
+            other.close()
+            short.close()
+            reader = open_()
+            assert reader.months() == [month]  # readers never need the lock
+            reader.close()
+        finally:
+            for s in (first, second):
+                s.close()
 
 
 def test_read_only_and_parameters_over_bolt(bolt_store: Neo4jStore) -> None:

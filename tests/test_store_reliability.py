@@ -260,6 +260,52 @@ def test_a_read_only_store_is_readable_and_left_untouched(store_dir: Path, snaps
     assert {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()} == before  # nothing created or written
 
 
+def _mount_read_only(path: Path) -> bool:
+    """Bind-mount ``path`` read-only onto itself (root only); False where that is not permitted."""
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True)
+    if done.returncode != 0:
+        return False
+    if subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", str(path)], capture_output=True)
+        return False
+    return True
+
+
+def test_a_store_on_a_real_read_only_file_system_is_readable(store_dir: Path, snaps: dict[str, GraphSnapshot]) -> None:
+    """The simulation above, on a real read-only bind mount (needs root and mount; skipped elsewhere)."""
+    from typer.testing import CliRunner
+
+    from kgfin.cli import app
+
+    month, snap = next(iter(snaps.items()))
+    with FalkorStore(store_dir) as st:
+        st.write_snapshot(snap)
+    before = {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()}
+    if not _mount_read_only(store_dir):
+        pytest.skip("cannot bind-mount a directory read-only here (needs root and mount)")
+    try:
+        with pytest.raises(OSError, match="Read-only file system"):
+            (store_dir / "probe").touch()
+        with FalkorStore(store_dir, create=False) as st:
+            assert st.server is not None and st.server.read_only
+            assert st.months() == [month]
+            assert st.read_snapshot(month).differences(snap) == []
+            with pytest.raises(StoreError, match="read-only"):
+                st.write_snapshot(snap)
+        result = CliRunner().invoke(app, ["graph", "stats", "--store", str(store_dir)])
+        assert result.exit_code == 0 and month in result.output, result.output
+        result = CliRunner().invoke(app, ["graph", "query", "most_connected", "-p", f"month={month}",
+                                          "--store", str(store_dir)])
+        assert result.exit_code == 0, result.output
+        assert EmbeddedServer(store_dir).status().state == "stopped"
+    finally:
+        EmbeddedServer(store_dir).stop(force=True)
+        subprocess.run(["umount", str(store_dir)], check=True)
+    assert {p.name: p.stat().st_mtime_ns for p in store_dir.iterdir()} == before
+
+
 def test_cli_names_the_default_store_and_the_store_used(store_dir: Path, snaps: dict[str, GraphSnapshot]) -> None:
     from typer.testing import CliRunner
 

@@ -543,7 +543,7 @@ class GnnPredictor:
     name: str = "gnn"
     config: GnnConfig | None = None
     uses_rows: bool = False
-    fits: dict = field(default_factory=dict, repr=False)  # scored month -> kgfin.gnn.FitReport of the last run
+    fits: dict = field(default_factory=dict, repr=False)  # scored month -> the last run's kgfin.gnn.FitReport per seed
 
     def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
         from kgfin.gnn import gnn_ripple_scores

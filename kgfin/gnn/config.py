@@ -40,10 +40,13 @@ class GnnConfig(KgfinConfig):
                               "measures mean rank IC to about +-0.02, so an epoch-1 pick is noise)")
     patience: int = Field(15, ge=1, description="early stopping: epochs without a better validation loss")
     batch_events: int = Field(64, ge=1, description="events per optimisation step (the events of one graph month)")
-    train_months: int = Field(12, ge=2, description="months of earlier news the model learns from (the latest "
-                                                    "eligible one is the validation month)")
+    train_months: int = Field(20, ge=2, description="months of earlier news the model learns from (the latest "
+                                                    "eligible one is the validation month); 20 was chosen over 12 "
+                                                    "on validation months (docs/gnn.md)")
     min_train_events: int = Field(20, ge=1, description="fewer eligible training events is an error")
-    seed: int = Field(0, description="weight initialisation and batch order")
+    seed: int = Field(0, description="weight initialisation and batch order (of the first ensemble member)")
+    ensemble: int = Field(1, ge=1, description="models fitted per scored month with the seeds seed, seed + 1, ...; "
+                                               "their mean score is the score (less seed noise, ensemble x the time)")
     cpu_threads: int = Field(1, ge=1, description="torch CPU threads while fitting and scoring, restored afterwards "
                                                   "(the model is tiny: on a busy 2-core machine one thread was 100x "
                                                   "faster than two)")

@@ -2,9 +2,11 @@
 
 For each month ``m`` of the scored events: the training events are those of ``history`` from the
 ``train_months`` months before ``m`` whose outcome window ended before ``m`` began
-(:func:`~kgfin.gnn.events.point_in_time`); the latest of those months is the validation month
-(early stopping), the rest are fitted (:func:`~kgfin.gnn.train.fit_gnn`). The model then scores
-every firm of each event's graph month. This is the ripple-score source the evaluation's ``gnn``
+(:func:`~kgfin.gnn.events.point_in_time`), less those whose graph month the store does not hold (a
+warning: the store may begin after the earliest news); the latest of those months is the validation month
+(early stopping), the rest are fitted (:func:`~kgfin.gnn.train.fit_gnn`), ``cfg.ensemble`` times with the
+seeds ``cfg.seed``, ``cfg.seed + 1``, ...; the mean of those models' scores is the score of every firm of each
+event's graph month. This is the ripple-score source the evaluation's ``gnn``
 predictor reads on its candidates.
 """
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kgfin.errors import KgfinError
 from kgfin.gnn.config import GnnConfig
 from kgfin.gnn.events import point_in_time, split_validation
 from kgfin.gnn.graph import RelationGraph, relation_graph
@@ -30,15 +33,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GnnRippleScores:
-    """Per event, (N,) scores over ``tickers[event_id]`` (its graph month's firms); one fit report per month."""
+    """Per event, (N,) scores over ``tickers[event_id]`` (its graph month's firms); per month the fit report of
+    each ensemble member (seed order)."""
 
     scores: dict[str, np.ndarray]
     tickers: dict[str, tuple[str, ...]]
-    fits: dict[str, FitReport] = field(default_factory=dict)
+    fits: dict[str, list[FitReport]] = field(default_factory=dict)
 
     def series(self, event_id: str) -> pd.Series:
         """One event's scores indexed by ticker."""
         return pd.Series(self.scores[event_id], index=list(self.tickers[event_id]))
+
+
+def _readable(graph_of: Callable[[str], RelationGraph], month: str) -> bool:
+    """Whether the graph month of training events can be read (the store may begin after the earliest news)."""
+    try:
+        graph_of(month)
+    except KgfinError as exc:
+        log.debug("graph month %s: %s", month, exc)
+        return False
+    return True
 
 
 def gnn_ripple_scores(events: pd.DataFrame, history: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot],
@@ -60,13 +74,21 @@ def gnn_ripple_scores(events: pd.DataFrame, history: pd.DataFrame, read_snapshot
     out = GnnRippleScores({}, {})
     for month, part in events.groupby("month", sort=True):
         eligible = point_in_time(history, window_end, str(month), cfg.train_months)
+        readable = {g: _readable(graph_of, g) for g in eligible["graph_month"].astype(str).unique()}
+        if not all(readable.values()):
+            gone = sorted(g for g, ok in readable.items() if not ok)
+            log.warning("gnn %s: %d training events left out: their graph month(s) %s cannot be read", month,
+                        int((~eligible["graph_month"].astype(str).map(readable)).sum()), ", ".join(gone))
+            eligible = eligible[eligible["graph_month"].astype(str).map(readable)].reset_index(drop=True)
         train, val = split_validation(eligible)
-        fitted = fit_gnn(train, val, graph_of, moves, cfg)
-        out.fits[str(month)] = fitted.report
-        for eid, s in fitted.scores(part, graph_of).items():
-            out.scores[eid] = s
+        members = [fit_gnn(train, val, graph_of, moves, cfg.model_copy(update={"seed": cfg.seed + k}))
+                   for k in range(cfg.ensemble)]
+        out.fits[str(month)] = [m.report for m in members]
+        member_scores = [m.scores(part, graph_of) for m in members]
+        for eid in member_scores[0]:
+            out.scores[eid] = np.mean([ms[eid] for ms in member_scores], axis=0)
         for eid, g in zip(part["event_id"].astype(str), part["graph_month"].astype(str), strict=True):
             out.tickers[eid] = graph_of(g).tickers
-        log.info("gnn %s: %d events scored by a model fitted on %d events (validation %s, %d events)", month,
-                 len(part), len(train), val["month"].iloc[0], len(val))
+        log.info("gnn %s: %d events scored by %d model(s) fitted on %d events (validation %s, %d events)", month,
+                 len(part), len(members), len(train), val["month"].iloc[0], len(val))
     return out

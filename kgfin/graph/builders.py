@@ -43,6 +43,7 @@ HOLDING_COLUMNS = ["fund_id", "ticker", "weight"]
 CPC_COLUMNS = ["ticker", "cpc_group", "patents", "share"]
 
 OVERLAP_DECIMALS = 12  # CO_HELD overlaps are rounded to this many decimals before ranking (see co_held)
+SIMILARITY_DECIMALS = 12  # TECH_SIMILAR correlations likewise (see tech_similar)
 DENSE_LIMIT = 25_000_000  # firms x CPC groups up to which TECH_SIMILAR uses dense products (200 MB)
 
 
@@ -263,6 +264,12 @@ def tech_similar(patents: pd.DataFrame, month: str, cfg: GraphConfig | None = No
     with at least ``cfg.tech_min_patents`` patents there). Pairs with correlation >=
     ``cfg.tech_threshold`` are kept, at most ``cfg.tech_top_k`` per firm (a pair kept by either
     firm is kept). ``weight`` = max(0, similarity). Computed in row chunks, never all pairs at once.
+
+    Correlations are rounded to :data:`SIMILARITY_DECIMALS` decimals before the threshold and the
+    ranking, as CO_HELD overlaps are: two firms whose share vectors are equal in exact arithmetic
+    (1, 1, 3 patents and 3, 3, 9 over the same groups) correlate equally with a third, but the
+    floating-point values differ in the last digits, which used to hand the top-k place to the
+    later ticker instead of to the ticker rule.
     """
     cfg = cfg or GraphConfig()
     p = _window(patents, month, cfg.tech_window_months)
@@ -296,7 +303,7 @@ def tech_similar(patents: pd.DataFrame, month: str, cfg: GraphConfig | None = No
     rows, cols, vals = [], [], []
     for lo in range(0, n, chunk):
         hi = min(lo + chunk, n)
-        corr = block(lo, hi)  # (C, N) correlations
+        corr = np.round(block(lo, hi), SIMILARITY_DECIMALS)  # (C, N) correlations
         corr[~valid[lo:hi], :] = floor
         corr[:, ~valid] = floor
         corr[np.arange(hi - lo), np.arange(lo, hi)] = floor

@@ -5,21 +5,46 @@ run in managed read transactions (a Neo4j server then refuses writes as well). S
 is Neo4j 5's (``graphdb/schema.cypher``); a Bolt server that rejects it (such as FalkorDB's
 Bolt endpoint, used in tests) gets the portable ``CREATE INDEX FOR ... ON ...`` form.
 Connection set-up uses short timeouts and retries: a first handshake can hang.
+
+One writer at a time: the first write of a store object claims the store's writer lock, a
+``KgfinWriterLock`` node holding the writer's host, PID, command and a lease (``writer_lease``
+seconds, renewed while it writes); a second writer gets "store busy: ... being written by PID
+... on HOST". The claim takes the node's write lock first (``SET``), so two claims are
+serialised and the second reads the first's committed owner (Neo4j's documented remedy for lost
+updates). A writer that dies without closing holds the store until its lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import sys
 import time
+import uuid
 from typing import Any
 
 from kgfin.store.base import GraphStore, StoreError
 from kgfin.store.model import parse_schema
 from kgfin.store.queries import QueryError, graphdb_dir
 
-__all__ = ["Neo4jStore"]
+__all__ = ["WRITER_LEASE_S", "Neo4jStore"]
 
 log = logging.getLogger(__name__)
+
+WRITER_LEASE_S = 300.0  # how long a Neo4j writer's claim lasts without a write renewing it
+
+# Claim (or renew) the writer lock. SET first takes the node's write lock, so a concurrent claim waits for this
+# transaction and then reads its committed owner.
+_CLAIM = ("MERGE (l:KgfinWriterLock {name: 'writer'}) SET l.claim = $me "
+          "WITH l, (l.owner IS NULL OR l.owner = $me OR l.expires < $now) AS free "
+          "SET l.owner = CASE WHEN free THEN $me ELSE l.owner END, "
+          "l.who = CASE WHEN free THEN $who ELSE l.who END, "
+          "l.expires = CASE WHEN free THEN $expires ELSE l.expires END "
+          "RETURN free, l.who, l.expires")
+_RELEASE = "MATCH (l:KgfinWriterLock {name: 'writer'}) WHERE l.owner = $me DELETE l"
+_LOCK_CONSTRAINT = ("CREATE CONSTRAINT kgfin_writer_lock IF NOT EXISTS FOR (l:KgfinWriterLock) "
+                    "REQUIRE l.name IS UNIQUE")
 
 
 def _plain(value: Any) -> Any:
@@ -56,8 +81,10 @@ class Neo4jStore(GraphStore):
         batch_size: int = 5_000,
         connect_timeout: float = 5.0,
         connect_retries: int = 4,
+        writer_lease: float = WRITER_LEASE_S,
     ):
-        """Connect (retrying ``connect_retries`` times); no ``user`` means no authentication."""
+        """Connect (retrying ``connect_retries`` times); no ``user`` means no authentication. ``writer_lease``:
+        seconds a writer's claim on the store lasts without a write renewing it (module doc)."""
         super().__init__()
         if batch_size < 1:
             raise StoreError(f"batch_size must be at least 1, got {batch_size}")
@@ -68,6 +95,9 @@ class Neo4jStore(GraphStore):
         self._timeout, self._retries = connect_timeout, connect_retries
         self._driver = self._connect()
         self._closed = False
+        self._lease = writer_lease
+        self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._claimed_at: float | None = None  # monotonic time of the last claim, None: not the writer
 
     def describe(self) -> str:
         return f"neo4j:{self.uri}" + (f" (database {self.database})" if self.database else "")
@@ -134,7 +164,35 @@ class Neo4jStore(GraphStore):
         return self._run(cypher, params, write=False, timeout=timeout)
 
     def _write(self, cypher: str, params: dict[str, Any]) -> list[list[Any]]:
+        if self._claimed_at is not None and time.monotonic() - self._claimed_at > self._lease / 3:
+            self._claim()
         return self._run(cypher, params, write=True)[1]
+
+    def _acquire_writer(self) -> None:
+        if self._claimed_at is None:
+            try:
+                self._run(_LOCK_CONSTRAINT, {}, write=True)
+            except QueryError as exc:  # not Neo4j 5 (FalkorDB's Bolt endpoint, which runs one write at a time)
+                log.debug("%s: %s", _LOCK_CONSTRAINT, exc)
+            self._claim()
+
+    def _claim(self) -> None:
+        """Claim or renew the writer lock for ``writer_lease`` seconds; "store busy" if another writer holds it."""
+        command = "".join(ch for ch in " ".join(["kgfin", *sys.argv[1:]])[:120] if ch not in "'\\\"")
+        who = f"PID {os.getpid()} on {socket.gethostname()} ({command}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+        now = time.time()
+        rows = self._run(_CLAIM, {"me": self._me, "now": now, "expires": now + self._lease, "who": who}, write=True)[1]
+        free, holder, expires = rows[0]
+        if not free:
+            lost = self._claimed_at is not None
+            self._claimed_at = None
+            left = max(0.0, float(expires) - now) if expires is not None else float("nan")
+            raise StoreError(
+                f"store busy: {self.describe()} is being written by {holder}"
+                + ("; this writer's lease ran out and it lost the store's writer lock" if lost else
+                   f"; wait for it to finish (or, if that process is gone, for its lease to run out in {left:.0f} s),"
+                   " then run this again"))
+        self._claimed_at = time.monotonic()
 
     def _create_schema(self) -> None:
         items = parse_schema((graphdb_dir() / "schema.cypher").read_text())
@@ -161,7 +219,13 @@ class Neo4jStore(GraphStore):
         """Nothing to do: each committed Neo4j transaction is durable."""
 
     def close(self) -> None:
-        """Close the driver."""
+        """Release the writer lock (if this store holds it) and close the driver."""
         if not self._closed:
+            if self._claimed_at is not None:
+                try:
+                    self._run(_RELEASE, {"me": self._me}, write=True)
+                except (StoreError, QueryError) as exc:  # the lease runs out on its own
+                    log.warning("could not release the writer lock of %s: %s", self.describe(), exc)
+                self._claimed_at = None
             self._closed = True
             self._driver.close()
