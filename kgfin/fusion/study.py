@@ -23,7 +23,10 @@ interval (Lo 2002 / Mertens 2002, :func:`kgfin.portfolio.metrics.sharpe_ci`) of 
 seed-averaged monthly long-short return. Under ``SharpeConfig.min_periods`` (60) test months no
 Sharpe is reported (the project's rule), so the default market is long enough to test on 60
 months. Wall time and peak resident memory are measured per row (the shared forward passes of
-each language model separately).
+each language model separately): ``peak_mb`` is the process's peak resident set during the row
+(Linux ``VmHWM``, reset before each row; it includes what the study holds: the panel, every
+vector and the kept token states), ``peak_above_start_mb`` the part above the resident set at
+the row's start.
 """
 
 from __future__ import annotations
@@ -165,15 +168,26 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_mb() -> float:
-    """Peak resident memory since the last reset (Linux VmHWM), else since the start (ru_maxrss)."""
+def _status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def _peak_mb() -> float:
+    """Peak resident memory since the last reset (Linux VmHWM), else since the start (ru_maxrss)."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    """Resident memory now (Linux VmRSS; NaN where unknown)."""
+    rss = _status_mb("VmRSS")
+    return rss if rss is not None else float("nan")
 
 
 @dataclass
@@ -254,7 +268,8 @@ def summarise(per_seed: pd.DataFrame, long_short: pd.DataFrame, rows: list[Study
         else:
             line |= {"ls_sharpe": np.nan, "ls_sharpe_sd": np.nan, "ls_sharpe_avg": np.nan, "ci_low": np.nan,
                      "ci_high": np.nan}
-        line |= {"fit_s_per_seed": g["fit_seconds"].mean(), "peak_mb": g["peak_mb"].max()}
+        line |= {"fit_s_per_seed": g["fit_seconds"].mean(), "peak_mb": g["peak_mb"].max(),
+                 "peak_above_start_mb": g["peak_above_start_mb"].max() if "peak_above_start_mb" in g else np.nan}
         out.append(line)
     return pd.DataFrame(out)
 
@@ -298,10 +313,13 @@ def run_newsflow_study(market: MarketData, config: NewsflowStudyConfig | None = 
         embedders = [NewsEmbedder(r.embed, cache_root=cache_root) for r in fixed]
         stateful = [NewsEmbedder(r.embed, cache_root=cache_root) for r in learned]
         _reset_peak()
+        start_mb = _rss_mb()
         t0 = time.perf_counter()
         vecs, sts = embed_together(embedders, panel.texts, progress=progress, states_of=stateful)
-        passes.append({"model": spec, "texts": len(panel.texts), "computed": sum(e.computed for e in embedders),
-                       "seconds": time.perf_counter() - t0, "peak_mb": _peak_mb()})
+        passes.append({"model": spec, "texts": len(panel.texts), "distinct": len(set(panel.texts)),
+                       "representations": len(embedders) + len(stateful),
+                       "vectors_computed": sum(e.computed for e in embedders), "seconds": time.perf_counter() - t0,
+                       "peak_mb": _peak_mb(), "peak_above_start_mb": _peak_mb() - start_mb})
         vectors |= {r.label: v for r, v in zip(fixed, vecs, strict=True)}
         states |= {r.label: s for r, s in zip(learned, sts, strict=True)}
         for e in [*embedders, *stateful]:
@@ -312,6 +330,7 @@ def run_newsflow_study(market: MarketData, config: NewsflowStudyConfig | None = 
     for r in tqdm(rows, desc="newsflow study rows", unit="row", disable=not progress):
         for seed in cfg.seeds:
             _reset_peak()
+            start_mb = _rss_mb()
             t0 = time.perf_counter()
             fc = base.model_copy(update={"seed": seed, **({"embed": r.embed} if r.embed is not None else {})})
             encoder = None
@@ -343,7 +362,7 @@ def run_newsflow_study(market: MarketData, config: NewsflowStudyConfig | None = 
                             "pooling": e.pooling if e and r.family != "sentiment" else "-",
                             "layer": e.layer if e and r.family != "sentiment" else "-", "tuning": r.tuning,
                             "seed": seed, **metrics, "best_epoch": fit.best_epoch, "fit_seconds": seconds,
-                            "peak_mb": _peak_mb()})
+                            "peak_mb": _peak_mb(), "peak_above_start_mb": _peak_mb() - start_mb})
             ls_rows.append(ls.assign(row=r.label, seed=seed))
             split_months = split_months or {s: sorted(panel.keys["month"][data.split == s].unique())
                                             for s in ("train", "valid", "test")}
