@@ -1,4 +1,4 @@
-"""Run the docstring examples of the asset-pricing, reward, statistics and portfolio modules."""
+"""Run the docstring examples of the asset-pricing, reward, statistics, portfolio and news-embedding modules."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ MODULES = [
     "kgfin.portfolio.metrics",
     "kgfin.portfolio.allocators",
     "kgfin.portfolio.deciles",
+    "kgfin.llm.embeddings",
+    "kgfin.llm.sentiment",
 ]
 
 

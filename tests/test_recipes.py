@@ -14,6 +14,7 @@ from kgfin.cli import app
 from kgfin.config import ConfigError, load_sections, read_recipes
 from kgfin.evaluate.ripple import RippleEvalConfig
 from kgfin.fusion.config import FusionConfig
+from kgfin.fusion.study import NewsflowStudyConfig
 from kgfin.inject import InjectConfig
 from kgfin.inject.evaluation import MemoryEvalConfig
 from kgfin.instruct import InstructConfig
@@ -27,6 +28,7 @@ STAGE_RECIPES = {
     "inject": {"instruct": InstructConfig, "inject": InjectConfig, "memory_eval": MemoryEvalConfig},
     "ripple_eval": {"ripple_eval": RippleEvalConfig},
     "fusion": {"fusion": FusionConfig},
+    "newsflow": {"newsflow": NewsflowStudyConfig},
 }
 
 

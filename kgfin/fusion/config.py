@@ -94,6 +94,8 @@ class ModelConfig(KgfinConfig):
     )
     tau: float = Field(1.0, gt=0, description="decoupled training: temperature of softmax(-error^2 / tau) (target in train-std units)")
     kl_weight: float = Field(1.0, ge=0, description="decoupled training: weight of KL(p_phi || target) in the loss")
+    pool_lr: float = Field(1e-3, gt=0, description="learning rate of the attention pooling over token states "
+                                                    "(embed.pooling: attention), trained with the return model")
 
 
 class RippleConfig(KgfinConfig):

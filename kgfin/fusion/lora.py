@@ -3,10 +3,12 @@
 :class:`LoraNewsEncoder` wraps the language model of ``embed.model`` with rank-``r`` LoRA
 adapters (peft; by default on the attention query and value projections) and computes the
 newsflow vectors of a batch of stock-months on the fly: the headlines of the batch go
-through the model, token states are mean-pooled over the mask, and each stock-month gets
-the mean of its headline vectors, exactly as the cached path does, but differentiable, so
-the return model's loss trains the adapters too (at ``lora.lr``). Only the adapter weights
-train: the constructor checks that every trainable parameter is a LoRA weight.
+through the model, the token states of ``embed.layer`` are pooled as ``embed.pooling`` says
+(``attention``: a learned :class:`kgfin.fusion.models.AttentionPool`, trained at ``lora.lr``
+with the return model), and each stock-month gets the mean of its headline vectors, exactly
+as the cached path does, but differentiable, so the return model's loss trains the adapters
+too (at ``lora.lr``). Only the adapter weights (and the attention pool) train: the
+constructor checks that every trainable parameter of the language model is a LoRA weight.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import numpy as np
 
 from kgfin.errors import KgfinError
 from kgfin.fusion.config import EmbedConfig, LoraConfig
-from kgfin.llm.embeddings import load_text_model, mean_pool
+from kgfin.fusion.pooling import stock_month_mean
+from kgfin.llm.embeddings import encode, load_text_model, token_states
 
 if TYPE_CHECKING:
     import torch
@@ -58,24 +61,41 @@ class LoraNewsEncoder:
         self.n_trainable = sum(p.numel() for p in trainable.values())
         self.max_length = embed.max_length
         self.normalize = embed.normalize
+        self.pooling, self.layer = embed.pooling, embed.layer
         self.dim = int(base.config.hidden_size)
+        self.pool: Any = None
+        if embed.pooling == "attention":
+            from kgfin.fusion.models import AttentionPool
+
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                self.pool = AttentionPool(self.dim)
         self._eval_cache: dict[int, torch.Tensor] = {}
         self._best: dict[str, torch.Tensor] | None = None
         self.model.eval()
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
-        """The LoRA adapter weights (the only parameters that train)."""
-        return [p for p in self.model.parameters() if p.requires_grad]
+        """The LoRA adapter weights (and the attention pool's, if any): the only parameters that train."""
+        own = list(self.pool.parameters()) if self.pool is not None else []
+        return [p for p in self.model.parameters() if p.requires_grad] + own
 
     def train(self) -> None:
         self.model.train()
+        if self.pool is not None:
+            self.pool.train()
         self._eval_cache = {}
 
     def eval(self) -> None:
         self.model.eval()
+        if self.pool is not None:
+            self.pool.eval()
 
     def _items(self, texts: list[str]) -> torch.Tensor:
-        v = mean_pool(self.model, self.tokenizer, texts, self.max_length)
+        if self.pool is not None:
+            states, mask = token_states(self.model, self.tokenizer, texts, self.max_length, (self.layer,))
+            v = self.pool(states[self.layer], mask)
+        else:
+            v = encode(self.model, self.tokenizer, texts, self.max_length, self.pooling, self.layer)
         if self.normalize:
             v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return v
@@ -84,31 +104,23 @@ class LoraNewsEncoder:
         """(len(rows), d) mean headline vector per stock-month (zeros where there is no news)."""
         import torch
 
-        lists = panel.news_lists(rows)
-        counts = np.array([len(x) for x in lists])
-        out = torch.zeros(len(rows), self.dim)
-        if counts.sum() == 0:
-            return out
-        flat = np.concatenate(lists)
-        owner = torch.from_numpy(np.repeat(np.arange(len(rows)), counts))
         if grad:
-            items, inverse = np.unique(flat, return_inverse=True)
-            vecs = self._items([panel.texts[i] for i in items])[torch.from_numpy(inverse)]
-        else:
-            missing = sorted(set(flat.tolist()) - self._eval_cache.keys())
-            if missing:
-                with torch.no_grad():
-                    for s in range(0, len(missing), 64):
-                        chunk = missing[s:s + 64]
-                        for i, v in zip(chunk, self._items([panel.texts[i] for i in chunk]), strict=True):
-                            self._eval_cache[i] = v
-            vecs = torch.stack([self._eval_cache[i] for i in flat.tolist()])
-        out = out.index_add(0, owner, vecs)
-        return out / torch.from_numpy(np.maximum(counts, 1)).unsqueeze(-1).to(out.dtype)
+            return stock_month_mean(panel, rows, lambda ids: self._items([panel.texts[i] for i in ids]), self.dim)
+        missing = sorted(set(np.concatenate(panel.news_lists(rows) or [np.zeros(0, np.int64)]).tolist())
+                         - self._eval_cache.keys())
+        with torch.no_grad():
+            for s in range(0, len(missing), 64):
+                chunk = missing[s:s + 64]
+                for i, v in zip(chunk, self._items([panel.texts[i] for i in chunk]), strict=True):
+                    self._eval_cache[i] = v
+            return stock_month_mean(panel, rows, lambda ids: torch.stack([self._eval_cache[i] for i in ids.tolist()]),
+                                    self.dim)
 
     def snapshot(self) -> None:
         """Remember the current adapter weights (the selected epoch's)."""
         self._best = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        if self.pool is not None:
+            self._best |= {f"pool.{k}": v.detach().clone() for k, v in self.pool.state_dict().items()}
 
     def restore(self) -> None:
         """Put back the remembered adapter weights."""
@@ -120,4 +132,6 @@ class LoraNewsEncoder:
             for n, p in self.model.named_parameters():
                 if n in self._best:
                     p.copy_(self._best[n])
+            if self.pool is not None:
+                self.pool.load_state_dict({k[5:]: v for k, v in self._best.items() if k.startswith("pool.")})
         self._eval_cache = {}

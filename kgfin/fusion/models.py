@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "FactorsAlone", "FININ", "FusionAttention", "FusionCombination", "FusionSummation", "Gate",
+    "AttentionPool", "FactorsAlone", "FININ", "FusionAttention", "FusionCombination", "FusionSummation", "Gate",
     "Mixture", "MixtureOutput", "NewsAlone", "NewsInput", "build_model",
 ]
 
@@ -38,6 +38,33 @@ class NewsInput(nn.Module):
 
     def forward(self, x_n: Tensor, has_news: Tensor) -> Tensor:
         return torch.where(has_news.unsqueeze(-1), x_n, self.no_news.expand_as(x_n))
+
+
+class AttentionPool(nn.Module):
+    """Learned attention pooling of a headline's token states, trained with the return head.
+
+    s_t = u . tanh(W h_t + b);   a = softmax_t(s_t) over real tokens (m_t = 1);   v = sum_t a_t h_t
+
+    ``u`` starts at zero, so an untrained pool is the masked mean of the token states.
+
+    Shapes: states (B, T, d), mask (B, T) 0/1 -> (B, d)
+    """
+
+    def __init__(self, d: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d, hidden)
+        self.u = nn.Linear(hidden, 1, bias=False)
+        nn.init.zeros_(self.u.weight)
+
+    def weights(self, states: Tensor, mask: Tensor) -> Tensor:
+        """(B, T) attention weights; zero at padding."""
+        s = self.u(torch.tanh(self.proj(states))).squeeze(-1)  # (B, T)
+        s = s.masked_fill(mask == 0, float("-inf"))
+        a = torch.softmax(s, dim=-1)
+        return torch.nan_to_num(a, nan=0.0)  # a text without tokens gets no weight anywhere
+
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
+        return (self.weights(states, mask).unsqueeze(-1) * states).sum(1)  # (B, d)
 
 
 def _cat(*parts: Tensor | None) -> Tensor:

@@ -124,13 +124,18 @@ def run_fusion(
     embedder = NewsEmbedder(cfg.embed)
     t0 = time.perf_counter()
     vectors = None
+    states = None  # token states, for attention pooling learned with each model
+    learned_pool = cfg.embed.pooling == "attention"
     if needs_news:
-        vectors = embedder.embed(panel.texts, progress=progress)
+        if learned_pool:
+            states = embedder.token_states(panel.texts, progress=progress)
+        else:
+            vectors = embedder.embed(panel.texts, progress=progress)
         if not panel.texts:
             log.warning("no stock-month has news in its window: every news model sees only the no-news vector")
     t_embed = time.perf_counter() - t0
     d_n = vectors.shape[1] if vectors is not None and len(vectors) else (embedder.dim() if needs_news else 1)
-    data = prepare_data(panel, vectors, cfg, d_n=d_n)
+    data = prepare_data(panel, None if learned_pool else vectors, cfg, d_n=d_n)
     lora_data: ModelData | None = None
 
     variants = _variants(cfg, ripple is not None)
@@ -145,6 +150,11 @@ def run_fusion(
             if lora_data is None:
                 lora_data = prepare_data(panel, None, cfg, d_n=encoder.dim)
             model_data = lora_data
+        elif learned_pool and v.model in NEWS_MODELS and states is not None:
+            from kgfin.fusion.pooling import AttentionPoolEncoder
+
+            encoder = AttentionPoolEncoder(states, hidden=cfg.model.hidden, seed=cfg.seed,
+                                           normalize=cfg.embed.normalize, lr=cfg.model.pool_lr)
         fits.append((v, fit_model(v.model, model_data, cfg, use_ripple=v.ripple, encoder=encoder)))
 
     rows, preds, curves, grads, deciles, cums = [], [], [], [], [], []

@@ -354,7 +354,7 @@ def _fit(name: str, data: ModelData, cfg: FusionConfig, use_ripple: bool, encode
     inp = _Inputs(data, use_ripple, encoder)
     groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": tc.lr}]
     if encoder is not None:
-        groups.append({"params": encoder.trainable_parameters(), "lr": cfg.lora.lr})
+        groups.append({"params": encoder.trainable_parameters(), "lr": getattr(encoder, "lr", None) or cfg.lora.lr})
     opt = torch.optim.AdamW(groups, weight_decay=tc.weight_decay, foreach=True)
     train_rows = data.rows["train"]
     steps_per_epoch = math.ceil(len(train_rows) / tc.batch_size)
