@@ -13,6 +13,7 @@ from kgfin.align.config import AlignConfig
 from kgfin.cli import app
 from kgfin.config import ConfigError, load_sections, read_recipes
 from kgfin.evaluate.ripple import RippleEvalConfig
+from kgfin.evaluate.scores import RippleScoresConfig
 from kgfin.fusion.config import FusionConfig
 from kgfin.inject import InjectConfig
 from kgfin.inject.evaluation import MemoryEvalConfig
@@ -27,6 +28,7 @@ STAGE_RECIPES = {
     "inject": {"instruct": InstructConfig, "inject": InjectConfig, "memory_eval": MemoryEvalConfig},
     "ripple_eval": {"ripple_eval": RippleEvalConfig},
     "fusion": {"fusion": FusionConfig},
+    "ripple_scores": {"ripple_scores": RippleScoresConfig},
 }
 
 
