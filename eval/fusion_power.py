@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from kgfin.align import AlignConfig
 from kgfin.config import KgfinConfig, load_sections
@@ -33,7 +34,14 @@ from kgfin.data import load_market
 from kgfin.data.synth import SynthConfig, synthesize
 from kgfin.evaluate.scores import RippleScoresConfig, read_ripple_scores, ripple_scores
 from kgfin.fusion import FusionConfig, NewsEmbedder, build_panel, oracle_ripple, propagation_ripple
-from kgfin.fusion.study import StudyConfig, factor_tables, paired_months, run_study, seed_table
+from kgfin.fusion.study import (
+    StudyConfig,
+    factor_tables,
+    headline_table,
+    paired_months,
+    run_study,
+    seed_table,
+)
 from kgfin.runinfo import write_manifest
 from kgfin.tables import markdown_table
 
@@ -41,12 +49,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class LmConfig(KgfinConfig):
-    """The language-model ripple source of the study."""
+    """The language-model ripple source of the study (the ``lm`` section)."""
 
-    enabled: bool = True
-    months: int = 12  # the last feature months it scores (plus what max_events_per_month allows)
-    max_events_per_month: int | None = 12
-    predictor: str = "zero_shot"
+    enabled: bool = Field(True, description="score news with a language model (kgfin ripple scores) for a row")
+    predictor: str = Field("zero_shot", description="registered language-model predictor")
+    months: int = Field(12, ge=1, description="the last feature months it scores")
+    max_events_per_month: int | None = Field(8, ge=1, description="news items scored per month (seeded choice)")
 
 
 def _lm_table(market, data: Path, fusion: FusionConfig, scfg: RippleScoresConfig, acfg: AlignConfig, lm: LmConfig,
@@ -67,12 +75,23 @@ def _lm_table(market, data: Path, fusion: FusionConfig, scfg: RippleScoresConfig
     return res.monthly, res.metadata
 
 
+def _feature_months(market) -> list[str]:
+    """The months with factors and a next-month return (the panel's feature months), without building the panel."""
+    from kgfin.data.calendar import add_months
+
+    have = set(market.stock_factors["month"].astype(str))
+    ret = set(pd.to_datetime(market.returns["date"]).dt.strftime("%Y-%m"))
+    return sorted(m for m in have if add_months(m, 1) in ret)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, action="append", default=[], help="recipe(s) (default eval/fusion_power.yaml)")
     ap.add_argument("--set", dest="set_", action="append", default=[], help="SECTION.KEY=VALUE (repeatable)")
     ap.add_argument("--data", type=Path, help="market folder (generated there from the synth section if absent)")
     ap.add_argument("--lm-table", type=Path, help="a kgfin ripple scores folder or table for the language-model row")
+    ap.add_argument("--lm-only", action="store_true",
+                    help="only write the language-model table (to OUT/../lm_scores) and stop: run it first, in parallel")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "fusion_power")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -89,6 +108,13 @@ def main() -> None:
         timings["synthesize"] = time.perf_counter() - t
     t = time.perf_counter()
     market = load_market(data)
+    if args.lm_only:
+        months = _feature_months(market)[-lm.months:]
+        _, meta = _lm_table(market, data, fusion, cfgs["ripple_scores"], cfgs["align"], lm, months,
+                            args.out.parent / "lm_scores")
+        print(f"language-model table: {meta['events_scored']} news items of {months[0]}..{months[-1]} in "
+              f"{time.perf_counter() - t:.0f} s -> {args.out.parent / 'lm_scores'}; counts {meta['counts']}")
+        return
     panel = build_panel(market, config=fusion.features)
     embedder = NewsEmbedder(fusion.embed)
     vectors = embedder.embed(panel.texts, progress=False)
@@ -106,6 +132,7 @@ def main() -> None:
         ripple["language_model"], lm_meta = read_ripple_scores(args.lm_table)
     elif lm.enabled:
         months = sorted(panel.months)[-lm.months:]
+        assert months == _feature_months(market)[-lm.months:]
         ripple["language_model"], lm_meta = _lm_table(market, data, fusion, cfgs["ripple_scores"], cfgs["align"], lm,
                                                       months, args.out.parent / "lm_scores")
     if "language_model" in ripple:
@@ -127,15 +154,17 @@ def main() -> None:
     res.monthly.to_csv(out / "monthly.csv", index=False)
     seeds = seed_table(res.runs)
     seeds.to_csv(out / "seed_table.csv", index=False)
+    head = headline_table(res.runs)
+    head.to_csv(out / "headline.csv", index=False)
     pairs = []
-    for model in [m for m in fusion.models if m != "factors_alone"]:
-        for source in ripple:
-            if source != "none":
-                for metric in ("rank_ic", "ic"):
-                    pairs.append(paired_months(res.monthly, (model, source), (model, "none"), metric, study.nw_lags))
+    trained = set(zip(res.runs["model"], res.runs["source"], strict=True))
+    for model, source in sorted(trained):
+        if source != "none" and (model, "none") in trained:
+            for metric in ("rank_ic", "ic"):
+                pairs.append(paired_months(res.monthly, (model, source), (model, "none"), metric, study.nw_lags))
     for source in ripple:
-        for metric in ("rank_ic", "ic", "long_short"):
-            if {"mixture_decoupled", "mixture_conventional"} <= set(fusion.models):
+        if {("mixture_decoupled", source), ("mixture_conventional", source)} <= trained:
+            for metric in ("rank_ic", "ic", "long_short"):
                 pairs.append(paired_months(res.monthly, ("mixture_decoupled", source),
                                            ("mixture_conventional", source), metric, study.nw_lags))
     paired = pd.DataFrame(pairs)
@@ -177,7 +206,9 @@ def main() -> None:
              f"test months {blocks[0]['test'][0]}..{blocks[-1]['test'][-1]} ({sum(len(b['test']) for b in blocks)}), "
              f"{len(blocks)} {study.window} windows retrained every {study.retrain_every} months "
              f"(first training {blocks[0]['train'][0]}..{blocks[0]['train'][-1]}, validation {study.valid_months} months)",
-             "", "## Seed table (mean ± std over seeds)", "", markdown_table(seeds, ".3f"), "",
+             "", "## Headline (mean ± std over seeds; CI: mean 95 % bounds over seeds; costs per unit turnover)", "",
+             markdown_table(head), "", "## Every metric (mean ± std over seeds; seed_table.csv)", "",
+             markdown_table(seeds, ".3f"), "",
              "## Paired: ripple source vs none, decoupled vs conventional (seed-averaged monthly series)", "",
              markdown_table(paired, ".4g"), "", "## Ripple coverage", "", markdown_table(res.coverage, ".3f"), "",
              f"language-model table: {lm_meta.get('predictor')} ({lm_meta.get('model')}), months "

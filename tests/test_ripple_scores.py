@@ -141,3 +141,15 @@ def test_cli_writes_the_tables_and_fuse_reads_them(synth_dir: Path, tmp_path: Pa
     assert meta["predictor"] == "oracle" and set(table["month"]) <= {"2014-07", "2014-08"}
     daily, _ = read_ripple_scores(out / "daily.parquet")
     assert {"date", "ticker", "ripple", "events"} <= set(daily.columns)
+
+
+def test_adapter_months_reads_the_inject_layout(tmp_path: Path) -> None:
+    from kgfin.evaluate.scores import adapter_months
+    from kgfin.inject.trainer import adapter_dir
+
+    for m in ("2014-11", "2014-10"):
+        adapter_dir(tmp_path, m).mkdir(parents=True)
+        (adapter_dir(tmp_path, m) / "adapter_config.json").write_text("{}")
+    (tmp_path / ".kg-2014-12.work").mkdir()  # a training work folder is not an adapter
+    adapter_dir(tmp_path, "2015-01").mkdir()  # nor is a folder without its config
+    assert adapter_months(tmp_path) == ["2014-10", "2014-11"]

@@ -153,10 +153,13 @@ def read_ripple_scores(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 def adapter_months(adapters_root: str | Path) -> list[str]:
     """Months with a trained knowledge adapter under ``adapters_root`` (``kgfin.inject.adapter_dir``'s layout)."""
+    from kgfin.inject.trainer import adapter_dir
+
     root = Path(adapters_root)
     if not root.exists():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "adapter_config.json").exists())
+    months = [p.name.removeprefix("kg-") for p in root.iterdir() if p.name.startswith("kg-")]
+    return sorted(m for m in months if (adapter_dir(root, m) / "adapter_config.json").exists())
 
 
 def _adapter_map(graph_months: Sequence[str], available: Sequence[str], policy: str) -> dict[str, str | None]:

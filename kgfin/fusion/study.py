@@ -44,7 +44,8 @@ from kgfin.portfolio.factor_research import (
 )
 from kgfin.portfolio.metrics import SharpeConfig, annualized_return, sharpe_ci
 
-__all__ = ["StudyConfig", "StudyResult", "evaluate_signal", "run_study", "walk_forward"]
+__all__ = ["StudyConfig", "StudyResult", "evaluate_signal", "factor_tables", "headline_table", "paired_months", "run_study",
+           "seed_table", "walk_forward"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class StudyConfig(KgfinConfig):
                                    description="one-way costs per unit of turnover, basis points")
     quantiles: int = Field(10, ge=2, description="portfolio groups (deciles)")
     horizons: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6], description="IC decay horizons (months)")
+    sources_for: dict[str, list[str]] = Field(
+        default_factory=dict, description="model -> the ripple sources it is trained with (default: every source; "
+                                          "factors_alone takes none)")
     grad_var_blocks: int = Field(1, ge=0, description="blocks (the first ones) in which the mixtures' component "
                                                        "gradient variance is measured (it costs most of their time)")
     nw_lags: int | None = Field(None, ge=0, description="Newey-West lags (None: floor(4 (n/100)^(2/9)))")
@@ -168,7 +172,9 @@ def run_study(panel: Panel, x_n: np.ndarray, ripple: dict[str, pd.DataFrame | No
     realised = panel.keys[["target_month", "ticker"]].assign(ret=panel.ret)
     jobs: list[tuple[str, str]] = []  # (model, source)
     for m in fusion.models:
-        for source in ripple:
+        for source in cfg.sources_for.get(m, list(ripple)):
+            if source not in ripple:
+                raise ValueError(f"study.sources_for[{m}] names {source!r}; the sources are {list(ripple)}")
             if ripple[source] is None or m in NEWS_MODELS:
                 jobs.append((m, source))
     runs, monthly, preds, grads, coverage = [], [], [], [], []
@@ -219,6 +225,35 @@ def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"model": m, "ripple": s, "seeds": len(g)}
         for c in num:
             row[c] = f"{g[c].mean():.3f} ± {g[c].std(ddof=1) if len(g) > 1 else 0.0:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The compact table docs/fusion.md leads with: per model and source, ``mean ± std`` over seeds of rank IC and
+    IC (with their Newey-West t), decile monotonicity, the long-only and long-short Sharpe ratios (with the mean CI
+    bounds over seeds), the long-short Sharpe net of each cost and the long-short turnover."""
+    def ms(g: pd.DataFrame, c: str, fmt: str = ".3f") -> str:
+        v = g[c].astype(float)
+        return f"{v.mean():{fmt}} ± {v.std(ddof=1) if len(v) > 1 else 0.0:{fmt}}"
+
+    def ci(g: pd.DataFrame, c: str) -> str:
+        lo = np.mean([x[0] for x in g[c]])
+        hi = np.mean([x[1] for x in g[c]])
+        return f"[{lo:.2f}, {hi:.2f}]"
+
+    nets = [c for c in runs.columns if c.startswith("LS Sharpe net") and not c.endswith("CI")]
+    rows = []
+    for (m, s), g in runs.groupby(["model", "source"], sort=False):
+        row = {"model": m, "ripple": s, "seeds": len(g), "months": int(g["months"].iloc[0]),
+               "rank IC": ms(g, "rank IC", ".4f"), "rank IC NW t": ms(g, "rank IC NW t", ".2f"),
+               "IC": ms(g, "IC", ".4f"), "IC NW t": ms(g, "IC NW t", ".2f"),
+               "decile monotonicity": ms(g, "decile monotonicity", ".2f"),
+               "LO Sharpe": ms(g, "LO Sharpe", ".2f"), "LO CI": ci(g, "LO Sharpe CI"),
+               "LS Sharpe": ms(g, "LS Sharpe", ".2f"), "LS CI": ci(g, "LS Sharpe CI")}
+        for c in nets:
+            row[c.replace("LS Sharpe net", "LS net")] = ms(g, c, ".2f")
+        row["LS turnover"] = ms(g, "LS turnover", ".2f")
         rows.append(row)
     return pd.DataFrame(rows)
 
