@@ -211,29 +211,24 @@ def ripple_scores(
         raise AlignInputError("ripple scores need the news and returns tables")
     in_months = market.news["timestamp"].dt.strftime("%Y-%m").isin(months)
     counts["news items in the months"] = int(in_months.sum())
-    events = news_events(market, months, align_cfg.events.model_copy(
-        update={"max_events_per_month": cfg.max_events_per_month, "seed": cfg.seed}))
+    events = news_events(market, months, align_cfg.events.model_copy(update={"max_events_per_month": None,
+                                                                          "seed": cfg.seed}))
     counts["not scored: priced after the last trading day or naming too few firms"] = int(
-        counts["news items in the months"] - len(news_events(market, months, align_cfg.events.model_copy(
-            update={"max_events_per_month": None}))))
-    if cfg.max_events_per_month is not None:
-        counts["not scored: over max_events_per_month"] = int(
-            counts["news items in the months"] - counts["not scored: priced after the last trading day or naming "
-                                                         "too few firms"] - len(events))
+        counts["news items in the months"] - len(events))
     adapter_used: dict[str, str | None] = {}
+    graph_months = sorted(events["graph_month"].astype(str).unique())
     if name in KNOWLEDGE_PREDICTORS and align_cfg.knowledge:
         available = adapter_months(adapters_root)
-        adapter_used = _adapter_map(sorted(events["graph_month"].astype(str).unique()), available, cfg.adapter_policy)
+        adapter_used = _adapter_map(graph_months, available, cfg.adapter_policy)
         events["graph_month"] = events["graph_month"].astype(str).map(adapter_used)
         missing = events["graph_month"].isna()
         counts["not scored: no knowledge adapter for the graph month"] = int(missing.sum())
-        events = events[~missing].reset_index(drop=True)
-        if events.empty:
+        if missing.all():
             raise AlignInputError(f"no knowledge adapter under {adapters_root} for the graph months of {months} "
                                   f"(policy {cfg.adapter_policy}; adapters: {available or 'none'})")
     else:
         readable = {}
-        for g in sorted(events["graph_month"].astype(str).unique()):
+        for g in graph_months:
             try:
                 read_snapshot(g)
                 readable[g] = True
@@ -241,9 +236,14 @@ def ripple_scores(
                 readable[g] = False
         missing = ~events["graph_month"].astype(str).map(readable)
         counts["not scored: no graph for the graph month"] = int(missing.sum())
-        events = events[~missing].reset_index(drop=True)
-        if events.empty:
+        if missing.all():
             raise AlignInputError(f"no graph month of the news of {months} can be read")
+    events = events[~missing.to_numpy()]
+    if cfg.max_events_per_month is not None:  # news_events' seeded order within each month: its first ones
+        capped = events.groupby("month", sort=False).head(cfg.max_events_per_month)
+        counts["not scored: over max_events_per_month"] = int(len(events) - len(capped))
+        events = capped
+    events = events.reset_index(drop=True)
     if embed is None:
         from kgfin.llm.embeddings import NewsEmbedder
 
@@ -317,7 +317,7 @@ def ripple_scores(
     metadata = {
         "predictor": name, "scope": scope, "months": months,
         "adapter": (str(Path(aligned_dir).name) if aligned and aligned_dir else None),
-        "aligned_dir": str(aligned_dir) if aligned and aligned_dir else None,
+        "aligned_dir": "/".join(Path(aligned_dir).parts[-2:]) if aligned and aligned_dir else None,
         "aligned_months": list(aligned_months) if aligned else [],
         "in_sample_months": sorted(set(aligned_months) & set(months)) if aligned else [],
         "knowledge_adapters": {g: a for g, a in sorted(adapter_used.items())} if adapter_used else {},

@@ -62,7 +62,7 @@ def newey_west_t(values: pd.Series | np.ndarray | list[float], lags: int | None 
     n = int(x.size)
     if lags is None:
         lags = int(math.floor(4 * (n / 100) ** (2 / 9))) if n else 0
-    if n < 2 or not np.std(x) > 0:
+    if n < 2 or not np.std(x) > 1e-12 * max(1.0, float(np.abs(x).max())):  # constant up to rounding: no error
         return NeweyWest(float(x.mean()) if n else np.nan, np.nan, np.nan, n, lags)
     fit = sm.OLS(x, np.ones((n, 1))).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": False})
     se = float(fit.bse[0])
