@@ -39,6 +39,7 @@ from kgfin.fusion.study import (
     factor_tables,
     headline_table,
     paired_months,
+    ripple_signal,
     run_study,
     seed_table,
 )
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--lm-table", type=Path, help="a kgfin ripple scores folder or table for the language-model row")
     ap.add_argument("--lm-only", action="store_true",
                     help="only write the language-model table (to OUT/../lm_scores) and stop: run it first, in parallel")
+    ap.add_argument("--signal-only", action="store_true",
+                    help="only the ripple tables as signals on the language model's months (no model grid)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "fusion_power")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -143,6 +146,20 @@ def main() -> None:
           f"{lm_meta.get('predictor')} on {len(lm_meta.get('months', []))} months, "
           f"{lm_meta.get('events_scored', 0)} news items", flush=True)
 
+    if "language_model" in ripple:  # the sources side by side where the language model scored (its months)
+        lm_months = sorted(set(ripple["language_model"]["month"]))
+        tables = {k: v for k, v in ripple.items() if v is not None}
+        signal = pd.concat([ripple_signal(tables, panel, lm_months, None, study.nw_lags),
+                            ripple_signal(tables, panel, lm_months, "language_model", study.nw_lags)])
+        args.out.mkdir(parents=True, exist_ok=True)
+        signal.to_csv(args.out / "ripple_signal.csv", index=False)
+        text = (f"## Ripple tables as signals on the language model's months ({lm_months[0]}..{lm_months[-1]}, "
+                f"{lm_meta.get('events_scored')} news items scored by {lm_meta.get('predictor')})\n\n"
+                + markdown_table(signal, ".4g") + "\n")
+        (args.out / "ripple_signal.md").write_text(text)
+        print(text, flush=True)
+        if args.signal_only:
+            return
     t = time.perf_counter()
     res = run_study(panel, x_n, ripple, fusion, study, progress=True)
     timings["study"] = time.perf_counter() - t

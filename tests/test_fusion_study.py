@@ -12,6 +12,7 @@ from kgfin.fusion.study import (
     evaluate_signal,
     headline_table,
     paired_months,
+    ripple_signal,
     run_study,
     walk_forward,
 )
@@ -92,3 +93,21 @@ def test_tiny_grid_end_to_end(synth_dir) -> None:
     test = {m for b in res.blocks for m in b["test"]}
     assert set(res.predictions["month"]) == test  # out of sample only
     assert len(headline_table(res.runs)) == 3
+
+
+def test_ripple_signal_scores_each_table_on_its_rows_or_on_a_common_support() -> None:
+    from kgfin.fusion.features import Panel
+
+    months, tickers = _months(3), [f"T{i}" for i in range(6)]
+    keys = pd.DataFrame([{"month": m, "target_month": "x", "ticker": t} for m in months for t in tickers])
+    y = np.tile(np.arange(6, dtype=np.float32), 3)
+    panel = Panel(keys=keys, x_f=np.zeros((18, 1), np.float32), factor_names=["f"], texts=[], news_ids=[],
+                  news_offsets=np.zeros(19, np.int64), news_index=np.zeros(0, np.int64), y=y, ret=y.astype(float))
+    good = keys[["month", "ticker"]].assign(ripple=y)  # ranks the target perfectly
+    bad = keys[["month", "ticker"]].assign(ripple=-y)
+    few = good[good["ticker"].isin(["T0", "T1", "T2"])]
+    got = ripple_signal({"good": good, "bad": bad, "few": few}, panel, months[:2], lags=0).set_index("source")
+    assert got.loc["good", "mean rank IC"] == pytest.approx(1.0) and got.loc["bad", "mean rank IC"] == pytest.approx(-1)
+    assert got.loc["good", "stock-months"] == 12 and got.loc["few", "stock-months"] == 6
+    common = ripple_signal({"good": good, "few": few}, panel, months, "few", lags=0).set_index("source")
+    assert (common["stock-months"] == 9).all() and (common["months"] == 3).all()

@@ -17,7 +17,12 @@ from kgfin.cli import app
 from kgfin.data import load_market
 from kgfin.data.calendar import assign_months, rebalance_times
 from kgfin.data.loaders import MarketData
-from kgfin.evaluate.scores import RippleScoresConfig, _adapter_map, read_ripple_scores, ripple_scores
+from kgfin.evaluate.scores import (
+    RippleScoresConfig,
+    _adapter_map,
+    read_ripple_scores,
+    ripple_scores,
+)
 from kgfin.fusion.ripple import oracle_ripple, ripple_input
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.market.residuals import residuals

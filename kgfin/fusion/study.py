@@ -37,6 +37,7 @@ from kgfin.portfolio.factor_research import (
     align_signal,
     drawdown,
     ic_by_horizon,
+    monthly_ic,
     newey_west_t,
     quantile_returns,
     quantile_turnover,
@@ -44,8 +45,8 @@ from kgfin.portfolio.factor_research import (
 )
 from kgfin.portfolio.metrics import SharpeConfig, annualized_return, sharpe_ci
 
-__all__ = ["StudyConfig", "StudyResult", "evaluate_signal", "factor_tables", "headline_table", "paired_months", "run_study",
-           "seed_table", "walk_forward"]
+__all__ = ["StudyConfig", "StudyResult", "evaluate_signal", "factor_tables", "headline_table", "paired_months", "ripple_signal",
+           "run_study", "seed_table", "walk_forward"]
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,29 @@ def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[c.replace("LS Sharpe net", "LS net")] = ms(g, c, ".2f")
         row["LS turnover"] = ms(g, "LS turnover", ".2f")
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ripple_signal(tables: dict[str, pd.DataFrame], panel: Panel, months: list[str], common: str | None = None,
+                  lags: int | None = None) -> pd.DataFrame:
+    """Each ripple table as a signal on its own: per source, the monthly rank IC of its score with the next-month
+    target (the panel's demeaned return) over the stock-months of ``months`` that it scores (and, with ``common``,
+    only those that source ``common`` scores too: the same rows for every source), mean with its Newey-West t,
+    the months and the stock-months."""
+    keys = panel.keys[["month", "ticker"]].assign(ret=panel.y)
+    keys = keys[keys["month"].isin(months)]
+    support = None
+    if common is not None:
+        support = tables[common][["month", "ticker"]].drop_duplicates()
+    rows = []
+    for source, table in tables.items():
+        j = keys.merge(table[["month", "ticker", "ripple"]], on=["month", "ticker"], how="inner")
+        if support is not None:
+            j = j.merge(support, on=["month", "ticker"], how="inner")
+        ic = monthly_ic(j.rename(columns={"ripple": "pred"}))
+        nw = newey_west_t(ic["ic"], lags)
+        rows.append({"source": source, "rows": common or "own", "stock-months": len(j), "months": nw.n,
+                     "mean rank IC": nw.mean, "NW t": nw.t})
     return pd.DataFrame(rows)
 
 
