@@ -2,8 +2,9 @@
 
 The aligned LLM of the alignment stage produces, per news event, ripple magnitudes ``Z``
 over the companies; summed over the events of a month they give one score per
-stock-month. Until such predictions exist, two clearly labelled stand-ins exercise and
-measure the ripple path on the synthetic market; **neither is an LLM output**:
+stock-month: :func:`kgfin.evaluate.scores.ripple_scores` (``kgfin ripple scores``) writes that table from any
+registered predictor, and :func:`ripple_input` reads it. Two clearly labelled stand-ins need no model and measure the
+ripple path on the synthetic market; **neither is an LLM output**:
 
 * ``oracle``: the planted shocks of the synthetic market (``truth/impacts``: the event-day
   shock of every affected firm, focal and counterpart included), summed per stock over the
@@ -18,7 +19,7 @@ measure the ripple path on the synthetic market; **neither is an LLM output**:
   positive sign; ``Z`` (direct reaction included) is summed per stock over the month.
 
 An event belongs to month m when its news is published between the rebalancing times of
-m-1 and m (see :func:`kgfin.fusion.features.rebalance_times`), like the news window.
+m-1 and m (see :func:`kgfin.data.calendar.rebalance_times`), like the news window.
 """
 
 from __future__ import annotations
