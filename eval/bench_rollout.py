@@ -58,6 +58,8 @@ def main() -> None:
     model, tok = load_causal_lm(args.model)
     universe = Universe.from_frame(market.companies)
     rows: list[tuple[str, float, float, float]] = []
+    print("| row | answer tokens/s | seconds | peak RSS (MB) |")
+    print("|:--|--:|--:|--:|", flush=True)
 
     def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
         fn()  # warm-up
@@ -67,6 +69,7 @@ def main() -> None:
             toks.append(fn())
             secs.append(time.perf_counter() - start)
         rows.append((name, sum(toks) / sum(secs), sum(secs) / len(secs), _peak_mb()))
+        print(f"| {name} | {rows[-1][1]:.1f} | {rows[-1][2]:.2f} | {rows[-1][3]:.0f} |", flush=True)
 
     policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
     # before: the issue-6 settings (full prompt, one answer per news item, 2 PPO epochs of minibatches of 4);
@@ -118,12 +121,9 @@ def main() -> None:
 
     print(f"# bench_rollout: {args.model}, batch {args.batch}, max_new_tokens {args.new_tokens}, "
           f"{torch.get_num_threads()} threads, {args.repeats} timed repeats after a warm-up; load average "
-          f"{os.getloadavg()[0]:.1f} at the end")
+          f"{os.getloadavg()[0]:.1f} at the end; prompts {lengths['before']} (before) and {lengths['after']} (after) "
+          f"tokens")
     print(f"# torch {torch.__version__}, transformers {package_versions().get('transformers')}")
-    print("| row | answer tokens/s | seconds | peak RSS (MB) |")
-    print("|:--|--:|--:|--:|")
-    for name, tps, s, mb in rows:
-        print(f"| {name} | {tps:.1f} | {s:.2f} | {mb:.0f} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The newsflow representation study: encoder vs decoder, token aggregation, layer, LoRA, against sentiment baselines.
 
-Trains one return head (``news_alone``) on each newsflow representation of the grid (kgfin.fusion.study,
+Trains one return head (``news_alone``) on each newsflow representation of the grid (kgfin.fusion.newsflow,
 docs/newsflow.md) with several seeds, on a synthetic market long enough for 60 test months, and prints the table
 (IC and rank IC with t-stats, decile long-short Sharpe with its 95% CI, seconds and peak memory per row):
 
@@ -46,7 +46,7 @@ def main() -> None:
     from kgfin.data import load_market
     from kgfin.data.synth import SynthConfig, synthesize
     from kgfin.fusion.config import FusionConfig
-    from kgfin.fusion.study import NewsflowStudyConfig, run_newsflow_study
+    from kgfin.fusion.newsflow import NewsflowStudyConfig, run_newsflow_study
     from kgfin.pipeline import RECIPE_KEYS
     from kgfin.recipes import recipe_path
     from kgfin.runinfo import package_versions, write_manifest

@@ -1,8 +1,8 @@
 """The main job end to end: one run directory, resumable stage by stage (``kgfin demo``).
 
 synthetic market → validation → monthly graphs in the store → instruction pairs →
-knowledge adapters → market alignment → ripple evaluation with baselines → fusion and
-mixture models with decile portfolios → HTML report.
+knowledge adapters → market alignment → ripple evaluation with baselines → ripple-score tables
+of the aligned model → fusion and mixture models with decile portfolios → HTML report.
 
 A :class:`PipelineConfig` (a profile in ``kgfin/recipes/demo*.yaml``) holds every stage's
 config. ``RUN/pipeline.json`` records the config, its hash, package versions and, per
@@ -13,7 +13,7 @@ adapter and alignment stages also resume from their own checkpoints) and a chang
 setting reruns exactly the stages it affects.
 
 Outputs: ``RUN/data``, ``RUN/graph`` (embedded store), ``RUN/instructions``,
-``RUN/adapters``, ``RUN/align``, ``RUN/ripple_eval``, ``RUN/fusion``, ``RUN/report.html``.
+``RUN/adapters``, ``RUN/align``, ``RUN/ripple_eval``, ``RUN/ripple_scores``, ``RUN/fusion``, ``RUN/report.html``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from kgfin.config import ConfigError, KgfinConfig, load_config
 from kgfin.data.calendar import add_months
 from kgfin.data.synth import SynthConfig
 from kgfin.evaluate.ripple import RippleEvalConfig
+from kgfin.evaluate.scores import RippleScoresConfig
 from kgfin.fusion.config import FusionConfig
 from kgfin.graph import GraphConfig
 from kgfin.inject.config import InjectConfig
@@ -63,6 +64,10 @@ class PipelineConfig(KgfinConfig):
     align_months: list[str] = Field(..., min_length=1, description="news months the model is aligned on")
     eval_months: list[str] = Field(..., min_length=1, description="held-out news months of the ripple evaluation")
     ripple_eval: RippleEvalConfig = Field(default_factory=RippleEvalConfig)
+    ripple_scores: RippleScoresConfig = Field(
+        default_factory=RippleScoresConfig,
+        description="the ripple-score table the fusion stage reads: its predictor (default: the aligned model) "
+                    "over the news of every month of the market")
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     report_events: int = Field(10, ge=0, description="events with a page of their own in the report")
 
@@ -237,17 +242,37 @@ def _ripple_eval(ctx: Context) -> dict[str, Any]:
     return out
 
 
+def _ripple_scores(ctx: Context) -> dict[str, Any]:
+    from kgfin.data import load_market
+    from kgfin.data.calendar import months_of
+    from kgfin.evaluate.scores import ripple_scores
+    from kgfin.store import open_store
+
+    cfg = ctx.cfg
+    market = load_market(ctx.data)
+    scfg = cfg.ripple_scores.model_copy(update={"rebalance_time": cfg.fusion.features.rebalance_time})
+    with open_store(ctx.store_dir) as store:
+        res = ripple_scores(market, store.read_snapshot, months_of(market.news["timestamp"]), scfg, cfg.align,
+                            adapters_root=ctx.adapters, aligned_dir=ctx.aligned, aligned_months=cfg.align_months,
+                            data_dir=ctx.data)
+    res.write(ctx.run / "ripple_scores")
+    return {"predictor": res.metadata["predictor"], "events": res.metadata["events_scored"],
+            "months with scores": int(res.monthly["month"].nunique()), "stock-months": len(res.monthly),
+            "seconds": res.metadata["seconds"]["total"]}
+
+
 def _fusion(ctx: Context) -> dict[str, Any]:
     from kgfin.data import load_market
-    from kgfin.fusion.ripple import RIPPLE_SOURCES, propagation_ripple
+    from kgfin.evaluate.scores import read_ripple_scores
     from kgfin.fusion.run import run_fusion, write_outputs
 
     cfg = ctx.cfg.fusion
     market = load_market(ctx.data)
-    ripple = propagation_ripple(market, cfg.features.rebalance_time)
-    run = run_fusion(market, cfg, ripple=ripple, ripple_label=RIPPLE_SOURCES["propagation"], data_dir=ctx.data,
+    table, meta = read_ripple_scores(ctx.run / "ripple_scores")  # the aligned model's table (ripple_scores stage)
+    label = f"{meta['predictor']} ripple scores ({meta['events_scored']} news items, kgfin ripple scores)"
+    run = run_fusion(market, cfg, ripple=table[["month", "ticker", "ripple"]], ripple_label=label, data_dir=ctx.data,
                      progress=ctx.progress)
-    write_outputs(run, ctx.run / "fusion", cfg, command="kgfin demo")
+    write_outputs(run, ctx.run / "fusion", cfg, command="kgfin demo", extra={"ripple_metadata": meta})
     models = run.table[~run.table["model"].str.contains("ceiling")]  # the planted-alpha row is not a model
     best = models.sort_values("ls_sharpe", ascending=False).iloc[0]
     return {"rows": len(models), "best LS Sharpe": f"{best['model']}{'' if best['ripple'] == 'none' else ' + ripple'} "
@@ -288,7 +313,9 @@ STAGES = (
           key_from=("graphs",)),
     Stage("ripple_eval", _ripple_eval, ("ripple_eval", "eval_months"), ("align",), "ripple evaluation + baselines",
           key_from=("align", "inject")),
-    Stage("fusion", _fusion, ("fusion", "seed"), ("data",), "fusion / mixture models + deciles"),
+    Stage("ripple_scores", _ripple_scores, ("ripple_scores", "align_months", "fusion.features.rebalance_time"),
+          ("align",), "ripple-score tables (aligned model)", key_from=("align", "inject")),
+    Stage("fusion", _fusion, ("fusion", "seed"), ("ripple_scores",), "fusion / mixture models + deciles"),
     Stage("report", _report, ("report_events",), ("ripple_eval", "fusion"), "HTML report"),
 )
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kgfin.fusion.study import NewsflowStudyConfig, StudyRow, study_rows, summarise
+from kgfin.fusion.newsflow import NewsflowStudyConfig, StudyRow, study_rows, summarise
 
 ROOT = Path(__file__).parents[1]
 

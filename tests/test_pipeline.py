@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from browser import render_in_chromium
 
@@ -74,7 +75,22 @@ def test_killed_run_resumes_and_finishes(demo_run: tuple[Path, str]) -> None:
     ripple = stages["ripple_eval"]["summary"]
     for method in load_profile("tiny").ripple_eval.methods:
         assert re.fullmatch(r"IC -?\d\.\d{4} \[-?\d\.\d{4}, -?\d\.\d{4}\] \(n=\d+\)(, \d+ refused)?", ripple[method]), ripple
+    # the fusion stage read the aligned model's ripple-score table, and the report names it
+    from kgfin.evaluate.scores import read_ripple_scores
+
+    table, meta = read_ripple_scores(run / "ripple_scores")
+    assert meta["predictor"] == "aligned" and meta["adapter"] == "final" and meta["events_scored"] > 0
+    used_adapters = {a for a in meta["knowledge_adapters"].values() if a}  # None: no adapter at or before it
+    assert used_adapters == {"2014-10", "2014-11"} and meta["knowledge_adapters"]["2015-01"] == "2014-11"
+    assert meta["in_sample_months"] == ["2014-11"]  # scored on the month it was aligned on: recorded
+    used = pd.read_parquet(run / "fusion" / "ripple_input.parquet")
+    pd.testing.assert_frame_equal(used.reset_index(drop=True), table[["month", "ticker", "ripple"]])
+    fusion_run = json.loads((run / "fusion" / "kgfin-run.json").read_text())
+    assert fusion_run["ripple_metadata"]["predictor"] == "aligned" and "aligned" in fusion_run["ripple_source"]
+    results = pd.read_csv(run / "fusion" / "results.csv")
+    assert results.loc[results["ripple"] != "none", "ripple"].str.startswith("aligned ripple scores").all()
     page = (run / "report.html").read_text()
+    assert "aligned ripple scores" in page
     assert page.index('id="ripple-v2"') < page.index('id="ripple-paper"') < page.index("Table 1 analogue")
     manifest = json.loads((run / "pipeline.json").read_text())
     assert manifest["profile"] == "tiny" and manifest["versions"]["torch"] and len(manifest["config_hash"]) == 16
@@ -100,10 +116,12 @@ def test_stage_keys_follow_the_config_sections_and_dependencies() -> None:
     fusion = _stage_keys(cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update={"models": ["finin"]})}))
     assert {s for s in base if base[s] != fusion[s]} == {"fusion", "report"}
     months = _stage_keys(cfg.model_copy(update={"eval_months": ["2014-11"], "align_months": ["2014-10"]}))
-    assert {s for s in base if base[s] != months[s]} == {"instruct", "inject", "align", "ripple_eval", "report"}
+    assert {s for s in base if base[s] != months[s]} == {"instruct", "inject", "align", "ripple_eval",
+                                                          "ripple_scores", "fusion", "report"}
     # a new evaluation month needs a new adapter, but the alignment on the other months stays valid
     later = _stage_keys(cfg.model_copy(update={"eval_months": ["2015-01"]}))
-    assert {s for s in base if base[s] != later[s]} == {"instruct", "inject", "ripple_eval", "report"}
+    assert {s for s in base if base[s] != later[s]} == {"instruct", "inject", "ripple_eval", "ripple_scores",
+                                                         "fusion", "report"}
     synth = _stage_keys(cfg.model_copy(update={"synth": cfg.synth.model_copy(update={"companies": 31})}))
     assert all(base[s] != synth[s] for s in base)
 

@@ -13,8 +13,9 @@ from kgfin.align.config import AlignConfig
 from kgfin.cli import app
 from kgfin.config import ConfigError, load_sections, read_recipes
 from kgfin.evaluate.ripple import RippleEvalConfig
+from kgfin.evaluate.scores import RippleScoresConfig
 from kgfin.fusion.config import FusionConfig
-from kgfin.fusion.study import NewsflowStudyConfig
+from kgfin.fusion.newsflow import NewsflowStudyConfig
 from kgfin.inject import InjectConfig
 from kgfin.inject.evaluation import MemoryEvalConfig
 from kgfin.instruct import InstructConfig
@@ -29,6 +30,7 @@ STAGE_RECIPES = {
     "ripple_eval": {"ripple_eval": RippleEvalConfig},
     "fusion": {"fusion": FusionConfig},
     "newsflow": {"newsflow": NewsflowStudyConfig},
+    "ripple_scores": {"ripple_scores": RippleScoresConfig},
 }
 
 

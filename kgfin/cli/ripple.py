@@ -152,3 +152,61 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(records, indent=1))
     console.print(table)
+
+
+# --- ripple-score tables (kgfin.evaluate.scores) --------------------------------------------
+
+
+ripple_app = typer.Typer(help="Ripple-score tables from any registered predictor (the fusion models' ripple input).",
+                         no_args_is_help=True)
+app.add_typer(ripple_app, name="ripple")
+
+
+@ripple_app.command("scores")
+def ripple_scores_cmd(
+    month: MonthsOption,
+    data: Annotated[Path, typer.Option("--data", "-d", help="Data folder (news, returns, daily factors; truth/ if synthetic).")] = Path("data/synth"),
+    store: StoreOption = None,
+    predictor: Annotated[str | None, typer.Option(help="Registered predictor (aligned, knowledge, propagation_only, "
+                                                       "gnn, oracle, ...); default: the recipe's.")] = None,
+    adapters: AdaptersOption = Path("adapters"),
+    aligned: AlignedOption = Path("runs/align/final"),
+    aligned_month: Annotated[list[str] | None, typer.Option(
+        "--aligned-month", help="News months the aligned model was trained on (recorded as in-sample).")] = None,
+    config: RecipeOption = None,
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (monthly / daily / events Parquet + metadata).")] = Path("runs/ripple_scores"),
+) -> None:
+    """Score every news item of each MONTH with one predictor and write the month x ticker and day x ticker
+    ripple-score tables (point in time; the predictor and adapter in each table's metadata). Feed the folder to
+    `kgfin fuse --ripple OUT`.
+
+    Reads the recipe's ripple_scores and align sections; --set align.KEY=V changes the align section, any other
+    --set KEY=V the ripple_scores section.
+    """
+    from kgfin.align.config import AlignConfig
+    from kgfin.data import load_market
+    from kgfin.data.calendar import months_of
+    from kgfin.evaluate.scores import RippleScoresConfig, ripple_scores
+    from kgfin.store import expand_months
+
+    cfgs = configs({"ripple_scores": RippleScoresConfig, "align": AlignConfig}, config,
+                   overrides({"predictor": predictor}, set_))
+    cfg, acfg = cfgs["ripple_scores"], cfgs["align"]
+    market = load_market(data, ["companies", "news", "returns", "factors_daily"])
+    months = expand_months(month, months_of(market.news["timestamp"]))
+    with reading_store(store) as st:
+        res = ripple_scores(market, st.read_snapshot, months, cfg, acfg, adapters_root=adapters, aligned_dir=aligned,
+                            aligned_months=expand_months(aligned_month, months_of(market.news["timestamp"])) if aligned_month else (),
+                            data_dir=data)
+    res.write(out)
+    table = Table(title=f"ripple scores ({cfg.predictor}) -> {out}", box=box.SIMPLE, show_header=False)
+    meta = res.metadata
+    for key, value in (("months", f"{months[0]}..{months[-1]} ({len(months)})"),
+                       ("news items scored", f"{meta['events_scored']:,}"),
+                       ("month x ticker rows", f"{len(res.monthly):,}"), ("day x ticker rows", f"{len(res.daily):,}"),
+                       ("adapter", str(meta.get("adapter") or "-")),
+                       *((k, f"{v:,}") for k, v in meta["counts"].items()),
+                       ("seconds", f"{meta['seconds']['total']:.1f}")):
+        table.add_row(key, value)
+    console.print(table)

@@ -25,7 +25,7 @@ def fuse(
     config: RecipeOption = None,
     set_: SetOption = None,
     ripple: Annotated[str | None, typer.Option(
-        "--ripple", help="Ripple scores: a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
+        "--ripple", help="Ripple scores: a `kgfin ripple scores` folder, a Parquet/CSV file (month, ticker, ripple), or 'oracle' (synthetic truth: "
                          "perfect ripple knowledge) or 'propagation' (observable baseline). Omit to train without ripple.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced if it exists).")] = Path("runs/fuse"),
     models: Annotated[str | None, typer.Option(help="Comma-separated models (default: all eight).")] = None,
@@ -73,11 +73,12 @@ def demo(
     set_: SetOption = None,
     stage: Annotated[list[str] | None, typer.Option(help="Run only this stage and what it needs (repeatable): "
                                                          "data, graphs, instruct, inject, align, ripple_eval, "
-                                                         "fusion, report.")] = None,
+                                                         "ripple_scores, fusion, report.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the profile's).")] = None,
 ) -> None:
     """Run the main job end to end on the embedded store: synthetic market -> graphs -> instruction pairs ->
-    knowledge adapters -> alignment -> ripple evaluation -> fusion and decile portfolios -> HTML report.
+    knowledge adapters -> alignment -> ripple evaluation -> the aligned model's ripple-score table -> fusion and
+    decile portfolios -> HTML report.
 
     Finished stages are recorded in RUN_DIR/pipeline.json and skipped on a re-run with the same settings,
     so an interrupted run resumes where it stopped.

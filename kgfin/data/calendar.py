@@ -16,8 +16,8 @@ import pandas as pd
 from kgfin.errors import KgfinError
 
 __all__ = [
-    "MARKET_CLOSE", "add_months", "event_trading_day", "month_bounds", "month_of", "months_of", "month_range",
-    "months_between", "trading_days_by_month",
+    "MARKET_CLOSE", "add_months", "assign_months", "event_trading_day", "month_bounds", "month_of", "months_of",
+    "month_range", "months_between", "rebalance_times", "trading_days_by_month",
 ]
 
 MARKET_CLOSE = time(16, 0)
@@ -106,3 +106,23 @@ def event_trading_day(
     ok = pos < len(days)
     out[ok] = days.values[pos[ok]]
     return pd.DatetimeIndex(out)
+
+
+def rebalance_times(trading_days: pd.DatetimeIndex, at: str = "16:00") -> pd.Series:
+    """Rebalancing timestamp per month: ``at`` on the month's last trading day (index: month)."""
+    days = pd.DatetimeIndex(trading_days).normalize().unique().sort_values()
+    last = pd.Series(days, index=days.strftime("%Y-%m")).groupby(level=0).max()
+    hh, mm = (int(x) for x in at.split(":"))
+    return last + pd.Timedelta(hours=hh, minutes=mm)
+
+
+def assign_months(timestamps: pd.Series, cutoffs: pd.Series) -> np.ndarray:
+    """The month whose window ``[cutoff(m-1), cutoff(m))`` holds each timestamp (None past the last).
+
+    ``cutoffs``: :func:`rebalance_times` (index: month). News published at or after month m's rebalancing time
+    belongs to month m+1: a month's inputs hold only what was known when its portfolios were formed.
+    """
+    ends = cutoffs.sort_values()
+    pos = np.searchsorted(ends.to_numpy(), pd.to_datetime(timestamps).to_numpy(), side="right")
+    months = np.array(list(ends.index) + [None], dtype=object)
+    return months[pos]

@@ -76,6 +76,8 @@ class TrainConfig(KgfinConfig):
     select: Literal["last", "val_loss", "val_ic"] = Field(
         "val_ic", description="which epoch's weights predict the test months: the last, or the best on validation",
     )
+    grad_var: bool = Field(True, description="measure the mixture components' gradient variance (costs most of a "
+                                             "mixture's training time on a CPU)")
     grad_var_batches: int = Field(
         64, ge=2, description="mini-batches per epoch over which mixture component gradient variance is measured",
     )

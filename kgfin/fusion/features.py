@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from kgfin.config import resolve_config
-from kgfin.data.calendar import add_months
+from kgfin.data.calendar import add_months, rebalance_times
 from kgfin.data.loaders import MarketData
 from kgfin.data.tables import read_table
 from kgfin.errors import KgfinError
@@ -91,14 +91,6 @@ class Panel:
         np.add.at(out, rows, item_vectors[self.news_index])
         out[counts > 0] /= counts[counts > 0, None]
         return out.astype(np.float32)
-
-
-def rebalance_times(trading_days: pd.DatetimeIndex, at: str = "16:00") -> pd.Series:
-    """Rebalancing timestamp per month: ``at`` on the month's last trading day (index: month)."""
-    days = pd.DatetimeIndex(trading_days).normalize().unique().sort_values()
-    last = pd.Series(days, index=days.strftime("%Y-%m")).groupby(level=0).max()
-    hh, mm = (int(x) for x in at.split(":"))
-    return last + pd.Timedelta(hours=hh, minutes=mm)
 
 
 def _standardise(sf: pd.DataFrame, names: list[str], cfg: FeatureConfig) -> tuple[np.ndarray, list[str]]:

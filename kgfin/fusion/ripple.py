@@ -2,8 +2,9 @@
 
 The aligned LLM of the alignment stage produces, per news event, ripple magnitudes ``Z``
 over the companies; summed over the events of a month they give one score per
-stock-month. Until such predictions exist, two clearly labelled stand-ins exercise and
-measure the ripple path on the synthetic market; **neither is an LLM output**:
+stock-month: :func:`kgfin.evaluate.scores.ripple_scores` (``kgfin ripple scores``) writes that table from any
+registered predictor, and :func:`ripple_input` reads it. Two clearly labelled stand-ins need no model and measure the
+ripple path on the synthetic market; **neither is an LLM output**:
 
 * ``oracle``: the planted shocks of the synthetic market (``truth/impacts``: the event-day
   shock of every affected firm, focal and counterpart included), summed per stock over the
@@ -18,7 +19,7 @@ measure the ripple path on the synthetic market; **neither is an LLM output**:
   positive sign; ``Z`` (direct reaction included) is summed per stock over the month.
 
 An event belongs to month m when its news is published between the rebalancing times of
-m-1 and m (see :func:`kgfin.fusion.features.rebalance_times`), like the news window.
+m-1 and m (see :func:`kgfin.data.calendar.rebalance_times`), like the news window.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from kgfin.align.reward import propagate
-from kgfin.data.calendar import event_trading_day
+from kgfin.data.calendar import assign_months, event_trading_day, rebalance_times
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table
 from kgfin.fusion.config import FusionConfig
-from kgfin.fusion.features import FusionInputError, load_ripple, rebalance_times
+from kgfin.fusion.features import FusionInputError, load_ripple
 
 __all__ = ["RIPPLE_SOURCES", "assign_months", "oracle_ripple", "propagation_ripple", "ripple_input"]
 
@@ -44,14 +45,6 @@ RIPPLE_SOURCES = {
 }
 
 
-def assign_months(timestamps: pd.Series, cutoffs: pd.Series) -> np.ndarray:
-    """The month whose window ``[cutoff(m-1), cutoff(m))`` holds each timestamp (None past the last)."""
-    ends = cutoffs.sort_values()
-    pos = np.searchsorted(ends.to_numpy(), pd.to_datetime(timestamps).to_numpy(), side="right")
-    months = np.array(list(ends.index) + [None], dtype=object)
-    return months[pos]
-
-
 def _truth_table(data_dir: Path, name: str) -> pd.DataFrame:
     path = find_table(data_dir / "truth", name)
     if path is None:
@@ -59,10 +52,15 @@ def _truth_table(data_dir: Path, name: str) -> pd.DataFrame:
     return read_table(path)
 
 
-def oracle_ripple(data_dir: str | Path, trading_days: pd.DatetimeIndex, rebalance_time: str = "16:00") -> pd.DataFrame:
-    """Planted shocks summed per stock over each month's events (synthetic market only)."""
+def oracle_ripple(data_dir: str | Path, trading_days: pd.DatetimeIndex, rebalance_time: str = "16:00",
+                  min_hop: int = 0) -> pd.DataFrame:
+    """Planted shocks summed per stock over each month's events (synthetic market only); ``min_hop`` 1 keeps only the
+    shocks of linked firms (the ripple proper, whose next-month drift the market plants), leaving out the firms the
+    news is about."""
     data_dir = Path(data_dir)
     impacts = _truth_table(data_dir, "impacts")
+    if min_hop > 0:
+        impacts = impacts[impacts["min_hop"] >= min_hop]
     events = _truth_table(data_dir, "events")[["event_id", "timestamp"]]
     frame = impacts.merge(events, on="event_id", how="left")
     frame["month"] = assign_months(frame["timestamp"], rebalance_times(trading_days, rebalance_time))
@@ -117,7 +115,8 @@ def propagation_ripple(market: MarketData, rebalance_time: str = "16:00") -> pd.
 def ripple_input(source: str | None, data_dir: str | Path, market: MarketData, cfg: FusionConfig
                  ) -> tuple[pd.DataFrame | None, str | None]:
     """The fusion models' ripple table and its label, from ``kgfin fuse --ripple``: ``None`` (no ripple input),
-    ``oracle``, ``propagation`` or a Parquet / CSV file of ``month, ticker, ripple``."""
+    ``oracle``, ``propagation``, a folder or table written by ``kgfin ripple scores`` (labelled with the predictor its
+    metadata names) or a Parquet / CSV file of ``month, ticker, ripple``."""
     if source is None:
         return None, None
     rebalance = cfg.features.rebalance_time
@@ -129,4 +128,15 @@ def ripple_input(source: str | None, data_dir: str | Path, market: MarketData, c
     if source == "propagation":
         return propagation_ripple(market, rebalance), RIPPLE_SOURCES["propagation"]
     path = Path(source)
+    if path.is_dir() or path.suffix == ".parquet":  # a `kgfin ripple scores` folder or table: its metadata names it
+        from kgfin.evaluate.scores import read_ripple_scores
+
+        if path.is_dir() and not (path / "monthly.parquet").exists():
+            raise FusionInputError(f"{path} is a folder without monthly.parquet (write one with kgfin ripple scores)")
+        if not path.exists():
+            raise FusionInputError(f"ripple file not found: {path}")
+        table, meta = read_ripple_scores(path)
+        if meta:
+            return (load_ripple(table), cfg.ripple.source
+                    or f"{meta.get('predictor')} ripple scores ({meta.get('events_scored')} news items, {path.name})")
     return load_ripple(path), cfg.ripple.source or f"file {path.name}"

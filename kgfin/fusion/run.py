@@ -26,7 +26,7 @@ from kgfin.config import resolve_config
 from kgfin.data.loaders import MarketData, find_table
 from kgfin.data.tables import read_table, write_table
 from kgfin.fusion.config import NEWS_MODELS, FusionConfig
-from kgfin.fusion.features import Panel, build_panel
+from kgfin.fusion.features import Panel, build_panel, load_ripple
 from kgfin.fusion.train import FitResult, ModelData, fit_model, prepare_data
 from kgfin.llm.embeddings import NewsEmbedder
 from kgfin.portfolio.deciles import DecileResult, decile_portfolios, mape
@@ -66,6 +66,7 @@ class FusionRun:
     timings: dict[str, Any] = field(default_factory=dict)
     ripple_label: str | None = None
     split_months: dict[str, list[str]] = field(default_factory=dict)
+    ripple_input: pd.DataFrame | None = None  # the checked ripple table the models read (month, ticker, ripple)
 
 
 def evaluate_predictions(preds: pd.DataFrame, panel: Panel) -> tuple[dict[str, float], DecileResult]:
@@ -187,6 +188,7 @@ def run_fusion(
         grad_var=pd.concat(grads, ignore_index=True) if grads else pd.DataFrame(),
         deciles=pd.concat(deciles, ignore_index=True), cumulative=pd.concat(cums, ignore_index=True),
         timings=timings, ripple_label=label, split_months=by_split,
+        ripple_input=load_ripple(ripple) if ripple is not None else None,
     )
 
 
@@ -274,6 +276,8 @@ def write_outputs(run: FusionRun, out_dir: str | Path, config: FusionConfig, com
         run.deciles.to_csv(tmp / "deciles.csv", index=False)
         run.cumulative.to_csv(tmp / "cumulative.csv", index=False)
         write_table(run.predictions, tmp, "predictions", "parquet")
+        if run.ripple_input is not None:
+            write_table(run.ripple_input, tmp, "ripple_input", "parquet")
         _plots(run, tmp)
         write_manifest(tmp, command, config, extra={"timings": run.timings, "ripple_source": run.ripple_label,
                                                      "split_months": run.split_months, **(extra or {})})

@@ -1,382 +1,322 @@
-"""The newsflow representation study: which text representation predicts returns (docs/newsflow.md).
+"""The fusion power study: the model grid out of sample with retraining, over seeds and ripple sources.
 
-After Guo & Hauptmann (2024), one return head (``head``, by default the linear ``news_alone``)
-is trained on one panel with the newsflow vector built in different ways, and every row is
-scored on the same test months:
+:func:`run_study` trains every model of ``fusion.models`` (news models once per ripple source) in walk-forward
+windows: the last ``test_months`` feature months are predicted in blocks of ``retrain_every`` months, each block by
+models trained on the months before it (``window: expanding`` from the first month, or ``rolling``: the
+``train_months`` before), the last ``valid_months`` of them held out to pick the epoch. Nothing of a block or later
+feeds its predictions. Every (model, source) is trained with each of ``seeds``.
 
-* **language-model rows**: each ``text_models`` spec (an encoder, e.g. MiniLM, or a decoder,
-  e.g. SmolLM2) x ``layers`` (last, middle) x ``poolings`` (``mean``, ``last`` real token,
-  ``cls`` = first token, encoders only, and ``attention`` learned with the head), frozen; the
-  fixed poolings of one model come from one forward pass (:func:`kgfin.llm.embeddings.embed_together`);
-* **LoRA rows**: each ``lora_models`` spec fine-tuned end to end with the head
-  (:class:`kgfin.fusion.lora.LoraNewsEncoder`, pooling ``lora_pooling``, last layer);
-* **sentiment rows**: the dictionary scorers (``vader``, ``loughran-mcdonald``) per headline,
-  aggregated per stock-month like the embeddings, through the same head;
-* **factor row**: ``factors_alone`` on the factors only (no news).
-
-Each row is trained with every seed of ``seeds`` (the head's initialisation, mini-batch order,
-LoRA and attention initialisation). Per seed: the monthly Pearson IC and Spearman rank IC of
-the predictions with the next-month return (mean and ``t = mean / (sd / sqrt(months))``), and
-the top-minus-bottom decile long-short portfolio. The summary gives the mean (and standard
-deviation) over seeds, the long-short Sharpe of each seed (mean over seeds) and the 95 %
-interval (Lo 2002 / Mertens 2002, :func:`kgfin.portfolio.metrics.sharpe_ci`) of the Sharpe of the
-seed-averaged monthly long-short return. Under ``SharpeConfig.min_periods`` (60) test months no
-Sharpe is reported (the project's rule), so the default market is long enough to test on 60
-months. Wall time and peak resident memory are measured per row (the shared forward passes of
-each language model separately): ``peak_mb`` is the process's peak resident set during the row
-(Linux ``VmHWM``, reset before each row; it includes what the study holds: the panel, every
-vector and the kept token states), ``peak_above_start_mb`` the part above the resident set at
-the row's start.
+Per model, source and seed, on the out-of-sample months (:func:`evaluate_signal`): mean monthly IC (Pearson) and
+rank IC (Spearman) with Newey-West t-stats, decile monotonicity (Spearman correlation of decile number and decile
+mean return), top-decile long-only and top-minus-bottom long-short Sharpe ratios with CIs, their turnover and their
+returns net of ``costs_bps``. The table reports each metric's mean +- std over seeds; the paired tables compare,
+month by month on seed-averaged ICs, each ripple source with none and the decoupled mixture with the conventional
+one (mean difference, Newey-West t, two-sided p). The factor-research tables (:mod:`kgfin.portfolio.factor_research`)
+describe the best model's seed-averaged signal: IC decay over horizons, rank autocorrelation, top-decile turnover,
+quantile returns with error bars, cumulative long-short with its drawdown.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
+from tqdm.auto import tqdm
 
 from kgfin.config import KgfinConfig
-from kgfin.data.loaders import MarketData
 from kgfin.fusion.config import NEWS_MODELS, FusionConfig
-from kgfin.fusion.features import Panel, build_panel
-from kgfin.fusion.run import evaluate_predictions
-from kgfin.fusion.train import fit_model, prepare_data
-from kgfin.llm.embeddings import (
-    FIXED_POOLINGS,
-    EmbedConfig,
-    NewsEmbedder,
-    embed_together,
-    is_decoder,
+from kgfin.fusion.features import Panel, attach_ripple
+from kgfin.fusion.train import SPLITS, ModelData, fit_model
+from kgfin.portfolio.deciles import decile_portfolios
+from kgfin.portfolio.factor_research import (
+    align_signal,
+    drawdown,
+    ic_by_horizon,
+    monthly_ic,
+    newey_west_t,
+    quantile_returns,
+    quantile_turnover,
+    rank_autocorrelation,
 )
-from kgfin.llm.sentiment import SENTIMENT_MODELS
-from kgfin.portfolio.metrics import SharpeConfig, sharpe_ci
-from kgfin.tables import markdown_table
+from kgfin.portfolio.metrics import SharpeConfig, annualized_return, sharpe_ci
 
-__all__ = ["NewsflowStudyConfig", "StudyMarketConfig", "StudyResult", "StudyRow", "run_newsflow_study", "study_rows"]
+__all__ = ["StudyConfig", "StudyResult", "evaluate_signal", "factor_tables", "headline_table", "paired_months", "ripple_signal",
+           "run_study", "seed_table", "walk_forward"]
 
 log = logging.getLogger(__name__)
 
 
-class StudyMarketConfig(KgfinConfig):
-    """The synthetic market the study script generates (``eval/newsflow_study.py`` without ``--data``)."""
+class StudyConfig(KgfinConfig):
+    """The walk-forward protocol, the seeds, the costs and the conventions of the report."""
 
-    companies: int = Field(120, ge=20, description="companies in the synthetic market")
-    months: int = Field(120, ge=6, description="simulated months (60 test months need about 100)")
-    start: str = Field("2007-01", pattern=r"^\d{4}-\d{2}$", description="first month (real factor history to 2017-03)")
-    seed: int = Field(0, description="seed of the market")
-
-
-class NewsflowStudyConfig(KgfinConfig):
-    """The study grid; the return head's training settings are the fusion section's (``FusionConfig``)."""
-
-    seeds: list[int] = Field([0, 1, 2], description="model seeds per row (head init, batch order, LoRA / attention init)")
-    head: str = Field("news_alone", description="return model trained on every representation (a news model)")
-    text_models: list[str] = Field(["all-minilm-l6-v2", "smollm2-135m-instruct"],
-                                   description="language models (model specs): encoders and decoders")
-    poolings: list[Literal["mean", "last", "cls", "attention"]] = Field(
-        ["mean", "last", "cls", "attention"], description="token aggregations (cls: encoders only)")
-    layers: list[Literal["last", "middle"]] = Field(["last", "middle"], description="layers whose token states are pooled")
-    lora_models: list[str] = Field(["all-minilm-l6-v2"], description="language models also fine-tuned with LoRA "
-                                                                     "end to end (decoders cost minutes per epoch)")
-    lora_pooling: Literal["mean", "last", "cls", "attention"] = Field("mean", description="pooling of the LoRA rows")
-    lora_epochs: int | None = Field(4, ge=1, description="epochs of the LoRA rows (None: fusion train.epochs)")
-    sentiment: list[str] = Field(list(SENTIMENT_MODELS), description="dictionary sentiment baselines")
-    factors_row: bool = Field(True, description="add the no-news factors_alone row")
-    max_length: int = Field(48, ge=8, description="tokens per headline")
-    test_months: int = Field(60, ge=1, description="last feature months tested (a Sharpe needs >= 60)")
-    valid_months: int = Field(12, ge=1, description="feature months before the test months, for epoch selection")
-    market: StudyMarketConfig = Field(default_factory=StudyMarketConfig)
-
-    @field_validator("head")
-    @classmethod
-    def _news_head(cls, v: str) -> str:
-        if v not in NEWS_MODELS:
-            raise ValueError(f"head must be a news model, one of {list(NEWS_MODELS)}")
-        return v
-
-    @field_validator("sentiment")
-    @classmethod
-    def _known_sentiment(cls, v: list[str]) -> list[str]:
-        bad = [s for s in v if s not in SENTIMENT_MODELS]
-        if bad:
-            raise ValueError(f"unknown sentiment scorer(s) {bad}; choose from {list(SENTIMENT_MODELS)}")
-        return v
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, description="model seeds")
+    test_months: int = Field(60, ge=1, description="last feature months predicted out of sample")
+    retrain_every: int = Field(12, ge=1, description="months per block predicted by one set of trained models")
+    window: Literal["expanding", "rolling"] = Field("expanding", description="training window of each block")
+    train_months: int = Field(48, ge=2, description="rolling window: training + validation months")
+    valid_months: int = Field(6, ge=1, description="months before each block that pick the epoch (validation IC)")
+    costs_bps: list[float] = Field(default_factory=lambda: [15.0, 25.0],
+                                   description="one-way costs per unit of turnover, basis points")
+    quantiles: int = Field(10, ge=2, description="portfolio groups (deciles)")
+    horizons: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6], description="IC decay horizons (months)")
+    sources_for: dict[str, list[str]] = Field(
+        default_factory=dict, description="model -> the ripple sources it is trained with (default: every source; "
+                                          "factors_alone takes none)")
+    grad_var_blocks: int = Field(1, ge=0, description="blocks (the first ones) in which the mixtures' component "
+                                                       "gradient variance is measured (it costs most of their time)")
+    nw_lags: int | None = Field(None, ge=0, description="Newey-West lags (None: floor(4 (n/100)^(2/9)))")
+    sharpe: SharpeConfig = Field(default_factory=SharpeConfig, description="Sharpe CIs; none under min_periods")
 
     @model_validator(mode="after")
-    def _check(self) -> NewsflowStudyConfig:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("seeds must be a non-empty list of distinct integers")
+    def _check(self) -> StudyConfig:
+        if self.window == "rolling" and self.train_months <= self.valid_months:
+            raise ValueError("train_months must exceed valid_months (they include them)")
         return self
 
 
-@dataclass(frozen=True)
-class StudyRow:
-    """One row of the grid: how the newsflow input is made."""
-
-    label: str
-    family: str  # encoder | decoder | sentiment | none
-    embed: EmbedConfig | None  # None: the factor row
-    tuning: str = "frozen"  # frozen | lora | -
-
-
-def _family(spec: str) -> str:
-    from kgfin.llm.embeddings import load_text_model
-
-    model, _ = load_text_model(spec)
-    out = "decoder" if is_decoder(model) else "encoder"
-    del model
-    return out
+def walk_forward(months: list[str], cfg: StudyConfig) -> list[dict[str, list[str]]]:
+    """The blocks: per block its ``train``, ``valid`` and ``test`` feature months (time order, disjoint)."""
+    months = sorted(months)
+    if len(months) < cfg.test_months + cfg.valid_months + 2:
+        raise ValueError(f"{len(months)} feature months cannot hold {cfg.test_months} test months, "
+                         f"{cfg.valid_months} validation months and training months")
+    first_test = len(months) - cfg.test_months
+    blocks = []
+    for start in range(first_test, len(months), cfg.retrain_every):
+        lo = 0 if cfg.window == "expanding" else max(0, start - cfg.train_months)
+        before = months[lo:start]
+        blocks.append({"train": before[:-cfg.valid_months], "valid": before[-cfg.valid_months:],
+                       "test": months[start:start + cfg.retrain_every]})
+    return blocks
 
 
-def study_rows(cfg: NewsflowStudyConfig, families: dict[str, str] | None = None) -> list[StudyRow]:
-    """The grid's rows in table order (``families``: spec -> encoder / decoder, found by loading when missing)."""
-    families = dict(families or {})
-    rows: list[StudyRow] = []
-    for spec in dict.fromkeys([*cfg.text_models, *cfg.lora_models]):
-        families.setdefault(spec, _family(spec))
-    for spec in cfg.text_models:
-        for layer in cfg.layers:
-            for pooling in cfg.poolings:
-                if pooling == "cls" and families[spec] == "decoder":
-                    continue  # a causal model's first token has seen only itself
-                e = EmbedConfig(model=spec, pooling=pooling, layer=layer, max_length=cfg.max_length)
-                rows.append(StudyRow(f"{spec} {pooling}/{layer}", families[spec], e))
-    for spec in cfg.lora_models:
-        e = EmbedConfig(model=spec, pooling=cfg.lora_pooling, layer="last", max_length=cfg.max_length)
-        rows.append(StudyRow(f"{spec} {cfg.lora_pooling}/last +LoRA", families[spec], e, "lora"))
-    for spec in cfg.sentiment:
-        rows.append(StudyRow(f"{spec} sentiment", "sentiment", EmbedConfig(model=spec), "-"))
-    if cfg.factors_row:
-        rows.append(StudyRow("factors only (no news)", "none", None, "-"))
-    return rows
+def _block_data(panel: Panel, x_n: np.ndarray, block: dict[str, list[str]]) -> ModelData:
+    """ModelData of one block: its splits (other months in none), scalings fitted on its training rows."""
+    month = panel.keys["month"].to_numpy()
+    split = np.full(len(panel), "none", dtype=object)
+    for s in SPLITS:
+        split[np.isin(month, block[s])] = s
+    train = split == "train"
+    y_scale = float(np.std(panel.y[train]))
+    has_r = panel.has_ripple
+    r_sd = float(np.std(panel.ripple[train & has_r])) if (train & has_r).sum() > 1 else 0.0
+    ripple_scale = r_sd if r_sd > 0 else 1.0
+    x_r = np.stack([panel.ripple / ripple_scale, has_r.astype(np.float32)], 1).astype(np.float32)
+    rows = {s: np.flatnonzero(split == s) for s in SPLITS}
+    return ModelData(panel=panel, split=split, x_n=x_n, d_n=int(x_n.shape[1]), x_r=x_r,
+                     y=(panel.y / y_scale).astype(np.float32), y_scale=y_scale, ripple_scale=ripple_scale, rows=rows)
 
 
-def _reset_peak() -> bool:
-    """Reset the process's peak resident set (Linux ``clear_refs``); False where unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+def evaluate_signal(pred: pd.DataFrame, realised: pd.DataFrame, cfg: StudyConfig) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Metrics of one out-of-sample signal (``target_month, ticker, pred``) against ``realised``
+    (``target_month, ticker, ret``, the return of the target month) and its monthly IC / rank IC / portfolio
+    returns (``target_month, ic, rank_ic, long_only, long_short, turnover_long_only, turnover_long_short``)."""
+    from scipy import stats
 
-
-def _status_mb(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _peak_mb() -> float:
-    """Peak resident memory since the last reset (Linux VmHWM), else since the start (ru_maxrss)."""
-    peak = _status_mb("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mb() -> float:
-    """Resident memory now (Linux VmRSS; NaN where unknown)."""
-    rss = _status_mb("VmRSS")
-    return rss if rss is not None else float("nan")
+    j = pred.merge(realised, on=["target_month", "ticker"], how="inner")
+    ic = j.groupby("target_month").apply(lambda g: g["pred"].corr(g["ret"]), include_groups=False)
+    ric = j.groupby("target_month").apply(lambda g: g["pred"].rank().corr(g["ret"].rank()), include_groups=False)
+    dec = decile_portfolios(j.rename(columns={"target_month": "month"})[["month", "ticker", "pred"]],
+                            j.rename(columns={"target_month": "month"})[["month", "ticker", "ret"]],
+                            n_groups=cfg.quantiles)
+    r = dec.returns.set_index("month")
+    monthly = pd.DataFrame({"ic": ic, "rank_ic": ric}).join(
+        r[["long_only", "long_short", "turnover_long_only", "turnover_long_short"]])
+    monthly.index.name = "target_month"
+    labels = [f"D{i}" for i in range(1, cfg.quantiles + 1)]
+    mono = float(stats.spearmanr(np.arange(cfg.quantiles), r[labels].mean().to_numpy())[0])
+    nw_ic, nw_ric = newey_west_t(monthly["ic"], cfg.nw_lags), newey_west_t(monthly["rank_ic"], cfg.nw_lags)
+    sc = cfg.sharpe
+    out: dict[str, Any] = {"months": len(monthly), "IC": nw_ic.mean, "IC NW t": nw_ic.t, "rank IC": nw_ric.mean,
+                           "rank IC NW t": nw_ric.t, "decile monotonicity": mono}
+    for leg, short in (("long_only", "LO"), ("long_short", "LS")):
+        gross = monthly[leg]
+        nets = {"": gross} | {f" net {c:g}bp": gross - c / 1e4 * monthly[f"turnover_{leg}"] for c in cfg.costs_bps}
+        for tag, series in nets.items():
+            if len(series.dropna()) >= sc.min_periods:
+                s = sharpe_ci(series, 12, confidence=sc.confidence, method=sc.method, n_resamples=sc.n_resamples,
+                              block_length=sc.block_length, seed=sc.seed)
+                out[f"{short} Sharpe{tag}"], out[f"{short} Sharpe{tag} CI"] = s.sharpe, (s.low, s.high)
+            else:
+                out[f"{short} Sharpe{tag}"], out[f"{short} Sharpe{tag} CI"] = np.nan, (np.nan, np.nan)
+            out[f"{short} ann. return{tag}"] = annualized_return(series, 12)
+        out[f"{short} turnover"] = float(monthly[f"turnover_{leg}"].iloc[1:].mean())
+    return out, monthly.reset_index()
 
 
 @dataclass
 class StudyResult:
-    """Per-seed results, the summary table and the shared language-model passes."""
+    """Everything the study produced."""
 
-    per_seed: pd.DataFrame  # row, family, model, pooling, layer, tuning, seed, ic, ic_t, rank_ic, rank_ic_t, ...
-    table: pd.DataFrame  # one row per grid row (see :func:`summarise`)
-    passes: pd.DataFrame  # model, texts, seconds, peak_mb
-    long_short: pd.DataFrame  # row, seed, month, long_short
-    split_months: dict[str, list[str]] = field(default_factory=dict)
-    sharpe_note: str = ""
-
-    def to_markdown(self) -> str:
-        """The summary table, the passes and the notes as Markdown."""
-        test = self.split_months.get("test", [])
-        head = (f"**{len(test)} test months {test[0]}..{test[-1]} (features; returns of the following months), "
-                f"{self.per_seed['seed'].nunique()} seeds**\n\n") if test else ""
-        shown = self.table.copy()
-        parts = [head + markdown_table(shown, ".3f")]
-        if len(self.passes):
-            parts.append("**Shared forward passes (frozen token states, every fixed pooling and layer at once)**\n\n"
-                         + markdown_table(self.passes, ".1f"))
-        if self.sharpe_note:
-            parts.append(self.sharpe_note)
-        return "\n\n".join(parts) + "\n"
+    runs: pd.DataFrame  # one row per model, source, seed: evaluate_signal's metrics + training seconds
+    monthly: pd.DataFrame  # model, source, seed, target_month, ic, rank_ic, long_only, long_short, turnovers
+    predictions: pd.DataFrame  # model, source, seed, month, target_month, ticker, pred (out of sample)
+    grad_var: pd.DataFrame  # model, source, seed, block, epoch, loss, component, raw, relative
+    blocks: list[dict[str, list[str]]]
+    coverage: pd.DataFrame  # source, stock-months with a ripple score (all / out of sample)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _pearson_ic(test: pd.DataFrame) -> pd.Series:
-    def one(g: pd.DataFrame) -> float:
-        if len(g) < 3 or g["pred"].std() == 0 or g["ret"].std() == 0:
-            return np.nan
-        return float(np.corrcoef(g["pred"], g["ret"])[0, 1])
-
-    return test.groupby("target_month").apply(one, include_groups=False).dropna()
-
-
-def _t(x: pd.Series | np.ndarray) -> float:
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) < 2 or x.std(ddof=1) == 0:
-        return np.nan
-    return float(x.mean() / (x.std(ddof=1) / np.sqrt(len(x))))
-
-
-def _score(preds: pd.DataFrame, panel: Panel) -> tuple[dict[str, float], pd.DataFrame]:
-    metrics, res = evaluate_predictions(preds, panel)
-    test = preds[preds["split"] == "test"]
-    frame = test[["target_month", "pred"]].assign(ret=panel.ret[test.index.to_numpy()])
-    ic = _pearson_ic(frame)
-    rank = res.ic["ic"].dropna()
-    out = {"ic": float(ic.mean()), "ic_t": _t(ic), "rank_ic": float(rank.mean()), "rank_ic_t": _t(rank),
-           "ls_annual_return": metrics["ls_annual_return"], "ls_sharpe_seed": metrics["ls_sharpe"],
-           "test_months": metrics["test_months"]}
-    return out, res.returns[["month", "long_short"]]
-
-
-def summarise(per_seed: pd.DataFrame, long_short: pd.DataFrame, rows: list[StudyRow],
-              sharpe: SharpeConfig | None = None) -> pd.DataFrame:
-    """One line per row: means (sd) over seeds, the long-short Sharpe and its CI (none under min_periods)."""
-    sc = sharpe or SharpeConfig()
-    out = []
-    for r in rows:
-        g = per_seed[per_seed["row"] == r.label]
-        if g.empty:
-            continue
-        ls = long_short[long_short["row"] == r.label].groupby("month")["long_short"].mean()  # seed-averaged
-        line: dict[str, Any] = {"row": r.label, "family": r.family, "tuning": r.tuning, "seeds": len(g),
-                                "ic": g["ic"].mean(), "ic_sd": g["ic"].std(ddof=1) if len(g) > 1 else np.nan,
-                                "ic_t": g["ic_t"].mean(), "rank_ic": g["rank_ic"].mean(),
-                                "rank_ic_sd": g["rank_ic"].std(ddof=1) if len(g) > 1 else np.nan,
-                                "rank_ic_t": g["rank_ic_t"].mean()}
-        if len(ls) >= sc.min_periods:
-            ci = sharpe_ci(ls.to_numpy(), periods_per_year=12, confidence=sc.confidence, method=sc.method,
-                           n_resamples=sc.n_resamples, block_length=sc.block_length, seed=sc.seed)
-            line |= {"ls_sharpe": g["ls_sharpe_seed"].mean(), "ls_sharpe_sd": g["ls_sharpe_seed"].std(ddof=1)
-                     if len(g) > 1 else np.nan, "ls_sharpe_avg": ci.sharpe, "ci_low": ci.low, "ci_high": ci.high}
-        else:
-            line |= {"ls_sharpe": np.nan, "ls_sharpe_sd": np.nan, "ls_sharpe_avg": np.nan, "ci_low": np.nan,
-                     "ci_high": np.nan}
-        line |= {"fit_s_per_seed": g["fit_seconds"].mean(), "peak_mb": g["peak_mb"].max(),
-                 "peak_above_start_mb": g["peak_above_start_mb"].max() if "peak_above_start_mb" in g else np.nan}
-        out.append(line)
-    return pd.DataFrame(out)
-
-
-def _fusion_config(base: FusionConfig, cfg: NewsflowStudyConfig, panel: Panel) -> FusionConfig:
-    months = panel.months
-    need = cfg.test_months + cfg.valid_months + 2
-    if len(months) < need:
-        raise ValueError(f"the panel has {len(months)} feature months; test_months + valid_months + 2 training months "
-                         f"= {need} are needed (generate a longer market or lower test_months)")
-    split = base.split.model_copy(update={"test_start": months[-cfg.test_months],
-                                          "valid_start": months[-cfg.test_months - cfg.valid_months]})
-    return base.model_copy(update={"split": split, "models": [cfg.head]})
-
-
-def run_newsflow_study(market: MarketData, config: NewsflowStudyConfig | None = None,
-                       fusion: FusionConfig | None = None, cache_root: str | Path | None = None,
-                       progress: bool = True) -> StudyResult:
-    """Run every row of the grid with every seed on ``market`` (see the module doc).
-
-    ``fusion`` holds the head's training settings and the panel's (``features``); its
-    ``models``, ``embed``, ``lora.enabled`` and split are set by the study. ``cache_root``: the
-    embedding cache (default ``kgfin.llm.cache_dir()/embeddings``).
-    """
-    from tqdm.auto import tqdm
-
-    cfg = config or NewsflowStudyConfig()
-    base = fusion or FusionConfig()
-    panel = build_panel(market, config=base.features)
-    base = _fusion_config(base, cfg, panel)
-    rows = study_rows(cfg)
-
-    # one forward pass per language model: every fixed pooling x layer cached, token states kept for attention
-    vectors: dict[str, np.ndarray] = {}
-    states: dict[str, Any] = {}
-    passes = []
-    for spec in dict.fromkeys(r.embed.model for r in rows if r.embed is not None and r.tuning != "lora"):
-        frozen = [r for r in rows if r.embed is not None and r.embed.model == spec and r.tuning != "lora"]
-        fixed = [r for r in frozen if r.embed.pooling in FIXED_POOLINGS or r.family == "sentiment"]
-        learned = [r for r in frozen if r.embed.pooling == "attention"]
-        embedders = [NewsEmbedder(r.embed, cache_root=cache_root) for r in fixed]
-        stateful = [NewsEmbedder(r.embed, cache_root=cache_root) for r in learned]
-        _reset_peak()
-        start_mb = _rss_mb()
-        t0 = time.perf_counter()
-        vecs, sts = embed_together(embedders, panel.texts, progress=progress, states_of=stateful)
-        passes.append({"model": spec, "texts": len(panel.texts), "distinct": len(set(panel.texts)),
-                       "representations": len(embedders) + len(stateful),
-                       "vectors_computed": sum(e.computed for e in embedders), "seconds": time.perf_counter() - t0,
-                       "peak_mb": _peak_mb(), "peak_above_start_mb": _peak_mb() - start_mb})
-        vectors |= {r.label: v for r, v in zip(fixed, vecs, strict=True)}
-        states |= {r.label: s for r, s in zip(learned, sts, strict=True)}
-        for e in [*embedders, *stateful]:
-            e.release()
-        gc.collect()
-
-    records, ls_rows, split_months = [], [], {}
-    for r in tqdm(rows, desc="newsflow study rows", unit="row", disable=not progress):
+def run_study(panel: Panel, x_n: np.ndarray, ripple: dict[str, pd.DataFrame | None], fusion: FusionConfig,
+              cfg: StudyConfig, progress: bool = True) -> StudyResult:
+    """Train and predict the grid (module doc). ``panel``: :func:`~kgfin.fusion.features.build_panel` without
+    ripple; ``x_n``: its pooled news vectors (one row per stock-month); ``ripple``: source name -> ``month, ticker,
+    ripple`` table (None: the models without ripple input)."""
+    t0 = time.perf_counter()
+    blocks = walk_forward(panel.months, cfg)
+    test_months = [m for b in blocks for m in b["test"]]
+    realised = panel.keys[["target_month", "ticker"]].assign(ret=panel.ret)
+    jobs: list[tuple[str, str]] = []  # (model, source)
+    for m in fusion.models:
+        for source in cfg.sources_for.get(m, list(ripple)):
+            if source not in ripple:
+                raise ValueError(f"study.sources_for[{m}] names {source!r}; the sources are {list(ripple)}")
+            if ripple[source] is None or m in NEWS_MODELS:
+                jobs.append((m, source))
+    runs, monthly, preds, grads, coverage = [], [], [], [], []
+    oos = panel.keys["month"].isin(test_months).to_numpy()
+    datas: dict[str, list[ModelData]] = {}
+    for source, table in ripple.items():
+        p = Panel(**{**panel.__dict__})
+        p.ripple, p.has_ripple = np.zeros(len(panel), np.float32), np.zeros(len(panel), bool)
+        if table is not None:
+            attach_ripple(p, table)
+        coverage.append({"source": source, "stock-months with a score": float(p.has_ripple.mean()),
+                         "out of sample": float(p.has_ripple[oos].mean())})
+        datas[source] = [_block_data(p, x_n, b) for b in blocks]
+    bar = tqdm(total=len(jobs) * len(cfg.seeds) * len(blocks), desc="power study fits", disable=not progress)
+    for model, source in jobs:
         for seed in cfg.seeds:
-            _reset_peak()
-            start_mb = _rss_mb()
-            t0 = time.perf_counter()
-            fc = base.model_copy(update={"seed": seed, **({"embed": r.embed} if r.embed is not None else {})})
-            encoder = None
-            name = cfg.head
-            if r.embed is None:
-                name = "factors_alone"
-                fc = fc.model_copy(update={"models": [name]})
-                data = prepare_data(panel, None, fc, d_n=1)
-            elif r.tuning == "lora":
-                from kgfin.fusion.lora import LoraNewsEncoder
+            parts, secs = [], 0.0
+            for k, data in enumerate(datas[source]):
+                train = fusion.train.model_copy(update={"grad_var": fusion.train.grad_var and k < cfg.grad_var_blocks})
+                fc = fusion.model_copy(update={"seed": seed, "train": train})
+                fit = fit_model(model, data, fc, use_ripple=ripple[source] is not None)
+                secs += fit.seconds
+                out = fit.predictions[fit.predictions["split"] == "test"][["month", "target_month", "ticker", "pred"]]
+                parts.append(out)
+                if len(fit.grad_var):
+                    grads.append(fit.grad_var.assign(model=model, source=source, seed=seed, block=k))
+                bar.update()
+            pred = pd.concat(parts, ignore_index=True)
+            metrics, month_rows = evaluate_signal(pred[["target_month", "ticker", "pred"]], realised, cfg)
+            tags = {"model": model, "source": source, "seed": seed}
+            runs.append({**tags, **metrics, "train seconds": secs})
+            monthly.append(month_rows.assign(**tags))
+            preds.append(pred.assign(**tags))
+    bar.close()
+    return StudyResult(pd.DataFrame(runs), pd.concat(monthly, ignore_index=True), pd.concat(preds, ignore_index=True),
+                       pd.concat(grads, ignore_index=True) if grads else pd.DataFrame(), blocks,
+                       pd.DataFrame(coverage), {"total": time.perf_counter() - t0})
 
-                if cfg.lora_epochs is not None:
-                    fc = fc.model_copy(update={"train": fc.train.model_copy(update={"epochs": cfg.lora_epochs})})
-                encoder = LoraNewsEncoder(r.embed, fc.lora, seed=seed)
-                data = prepare_data(panel, None, fc, d_n=encoder.dim)
-            elif r.label in states:
-                from kgfin.fusion.pooling import AttentionPoolEncoder
 
-                encoder = AttentionPoolEncoder(states[r.label], hidden=fc.model.hidden, seed=seed,
-                                               normalize=r.embed.normalize, lr=fc.model.pool_lr)
-                data = prepare_data(panel, None, fc, d_n=encoder.dim)
-            else:
-                data = prepare_data(panel, vectors[r.label], fc)
-            fit = fit_model(name, data, fc, encoder=encoder)
-            metrics, ls = _score(fit.predictions, panel)
-            seconds = time.perf_counter() - t0
-            e = r.embed
-            records.append({"row": r.label, "family": r.family, "model": e.model if e else "-",
-                            "pooling": e.pooling if e and r.family != "sentiment" else "-",
-                            "layer": e.layer if e and r.family != "sentiment" else "-", "tuning": r.tuning,
-                            "seed": seed, **metrics, "best_epoch": fit.best_epoch, "fit_seconds": seconds,
-                            "peak_mb": _peak_mb(), "peak_above_start_mb": _peak_mb() - start_mb})
-            ls_rows.append(ls.assign(row=r.label, seed=seed))
-            split_months = split_months or {s: sorted(panel.keys["month"][data.split == s].unique())
-                                            for s in ("train", "valid", "test")}
-            del encoder, fit
-            gc.collect()
-        log.info("study row %s done", r.label)
+# --- tables ------------------------------------------------------------------------------------------------------
 
-    per_seed = pd.DataFrame(records)
-    long_short = pd.concat(ls_rows, ignore_index=True)
-    sc = SharpeConfig()
-    n_test = len(split_months.get("test", []))
-    note = ("" if n_test >= sc.min_periods else
-            f"No Sharpe ratio: {n_test} test months < {sc.min_periods} (SharpeConfig.min_periods); "
-            "a Sharpe on so few months carries no information (docs/ripple-evaluation.md).")
-    return StudyResult(per_seed=per_seed, table=summarise(per_seed, long_short, rows, sc),
-                       passes=pd.DataFrame(passes), long_short=long_short, split_months=split_months,
-                       sharpe_note=note)
+
+def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per model and source: ``mean +- std`` over seeds of every numeric metric (Qlib's convention), and the seeds."""
+    num = [c for c in runs.columns if c not in ("model", "source", "seed") and pd.api.types.is_numeric_dtype(runs[c])]
+    rows = []
+    for (m, s), g in runs.groupby(["model", "source"], sort=False):
+        row: dict[str, Any] = {"model": m, "ripple": s, "seeds": len(g)}
+        for c in num:
+            row[c] = f"{g[c].mean():.3f} ± {g[c].std(ddof=1) if len(g) > 1 else 0.0:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The compact table docs/fusion.md leads with: per model and source, ``mean ± std`` over seeds of rank IC and
+    IC (with their Newey-West t), decile monotonicity, the long-only and long-short Sharpe ratios (with the mean CI
+    bounds over seeds), the long-short Sharpe net of each cost and the long-short turnover."""
+    def ms(g: pd.DataFrame, c: str, fmt: str = ".3f") -> str:
+        v = g[c].astype(float)
+        return f"{v.mean():{fmt}} ± {v.std(ddof=1) if len(v) > 1 else 0.0:{fmt}}"
+
+    def ci(g: pd.DataFrame, c: str) -> str:
+        lo = np.mean([x[0] for x in g[c]])
+        hi = np.mean([x[1] for x in g[c]])
+        return f"[{lo:.2f}, {hi:.2f}]"
+
+    nets = [c for c in runs.columns if c.startswith("LS Sharpe net") and not c.endswith("CI")]
+    rows = []
+    for (m, s), g in runs.groupby(["model", "source"], sort=False):
+        row = {"model": m, "ripple": s, "seeds": len(g), "months": int(g["months"].iloc[0]),
+               "rank IC": ms(g, "rank IC", ".4f"), "rank IC NW t": ms(g, "rank IC NW t", ".2f"),
+               "IC": ms(g, "IC", ".4f"), "IC NW t": ms(g, "IC NW t", ".2f"),
+               "decile monotonicity": ms(g, "decile monotonicity", ".2f"),
+               "LO Sharpe": ms(g, "LO Sharpe", ".2f"), "LO CI": ci(g, "LO Sharpe CI"),
+               "LS Sharpe": ms(g, "LS Sharpe", ".2f"), "LS CI": ci(g, "LS Sharpe CI")}
+        for c in nets:
+            row[c.replace("LS Sharpe net", "LS net")] = ms(g, c, ".2f")
+        row["LS turnover"] = ms(g, "LS turnover", ".2f")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ripple_signal(tables: dict[str, pd.DataFrame], panel: Panel, months: list[str], common: str | None = None,
+                  lags: int | None = None) -> pd.DataFrame:
+    """Each ripple table as a signal on its own: per source, the monthly rank IC of its score with the next-month
+    target (the panel's demeaned return) over the stock-months of ``months`` that it scores (and, with ``common``,
+    only those that source ``common`` scores too: the same rows for every source), mean with its Newey-West t,
+    the months and the stock-months."""
+    keys = panel.keys[["month", "ticker"]].assign(ret=panel.y)
+    keys = keys[keys["month"].isin(months)]
+    support = None
+    if common is not None:
+        support = tables[common][["month", "ticker"]].drop_duplicates()
+    rows = []
+    for source, table in tables.items():
+        j = keys.merge(table[["month", "ticker", "ripple"]], on=["month", "ticker"], how="inner")
+        if support is not None:
+            j = j.merge(support, on=["month", "ticker"], how="inner")
+        ic = monthly_ic(j.rename(columns={"ripple": "pred"}))
+        nw = newey_west_t(ic["ic"], lags)
+        rows.append({"source": source, "rows": common or "own", "stock-months": len(j), "months": nw.n,
+                     "mean rank IC": nw.mean, "NW t": nw.t})
+    return pd.DataFrame(rows)
+
+
+def paired_months(monthly: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], metric: str = "rank_ic",
+                  lags: int | None = None) -> dict[str, Any]:
+    """Mean over months of ``metric``(a) - ``metric``(b), both averaged over seeds first, with its Newey-West t and
+    two-sided normal p; ``a``, ``b``: (model, source)."""
+    from scipy import stats
+
+    def series(key: tuple[str, str]) -> pd.Series:
+        g = monthly[(monthly["model"] == key[0]) & (monthly["source"] == key[1])]
+        return g.groupby("target_month")[metric].mean()
+
+    d = (series(a) - series(b)).dropna()
+    nw = newey_west_t(d, lags)
+    seeds_a = monthly[(monthly["model"] == a[0]) & (monthly["source"] == a[1])].groupby("seed")[metric].mean()
+    seeds_b = monthly[(monthly["model"] == b[0]) & (monthly["source"] == b[1])].groupby("seed")[metric].mean()
+    per_seed = (seeds_a - seeds_b).dropna()
+    return {"a": f"{a[0]} / {a[1]}", "b": f"{b[0]} / {b[1]}", "metric": metric, "months": nw.n,
+            "mean difference": nw.mean, "NW t": nw.t,
+            "p (two-sided)": float(2 * stats.norm.sf(abs(nw.t))) if np.isfinite(nw.t) else np.nan,
+            "seeds a > b": f"{int((per_seed > 0).sum())} of {len(per_seed)}"}
+
+
+def factor_tables(signal: pd.DataFrame, returns: pd.DataFrame, cfg: StudyConfig) -> dict[str, pd.DataFrame]:
+    """The factor-research conventions for one signal (``month, ticker, pred``; feature month m predicts m+1):
+    IC decay, rank autocorrelation, top-decile turnover, quantile returns with error bars, long-short drawdown,
+    and the rows lost in each join."""
+    decay = ic_by_horizon(signal, returns, cfg.horizons, lags=cfg.nw_lags)
+    auto = rank_autocorrelation(signal)
+    turn = quantile_turnover(signal, cfg.quantiles)
+    joined, loss = align_signal(signal, returns, 1)
+    by_month, q = quantile_returns(joined, cfg.quantiles)
+    ls = by_month[cfg.quantiles] - by_month[1]
+    dd = drawdown(ls)
+    summary = pd.DataFrame([{
+        "mean rank autocorrelation": auto["autocorrelation"].mean(), "months": int(auto["autocorrelation"].notna().sum()),
+        "mean top-decile turnover": turn["turnover"].mean(), "max drawdown (LS)": float(dd["drawdown"].min()),
+        **{f"h=1 {k}": v for k, v in loss.as_dict().items()}}])
+    return {"ic_decay": decay, "autocorrelation": auto, "turnover": turn, "quantile_returns": q,
+            "long_short": dd.assign(long_short=ls).reset_index(), "summary": summary}

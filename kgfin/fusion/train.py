@@ -365,7 +365,7 @@ def _fit(name: str, data: ModelData, cfg: FusionConfig, use_ripple: bool, encode
     gv_rng = np.random.default_rng(cfg.seed)
     gv_batches = [gv_rng.choice(train_rows, size=min(tc.batch_size, len(train_rows)), replace=False)
                   for _ in range(tc.grad_var_batches)]
-    is_mixture = name in MIXTURE_MODELS
+    is_mixture = name in MIXTURE_MODELS and tc.grad_var  # gradient statistics of the mixtures
 
     history = _epoch_history(model, name, data, inp, 0)
     grad_var = _grad_stats(model, inp, train_rows, gv_batches, cfg, 0) if is_mixture else []

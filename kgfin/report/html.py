@@ -256,13 +256,43 @@ def _ripple(run: Path, market: Any, max_events: int) -> str:
             + _ripple_tables(run))
 
 
+def _ripple_source(folder: Path) -> str:
+    """Where the fusion models' ripple input came from (the run's manifest: label and the score table's metadata)."""
+    path = folder / "kgfin-run.json"
+    if not path.exists():
+        return ""
+    manifest = json.loads(path.read_text())
+    label = manifest.get("ripple_source")
+    if not label:
+        return "<p>Ripple input: none (the models were trained without ripple scores).</p>"
+    meta = manifest.get("ripple_metadata") or {}
+    parts = [f"Ripple input: <b>{_esc(str(label))}</b>"]
+    if meta:
+        counts = meta.get("counts", {})
+        months = meta.get("months") or [""]
+        parts.append(f"predictor <code>{_esc(str(meta.get('predictor')))}</code>"
+                     + (f", alignment <code>{_esc(str(meta['adapter']))}</code>" if meta.get("adapter") else "")
+                     + f", news months {_esc(months[0])}..{_esc(months[-1])}, {meta.get('events_scored', 0)} news "
+                       f"items scored")
+        if meta.get("knowledge_adapters"):
+            used = sorted(set(meta["knowledge_adapters"].values()) - {None})
+            parts.append(f"knowledge adapters of {_esc(', '.join(used))} ({_esc(str(meta.get('adapter_policy')))} "
+                         "adapter at or before each graph month)")
+        if meta.get("in_sample_months"):
+            parts.append(f"in-sample for the alignment: {_esc(', '.join(meta['in_sample_months']))}")
+        lost = {k: v for k, v in counts.items() if k.startswith("not scored") and v}
+        if lost:
+            parts.append("not scored: " + _esc("; ".join(f"{k[12:]} {v}" for k, v in lost.items())))
+    return "<p>" + "; ".join(parts) + ".</p>"
+
+
 def _fusion(run: Path) -> str:
     folder = run / "fusion"
     results = _read(folder / "results.csv")
     if results is None:
         return _missing("fusion run", "kgfin fuse --out RUN/fusion")
     cols = [c for c in ("model", "ripple", "lo_sharpe", "ls_sharpe", "ic_mean", "ic_t", "mape") if c in results]
-    parts = [_table(results[cols])]
+    parts = [_ripple_source(folder), _table(results[cols])]
     deciles, cumulative = _read(folder / "deciles.csv"), _read(folder / "cumulative.csv")
     if deciles is not None and len(deciles):
         ranked = results[results["model"].isin(set(deciles["variant"]))].sort_values("ls_sharpe", ascending=False)
