@@ -33,9 +33,9 @@ import pandas as pd
 from _synthetic_run import add_market_args, load_run, month_range
 
 from kgfin.align import build_impact_reward, news_events
+from kgfin.align.impact_reward import ImpactReward
 from kgfin.align.reward import REWARD_KINDS
 from kgfin.llm.parse import Impacts
-from kgfin.market.residuals import residuals
 from kgfin.runinfo import package_versions
 from kgfin.store import open_store
 
@@ -62,11 +62,13 @@ def main() -> None:
     months = month_range(args.months)
     with open_store(run.store_path) as store:
         events = news_events(run.market, months, cfg.events.model_copy(update={"max_events_per_month": None}))
-        resid = residuals(run.market.returns, run.market.factors_daily, cfg.impact.residuals)
-        rewards = {}
-        for kind in REWARD_KINDS:
-            impact = cfg.impact.model_copy(update={"reward": cfg.impact.reward.model_copy(update={"kind": kind})})
-            rewards[kind], kept = build_impact_reward(events, run.market, store.read_snapshot, impact, resid=resid)
+        base, kept = build_impact_reward(events, run.market, store.read_snapshot, cfg.impact.model_copy(
+            update={"reward": cfg.impact.reward.model_copy(update={"kind": "sized_ripple"})}))
+    rewards = {}
+    for kind in REWARD_KINDS:  # the same events, mu, residuals and candidates; only the kind differs
+        impact = cfg.impact.model_copy(update={"reward": cfg.impact.reward.model_copy(update={"kind": kind})})
+        rewards[kind] = ImpactReward(base.universe, base.mu, base.eps, base.graph_month, impact,
+                                     candidates=base.candidates)
     tickers = list(rewards["paper"].tickers)
     position = {t: i for i, t in enumerate(tickers)}
     by_event = {str(e): g for e, g in truth.groupby("event_id")}

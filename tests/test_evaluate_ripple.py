@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+from text_stub import hashed_embed
 
 from kgfin.align.config import AlignConfig, EventConfig
 from kgfin.align.events import news_events
@@ -30,15 +29,6 @@ def _align_cfg(**kw: object) -> AlignConfig:
                     "temperature": 1.0},
             "decoding": {"stop_at_json_end": False}, "lora": {"r": 2, "alpha": 4}}
     return AlignConfig.model_validate({**base, **kw})
-
-
-def _embed(texts: list[str]) -> np.ndarray:
-    """Deterministic stand-in text vectors (hashed words), so the test needs no encoder."""
-    out = np.zeros((len(texts), 64))
-    for i, t in enumerate(texts):
-        for w in t.lower().split():
-            out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +89,7 @@ def test_predictions_carry_paths_and_evaluation_builds_every_table(market, synth
                            residual_models=["capm", "ff3", "ff5"],
                            v2={"n_resamples": 200, "predictor": {"ridge_months": 3, "random_draws": 5}})
     result = run_ripple_eval(market, read, ["2014-08"], cfg, acfg, aligned_dir=run.final, data_dir=synth_dir,
-                             embed=_embed, progress=False)
+                             embed=hashed_embed, progress=False)
     n = len(result.events)
     # the language models answer each event once (greedy): the paper tables and the v2 rows share the answers
     assert sum(greedy_messages) == 5 * n

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_evaluate_candidates import toy_snapshot
+from text_stub import hashed_embed
 
 from kgfin.align.config import AlignConfig
 from kgfin.align.impact_reward import ScoredAnswer
@@ -29,16 +29,6 @@ from kgfin.graph.candidates import candidate_sets
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm.parse import Impacts
 from kgfin.market.residuals import residuals, window_moves
-
-
-def _embed(texts: list[str]) -> np.ndarray:
-    """Deterministic stand-in text vectors (hashed words), so the tests need no encoder."""
-    out = np.zeros((len(texts), 64))
-    for i, t in enumerate(texts):
-        for w in t.lower().split():
-            out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
-    return out
-
 
 ALIGN = AlignConfig.model_validate({"impact": {"residuals": {"window": 60, "min_obs": 40}}})
 
@@ -110,7 +100,7 @@ def small(synth_dir: Path):
 def test_v2_scores_every_row_on_the_same_candidates_with_cis_and_counts(small, synth_dir: Path) -> None:
     market, read, resid = small
     cfg = RippleV2Config(n_resamples=200, predictor={"ridge_months": 3, "random_draws": 5})
-    res = run_ripple_v2(market, read, ["2014-07", "2014-08"], cfg, ALIGN, data_dir=synth_dir, embed=_embed,
+    res = run_ripple_v2(market, read, ["2014-07", "2014-08"], cfg, ALIGN, data_dir=synth_dir, embed=hashed_embed,
                         sentiment_months=4, resid=resid, progress=False)
     frame = res.per_event
     assert set(frame["method"]) == set(cfg.predictors)
@@ -151,7 +141,7 @@ def test_ridge_rule_and_candidates_are_point_in_time(small) -> None:
     end = pd.Series(days[np.minimum(np.arange(len(days)) + 1, len(days) - 1)], index=days)
 
     def scores(mv: pd.DataFrame, rs: pd.DataFrame) -> dict[str, np.ndarray]:
-        ctx = RippleContext(market, read, events, cands, ALIGN, rs, mv, end, embed=_embed, sentiment_months=4,
+        ctx = RippleContext(market, read, events, cands, ALIGN, rs, mv, end, embed=hashed_embed, sentiment_months=4,
                             n_random=5, settings=RippleV2Config().predictor.model_copy(update={"ridge_months": 3}))
         return {e: s.scores for e, s in build_predictor("ridge_rule").predict(events, ctx).items()}
 
@@ -178,7 +168,7 @@ def test_language_model_rows_plug_in_through_the_registry(small, synth_dir: Path
     market, read, resid = small
     acfg = ALIGN.model_copy(update={"model": TINY_MODEL, "knowledge": False})
     cfg = RippleV2Config(predictors=["propagation_only", "zero_shot"], max_events_per_month=3, n_resamples=100)
-    res = run_ripple_v2(market, read, ["2014-07"], cfg, acfg, data_dir=synth_dir, embed=_embed, sentiment_months=4,
+    res = run_ripple_v2(market, read, ["2014-07"], cfg, acfg, data_dir=synth_dir, embed=hashed_embed, sentiment_months=4,
                         resid=resid, lm=LanguageModelSetup(max_new_tokens=8, batch_size=3, context_facts=5),
                         progress=False)
     frame = res.per_event
@@ -207,7 +197,7 @@ def test_answers_over_the_universe_read_on_the_candidates_equal_the_v2_scores(sm
     events = news_events(market, ["2014-07"], ALIGN.events.model_copy(update={"max_events_per_month": 5}))
     reward, events = build_impact_reward(events, market, read, ALIGN.impact, resid=resid)
     setup = prepare_v2(market, read, ["2014-07"], RippleV2Config(), ALIGN, events=events, data_dir=synth_dir,
-                       embed=_embed, sentiment_months=4, resid=resid, impact_reward=reward)
+                       embed=hashed_embed, sentiment_months=4, resid=resid, impact_reward=reward)
     for name in ("propagation_only", "oracle"):
         p = build_predictor(name)
         assert isinstance(p, AnsweringPredictor) and not p.generates
@@ -235,7 +225,7 @@ def test_gnn_row_scores_every_candidate_point_in_time(small, synth_dir: Path) ->
                                                  "min_train_events": 10}}).predictor
 
     def scores(mv: pd.DataFrame) -> dict[str, np.ndarray]:
-        ctx = RippleContext(market, read, events, cands, ALIGN, resid, mv, end, embed=_embed, sentiment_months=4,
+        ctx = RippleContext(market, read, events, cands, ALIGN, resid, mv, end, embed=hashed_embed, sentiment_months=4,
                             n_random=5, settings=settings)
         return {e: s.scores for e, s in build_predictor("gnn").predict(events, ctx).items()}
 

@@ -3,12 +3,12 @@ equal to the fusion stand-in, knowledge adapters at or before each graph month, 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from text_stub import hashed_embed
 from typer.testing import CliRunner
 
 from kgfin.align.config import AlignConfig
@@ -31,15 +31,6 @@ ALIGN = AlignConfig.model_validate({"impact": {"residuals": {"window": 60, "min_
 MONTHS = ["2014-06", "2014-07", "2014-08"]
 
 
-def _embed(texts: list[str]) -> np.ndarray:
-    """Deterministic stand-in text vectors (hashed words), so the tests need no encoder."""
-    out = np.zeros((len(texts), 64))
-    for i, t in enumerate(texts):
-        for w in t.lower().split():
-            out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
-    return out
-
-
 def _reader(market: MarketData):
     snaps: dict[str, object] = {}
 
@@ -54,7 +45,7 @@ def _reader(market: MarketData):
 def _scores(market: MarketData, synth_dir: Path, predictor: str, months=MONTHS, **kw):
     cfg = RippleScoresConfig(predictor=predictor, sentiment_months=4, predictors={"ridge_months": 3}, **kw)
     resid = residuals(market.returns, market.factors_daily, ALIGN.impact.residuals)
-    return ripple_scores(market, _reader(market), months, cfg, ALIGN, data_dir=synth_dir, embed=_embed, resid=resid)
+    return ripple_scores(market, _reader(market), months, cfg, ALIGN, data_dir=synth_dir, embed=hashed_embed, resid=resid)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +117,7 @@ def test_knowledge_adapters_at_or_before_each_graph_month_and_missing_ones_count
     assert _adapter_map(["2014-06", "2014-07"], ["2014-06"], "exact") == {"2014-06": "2014-06", "2014-07": None}
     with pytest.raises(AlignInputError, match="no knowledge adapter"):
         ripple_scores(market, _reader(market), MONTHS, RippleScoresConfig(predictor="knowledge"), ALIGN,
-                      adapters_root=tmp_path / "none", embed=_embed)
+                      adapters_root=tmp_path / "none", embed=hashed_embed)
     with pytest.raises(AlignInputError, match="negative control"):
         _scores(market, synth_dir, "time_shuffled")
 

@@ -48,6 +48,9 @@ class Decoder:
         if config.calibrate_impact_type and calibration is None:
             raise AlignInputError("calibrate_impact_type needs calibration events (the previous month's news)")
         self.cfg, self.universe, self.calibration = config, universe, calibration
+        # (graph month, focal firm) -> its relation sentences and the firms they name: prompts and grammar rows
+        # read the same lists, so each is built once
+        self._focal_facts: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
 
     @classmethod
     def for_months(cls, config: DecodingConfig, universe: Universe, market: MarketData, months: Sequence[str],
@@ -76,28 +79,25 @@ class Decoder:
 
         if not self.cfg.candidates_in_prompt:
             return event_messages(events, answer_format=self.cfg.format_in_prompt)
-        facts = self._facts(events, self._reader(read_snapshot))
+        facts = self._facts(events, read_snapshot)
         return [analyst_prompt(r.headline, r.body, pd.Timestamp(r.timestamp).strftime("%Y-%m-%d"),
                                context="\n".join(f[0]), answer_format=self.cfg.format_in_prompt)
                 for r, f in zip(events.itertuples(index=False), facts, strict=True)]
 
-    def _reader(self, read_snapshot: Callable[[str], GraphSnapshot] | None) -> Callable[[str], GraphSnapshot]:
-        if read_snapshot is None:
-            raise AlignInputError("decoding.candidates_in_prompt needs the month graphs (read_snapshot)")
-        cache: dict[str, GraphSnapshot] = {}
-
-        def read(month: str) -> GraphSnapshot:
-            if month not in cache:
-                cache[month] = read_snapshot(month)
-            return cache[month]
-
-        return read
-
-    def _facts(self, events: pd.DataFrame, read: Callable[[str], GraphSnapshot]) -> list[tuple[list[str], list[str]]]:
+    def _facts(self, events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot] | None
+               ) -> list[tuple[list[str], list[str]]]:
+        """Per event, :func:`~kgfin.llm.prompts.focal_facts` of its focal firm in its graph month (each graph month
+        read once, each (month, firm) built once per decoder)."""
         from kgfin.llm.prompts import focal_facts
 
-        return [focal_facts(read(str(r.graph_month)), str(r.tickers[0]), self.cfg.candidate_facts)
-                for r in events.itertuples(index=False)]
+        if read_snapshot is None:
+            raise AlignInputError("decoding.candidates_in_prompt needs the month graphs (read_snapshot)")
+        keys = [(str(r.graph_month), str(r.tickers[0])) for r in events.itertuples(index=False)]
+        for month in {m for m, f in keys if (m, f) not in self._focal_facts}:
+            snapshot = read_snapshot(month)
+            for key in {k for k in keys if k[0] == month}:
+                self._focal_facts[key] = focal_facts(snapshot, key[1], self.cfg.candidate_facts)
+        return [self._focal_facts[k] for k in keys]
 
     def grammar(self, model: Any, tokenizer: Any, graph_month: str, max_new_tokens: int,
                 messages: Callable[[pd.DataFrame], list[str]], what: str = "") -> AnswerGrammar | None:
@@ -132,7 +132,7 @@ class Decoder:
                  if self.cfg.first_entry == "news" else [None] * len(events))
         if not (self.cfg.candidates_in_prompt and self.cfg.constrained and read_snapshot is not None):
             return None if self.cfg.first_entry == "any" else first
-        facts = self._facts(events, self._reader(read_snapshot))
+        facts = self._facts(events, read_snapshot)
         rules: list[Collection[str] | RowRule | None] = []
         for f, r, (_, others) in zip(first, events.itertuples(index=False), facts, strict=True):
             names = frozenset(labels[t] for t in [str(r.tickers[0]), *others] if t in labels)

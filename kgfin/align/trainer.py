@@ -51,6 +51,7 @@ from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_ev
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import GrammarError
+from kgfin.market.residuals import residuals
 from kgfin.runinfo import write_manifest
 
 __all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
@@ -179,16 +180,14 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
 
 def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[str], GraphSnapshot],
                 reward: ImpactReward, decoder: Decoder, adapters_root: Path, first_month: str, graph_month: str,
-                target: Path, progress: bool, command: str) -> None:
+                resid: pd.DataFrame, target: Path, progress: bool, command: str) -> None:
     """Fit the alignment LoRA of ``first_month``'s policy on past events' realised answers; write it to ``target``
     (a ``final/``-like folder with ``warm_start_log.csv``)."""
     from kgfin.llm.generate import chat_prompts
     from kgfin.llm.grammar import AnswerGrammar
     from kgfin.llm.prompts import SYSTEM_PROMPT
-    from kgfin.market.residuals import residuals
 
     ws = cfg.warm_start
-    resid = residuals(market.returns, market.factors_daily, cfg.impact.residuals)
     days = pd.DatetimeIndex(sorted(resid["date"].unique()))
     events = warm_start_events(market, first_month, ws, cfg.events, days, cfg.impact.horizon)
     if events.empty:
@@ -253,7 +252,11 @@ def align(
     """
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)
-    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix)
+    if market.returns is None or market.factors_daily is None:
+        raise AlignInputError("the reward needs the returns and daily factors tables")
+    resid = residuals(market.returns, market.factors_daily, cfg.impact.residuals)  # fitted once: reward, warm start
+    reward, events = build_impact_reward(events, market, read_snapshot, cfg.impact, prefix=cfg.decoding.answer_prefix,
+                                         resid=resid)
     decoder = Decoder.for_months(cfg.decoding, reward.universe, market, months, cfg.events)
     plan = _plan(events, cfg)
     first_entries = decoder.first_entries(events, read_snapshot)  # per event row, as messages
@@ -270,7 +273,7 @@ def align(
         ws_dir = out_dir / WARM_START_NAME
         if not (ws_dir / "kgfin-run.json").exists():
             _warm_start(cfg, market, read_snapshot, reward, decoder, adapters_root, first,
-                        str(events.loc[plan[0][2][0], "graph_month"]), ws_dir, progress, command)
+                        str(events.loc[plan[0][2][0], "graph_month"]), resid, ws_dir, progress, command)
         learned = learned_alignment(cfg, ws_dir)
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),

@@ -16,9 +16,9 @@ and correlation are 0 (not NaN), and the caller counts such events.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from kgfin.align.reward import candidate_rank_ic
 
 __all__ = ["planted_corr", "rank_ic", "realised_relevance", "sign_accuracy", "top_k"]
 
@@ -28,23 +28,18 @@ def _constant(x: np.ndarray) -> bool:
 
 
 def rank_ic(scores: np.ndarray, moves: np.ndarray) -> float:
-    """Spearman rank correlation of ``scores`` with ``moves`` (ties get average ranks; scipy).
+    """Spearman rank correlation of ``scores`` with ``moves`` (ties get average ranks; the alignment reward's
+    :func:`~kgfin.align.reward.candidate_rank_ic`, so training and evaluation rank alike).
 
     0 when the scores are constant (no ranking), NaN when fewer than 3 candidates or constant moves.
 
     >>> round(rank_ic(np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.4, 0.1, 0.2, -0.3])), 6)
     0.8
     """
-    from scipy import stats
-
     s, m = np.asarray(scores, dtype=float), np.asarray(moves, dtype=float)
     if s.size < 3 or _constant(m):
         return float("nan")
-    if _constant(s):
-        return 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.spearmanr(s, m).statistic)
+    return candidate_rank_ic(s, m)
 
 
 def top_k(scores: np.ndarray, gains: np.ndarray, k: int) -> tuple[float, float, float]:

@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from kgfin.data.synth.events import MonthGraph
 
 __all__ = ["PREDICTORS", "AnsweringPredictor", "EventScores", "LanguageModelPredictor", "LanguageModelSetup", "Predictor",
-           "PredictionsPredictor", "PredictorSettings", "RippleContext", "build_predictor", "headline_sentiment", "icl_example",
+           "PredictionsPredictor", "PredictorSettings", "RippleContext", "build_predictor", "check_predictors", "headline_sentiment", "icl_example",
            "prediction_scores", "register_predictor", "relation_features"]
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,13 @@ def register_predictor(name: str) -> Callable[[Callable[[], Predictor]], Callabl
         return factory
 
     return deco
+
+
+def check_predictors(names: Sequence[str]) -> None:
+    """A ValueError (for config validators) naming every name in ``names`` that is not a registered predictor."""
+    unknown = [n for n in names if n not in PREDICTORS]
+    if unknown:
+        raise ValueError(f"unknown predictor(s) {unknown} (known: {', '.join(sorted(PREDICTORS))})")
 
 
 def build_predictor(name: str) -> Predictor:

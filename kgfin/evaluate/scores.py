@@ -54,6 +54,7 @@ from kgfin.evaluate.predictors import (
     PredictorSettings,
     RippleContext,
     build_predictor,
+    check_predictors,
 )
 from kgfin.evaluate.v2 import _truth
 from kgfin.graph.candidates import candidate_sets
@@ -65,7 +66,8 @@ __all__ = ["KNOWLEDGE_PREDICTORS", "RippleScores", "RippleScoresConfig", "adapte
 
 log = logging.getLogger(__name__)
 
-KNOWLEDGE_PREDICTORS = ("knowledge", "aligned")  # predictors that read a knowledge adapter per graph month
+# predictors that read a knowledge adapter per graph month
+KNOWLEDGE_PREDICTORS = ("knowledge", "warm_start", "aligned")
 META_KEY = b"kgfin.ripple_scores"
 
 
@@ -98,8 +100,7 @@ class RippleScoresConfig(KgfinConfig):
     @field_validator("predictor")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in PREDICTORS:
-            raise ValueError(f"unknown predictor {v!r} (known: {', '.join(sorted(PREDICTORS))})")
+        check_predictors([v])
         return v
 
 

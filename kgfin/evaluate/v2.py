@@ -55,13 +55,13 @@ from kgfin.evaluate.metrics import (
     top_k,
 )
 from kgfin.evaluate.predictors import (
-    PREDICTORS,
     EventScores,
     LanguageModelSetup,
     Predictor,
     PredictorSettings,
     RippleContext,
     build_predictor,
+    check_predictors,
 )
 from kgfin.evaluate.uncertainty import events_needed, mean_ci, paired_test
 from kgfin.graph.candidates import CandidateSet, candidate_sets
@@ -119,9 +119,7 @@ class RippleV2Config(KgfinConfig):
     @field_validator("predictors")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        unknown = [p for p in v if p not in PREDICTORS]
-        if unknown:
-            raise ValueError(f"unknown predictor(s) {unknown} (known: {', '.join(sorted(PREDICTORS))})")
+        check_predictors(v)
         return v
 
 
