@@ -8,7 +8,8 @@ per news item, two PPO epochs of minibatches of 4) and after (no format line und
 news item sharing one prefill, one update per rollout): plain ``generate`` on the same prompts (sampling, no
 grammar: the peer figure), kgfin's rollout with the answer grammar (``decoding.constrained``, the first entry
 the news' company), and one whole PPO step (rollout, reward, reference and policy passes, update) on an
-alignment LoRA; each with answer tokens/s, seconds and the process's peak resident memory. The reward is a
+alignment LoRA; each with answer tokens/s, seconds and the peak resident memory of the process while the row's
+timed repeats ran (model weights included). The reward is a
 constant here (only the cost of the loop is measured).
 Timings depend on the machine and its load: compare rows of the same run.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import threading
 import time
 
 import torch
@@ -33,8 +35,29 @@ from kgfin.llm.prompts import SYSTEM_PROMPT
 from kgfin.runinfo import package_versions
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class _PeakRSS:
+    """Peak resident memory (MB) of this process while the block runs, sampled every 10 ms from /proc (Linux;
+    elsewhere the process's lifetime peak from ``getrusage``), so that each row reports its own peak."""
+
+    def __enter__(self) -> _PeakRSS:
+        self.peak, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.is_set():
+            try:
+                with open("/proc/self/statm") as f:
+                    self.peak = max(self.peak, int(f.read().split()[1]) * page)
+            except OSError:
+                self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self._stop.wait(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -64,11 +87,12 @@ def main() -> None:
     def timed(name: str, fn) -> None:  # type: ignore[no-untyped-def]
         fn()  # warm-up
         secs, toks = [], []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            toks.append(fn())
-            secs.append(time.perf_counter() - start)
-        rows.append((name, sum(toks) / sum(secs), sum(secs) / len(secs), _peak_mb()))
+        with _PeakRSS() as rss:
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                toks.append(fn())
+                secs.append(time.perf_counter() - start)
+        rows.append((name, sum(toks) / sum(secs), sum(secs) / len(secs), rss.peak))
         print(f"| {name} | {rows[-1][1]:.1f} | {rows[-1][2]:.2f} | {rows[-1][3]:.0f} |", flush=True)
 
     policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))

@@ -267,3 +267,31 @@ def test_shared_prompt_cache_gives_the_same_rollout() -> None:
     with pytest.raises(ValueError, match="runs of samples_per_prompt"):
         PPOTrainer._shared_prompt_cache(trainer, tok(["one prompt", "another prompt", "one prompt", "one prompt"],
                                          return_tensors="pt", padding=True))
+
+
+def test_shared_prompt_cache_in_the_forward_passes_gives_the_same_log_probs_and_gradients() -> None:
+    """The reference and update passes run each distinct prompt once and repeat its cache for the k answers; the
+    log-probs, hidden states and the gradient of a loss on them equal those of k separate passes."""
+    from kgfin.llm import TINY_MODEL, load_causal_lm
+
+    model, tok = load_causal_lm(TINY_MODEL)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    prompts = [q for q in ("a short prompt", "a much longer prompt with several more words in it") for _ in range(4)]
+    trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions),
+                         PPOConfig(temperature=0.9, batch_size=8, max_new_tokens=5, seed=1),
+                         reference_model=copy.deepcopy(model), experimental=ExperimentalConfig(samples_per_prompt=4))
+    ro = trainer.rollout(prompts)
+    results = []
+    for share in (True, False):
+        if not share:
+            trainer._prompt_cache = lambda *a, **k: None  # type: ignore[method-assign]
+        model.zero_grad()
+        logp, hidden = trainer._forward(model, ro, hidden=True)
+        assert hidden is not None
+        (logp * ro.response_mask).sum().backward()
+        results.append((logp.detach(), hidden.detach(), [q.grad.clone() for q in model.parameters()]))
+    (lp1, h1, g1), (lp2, h2, g2) = results
+    assert torch.allclose(lp1, lp2, atol=1e-5) and torch.allclose(h1, h2, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g1, g2, strict=True))
+    assert any(float(g.abs().sum()) > 0 for g in g1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +30,7 @@ def _cfg(decoding: dict[str, object] | None = None, **kw: object) -> AlignConfig
             "impact": {"residuals": {"window": 60, "min_obs": 40}},
             "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-3,
                     "temperature": 1.0},
-            "decoding": {"stop_at_json_end": False, **(decoding or {})},
+            "decoding": {"stop_at_json_end": False, "constrained": False, **(decoding or {})},  # free-form: fast, refusable
             "lora": {"r": 2, "alpha": 4}}
     return AlignConfig.model_validate({**base, **kw})
 
@@ -232,3 +233,15 @@ def test_first_entry_news_opens_every_answer_with_a_company_the_news_names(marke
     assert Decoder(_cfg().decoding, reward.universe).first_entries(events) is None
     with pytest.raises(ValueError, match="first_entry=news needs decoding.constrained"):
         _cfg({"first_entry": "news"})
+
+
+def test_saturated_share_counts_named_scores_at_the_scale_end() -> None:
+    from types import SimpleNamespace
+
+    from kgfin.align.trainer import saturated_share
+    from kgfin.llm.parse import Impacts
+
+    scored = [SimpleNamespace(impacts=Impacts(scores={"A": 10.0, "B": -3.0})),
+              SimpleNamespace(impacts=Impacts(scores={"C": -10.0, "D": 2.0})), SimpleNamespace(impacts=Impacts())]
+    assert saturated_share(scored) == 0.5
+    assert math.isnan(saturated_share([SimpleNamespace(impacts=Impacts())]))

@@ -89,6 +89,30 @@ def test_supervised_fit_lowers_the_answer_loss() -> None:
     assert len(losses) == 20 and losses[-1] < 0.2 * losses[0]  # ln(vocab) ~ 10.8 down to the answer
 
 
+def test_micro_batches_take_the_same_step_as_one_pass() -> None:
+    """Gradients accumulated over micro-batches (answers of different lengths) give the losses and weights of one
+    pass over the whole batch: the loss is the mean over the batch's answer tokens either way."""
+    import copy
+
+    import torch
+
+    model, tok = load_causal_lm(TINY_MODEL)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    prompts = ["news one", "a longer news item two", "three", "news four is here"]
+    answers = [tok(t, add_special_tokens=False)["input_ids"] for t in (" Alpha 4", " Beta -3 and more", " G 1", " D")]
+    runs = []
+    for micro in (4, 1):
+        m = copy.deepcopy(model)
+        losses = supervised_fit(m, tok, prompts, answers, WarmStartConfig(epochs=2, batch_size=4, micro_batch_size=micro,
+                                                                          learning_rate=1e-2))
+        runs.append((losses, [p.detach().clone() for p in m.parameters()]))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-4)
+    # float sums in another order, scaled by Adam's normalisation: ~2e-5 apart, against steps of ~1e-2
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    assert max(float((a - b).abs().max()) for a, b in zip(runs[0][1], model.parameters(), strict=True)) > 1e-3
+
+
 @pytest.mark.integration
 def test_alignment_starts_from_the_warm_start(market, tmp_path: Path) -> None:
     from kgfin.align.trainer import align

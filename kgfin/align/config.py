@@ -90,7 +90,7 @@ class DecodingConfig(KgfinConfig):
         True, description="end an answer where its JSON object closes (counting the prefix), as if it had emitted "
                           "EOS: answers stay parseable and rollouts short (small models ramble on after it)")
     constrained: bool = Field(
-        False, description="decode every answer inside the analyst JSON's grammar (kgfin.llm.grammar): names only from "
+        True, description="decode every answer inside the analyst JSON's grammar (kgfin.llm.grammar): names only from "
                            "the universe, integer scores in [-10, 10], the JSON always closes; no answer is a refusal, "
                            "and what the model chooses (companies, signs, sizes) is what the reward judges")
     max_companies: int = Field(
@@ -150,6 +150,9 @@ class WarmStartConfig(KgfinConfig):
                                             "|move|; fewer where decoding.max_companies allows fewer)")
     epochs: int = Field(2, ge=1, description="passes over the targets")
     batch_size: int = Field(8, ge=1, description="answers per gradient step")
+    micro_batch_size: int = Field(
+        2, ge=1, description="answers per forward/backward pass, gradients accumulated to batch_size (same step; "
+                             "memory grows with it: 8 candidate-listing prompts of ~700 tokens at once took 24 GB)")
     learning_rate: float = Field(2e-4, gt=0, description="AdamW learning rate")
     seed: int = Field(0, description="order of the targets")
 
@@ -215,8 +218,8 @@ class AlignConfig(KgfinConfig):
             raise ValueError(f"experimental.reward_scope=batch is defined for impact.reward.kind=paper only (got "
                              f"{self.impact.reward.kind}, which already pays for size)")
         if self.decoding.constrained and self.algo != "ppo":
-            raise ValueError(f"decoding.constrained is implemented for algo=ppo only (TRL's {self.algo} trainer "
-                             "samples without it)")
+            raise ValueError(f"decoding.constrained (the default) is implemented for algo=ppo only (TRL's {self.algo} "
+                             "trainer samples without it): add --set decoding.constrained=false")
         if self.ppo.batch_size % self.experimental.samples_per_prompt:
             raise ValueError(f"ppo.batch_size ({self.ppo.batch_size}) must be a multiple of "
                              f"experimental.samples_per_prompt ({self.experimental.samples_per_prompt})")

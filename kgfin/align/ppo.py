@@ -226,14 +226,24 @@ class PPOTrainer:
 
     def _forward(self, model: nn.Module, ro: Rollout, rows: slice | torch.Tensor = slice(None),
                  hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-probs of the response tokens (B, T) and, if asked, final hidden states (B, T, H)."""
+        """Log-probs of the response tokens (B, T) and, if asked, final hidden states (B, T, H).
+
+        Over the whole rollout with ``samples_per_prompt = k > 1`` the prompt (but its last token) runs once per
+        distinct prompt and its key/value cache is repeated for the k answers (:meth:`_prompt_cache`); gradients
+        flow through the shared cache, so log-probs and gradients are those of k separate passes.
+        """
         ids, att = ro.input_ids[rows], ro.attention_mask[rows]
         pos = (att.cumsum(1) - 1).clamp(min=0)
         p = ro.prompt_length
         t = ids.shape[1] - p
-        # Only the T + 1 last positions' logits are needed: position i predicts token i + 1.
-        out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
-                    use_cache=False, logits_to_keep=t + 1)
+        cache = self._prompt_cache(model, ids[:, :p], att[:, :p]) if isinstance(rows, slice) and rows == slice(None) \
+            else None
+        if cache is not None:  # run the last prompt token and the answers on the shared prompt cache
+            out = model(input_ids=ids[:, p - 1:], attention_mask=att, position_ids=pos[:, p - 1:], cache=cache,
+                        use_cache=True, output_hidden_states=hidden)
+        else:  # only the T + 1 last positions' logits are needed: position i predicts token i + 1
+            out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
+                        use_cache=False, logits_to_keep=t + 1)
         logits = out.logits[:, :-1]  # (B, T, V)
         if ro.bias is not None:  # the sampler added the grammar's type bias before temperature
             logits = logits + ro.bias[rows]
@@ -241,7 +251,7 @@ class PPOTrainer:
         if ro.allowed is not None:  # the constrained sampler's distribution: disallowed tokens have probability 0
             logits = logits.masked_fill(~ro.allowed[rows], -math.inf)
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
-        return logp, (out.hidden_states[-1][:, p - 1:-1] if hidden else None)
+        return logp, (out.hidden_states[-1][:, -t - 1:-1] if hidden else None)
 
     def _reference_logp(self, ro: Rollout) -> torch.Tensor:
         with torch.no_grad():
@@ -300,14 +310,20 @@ class PPOTrainer:
                        bias)
 
     def _shared_prompt_cache(self, enc: Any) -> Any:
-        """The key/value cache of the prompts but their last token, computed once per distinct prompt and repeated
-        for its ``samples_per_prompt`` answers (rows come in runs of k equal prompts); None when k is 1.
+        """The policy's prompt cache for a rollout (:meth:`_prompt_cache`, without gradients)."""
+        with torch.no_grad():
+            return self._prompt_cache(self.policy, enc["input_ids"], enc["attention_mask"])
 
-        ``generate`` then runs only the last prompt token and the answers: the prompt's prefill, the larger part
-        of a rollout's compute at short answers, is paid once per prompt instead of k times.
+    def _prompt_cache(self, model: nn.Module, ids: torch.Tensor, att: torch.Tensor) -> Any:
+        """The key/value cache of the (left-padded) prompts ``ids`` but their last token, computed once per distinct
+        prompt and repeated for its ``samples_per_prompt`` answers (rows come in runs of k equal prompts); None when
+        k is 1.
+
+        The prompt, the larger part of the compute at short answers, is then paid once per prompt instead of k
+        times: in the rollout's prefill, the reference pass and the policy's update (where gradients flow through
+        the repeated cache into every answer's loss).
         """
         k = self.experimental.samples_per_prompt
-        ids, att = enc["input_ids"], enc["attention_mask"]
         if k == 1 or ids.shape[1] < 2:
             return None
         if not bool((ids.view(-1, k, ids.shape[1]) == ids[::k, None]).all()):
@@ -316,10 +332,10 @@ class PPOTrainer:
 
         first, first_att = ids[::k, :-1], att[::k, :-1]
         pos = (first_att.cumsum(1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.policy.config)
-        with torch.no_grad():
-            self.policy(input_ids=first, attention_mask=first_att, position_ids=pos, cache=cache,
-                        use_cache=True)
+        config = model.config if hasattr(model, "config") else model.get_base_model().config
+        cache = DynamicCache(config=config)
+        model(input_ids=first, attention_mask=first_att, position_ids=pos, cache=cache, use_cache=True,
+              logits_to_keep=1)
         cache.batch_repeat_interleave(k)
         return cache
 

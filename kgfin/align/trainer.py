@@ -51,16 +51,17 @@ from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_ev
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import GrammarError
+from kgfin.llm.parse import SCORE_LIMIT
 from kgfin.market.residuals import residuals
 from kgfin.runinfo import write_manifest
 
-__all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend"]
+__all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend", "saturated_share"]
 
 LOG_NAME = "align_log.csv"
 WARM_START_NAME = "warm_start"  # OUT/warm_start: the supervised warm start's alignment folder
 LOG_COLUMNS = [
-    "step", "month", "graph_month", "epoch", "events", "reward", "cos", "coverage", "refusal_rate", "named",
-    "kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac", "approx_kl", "seconds",
+    "step", "month", "graph_month", "epoch", "events", "reward", "cos", "coverage", "mse", "ic", "refusal_rate",
+    "named", "saturated", "kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac", "approx_kl", "seconds",
     "tokens_per_second",
 ]
 
@@ -226,6 +227,18 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     tmp.rename(target)
 
 
+def _nanmean(values: Sequence[float]) -> float:
+    """Mean over the finite values (NaN when there is none: a reward without candidate terms)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def saturated_share(scored: Sequence[Any]) -> float:
+    """Share of the scores named in ``scored``'s answers that sit at the scale's end (+-10); NaN if none named."""
+    scores = [abs(v) for s in scored for v in s.impacts.scores.values()]
+    return float(np.mean([v >= SCORE_LIMIT for v in scores])) if scores else math.nan
+
+
 def _log_rows(path: Path, keep_steps: int) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -306,8 +319,10 @@ def align(
                 "step": step + 1, "month": month, "graph_month": graph_month, "epoch": epoch, "events": len(batch),
                 "reward": stats["score"], "cos": float(np.mean([s.cos for s in scored])),
                 "coverage": float(np.mean([s.coverage for s in scored])),
+                "mse": _nanmean([s.mse for s in scored]), "ic": _nanmean([s.ic for s in scored]),
                 "refusal_rate": float(np.mean([s.refused for s in scored])),
                 "named": float(np.mean([len(s.impacts.scores) for s in scored])),
+                "saturated": saturated_share(scored),
                 "seconds": seconds, "tokens_per_second": stats["response_length"] * len(scored) / seconds,
                 **{k: stats[k] for k in STAT_KEYS if k != "score"},
             }

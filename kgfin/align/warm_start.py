@@ -99,8 +99,8 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
 def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[int]],
                    config: WarmStartConfig, progress: bool = False) -> list[float]:
     """Fine-tune ``model``'s trainable parameters on (chat-formatted prompt, answer token ids) pairs with the causal-LM
-    loss (mean cross-entropy) on the answer tokens only. Rows are left-padded so that the answers end every row and
-    the vocabulary logits are computed for the answer span only. Returns the loss of each gradient step."""
+    loss (mean cross-entropy over a batch's answer tokens), accumulated over micro-batches of
+    ``config.micro_batch_size`` (the same step as one pass, in less memory). Returns the loss of each gradient step."""
     import torch
     from tqdm.auto import tqdm
 
@@ -124,29 +124,40 @@ def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: 
             order = rng.permutation(len(rows))
             for lo in range(0, len(rows), config.batch_size):
                 batch = [rows[i] for i in order[lo:lo + config.batch_size]]
-                # left-padded, so every answer ends the row: logits are needed only for the last `span` positions
-                width = max(len(p) + len(a) for p, a in batch)
-                span = max(len(a) for _, a in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                labels = torch.full((len(batch), span), -100, dtype=torch.long)
-                att = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, (p, a) in enumerate(batch):
-                    ids[r, width - len(p) - len(a):] = torch.tensor(p + a)
-                    att[r, width - len(p) - len(a):] = 1
-                    labels[r, span - len(a):] = torch.tensor(a)
-                pos = (att.cumsum(1) - 1).clamp(min=0)
-                out = model(input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
-                            logits_to_keep=span + 1)
-                logits = out.logits[:, :-1].float()  # position i predicts token i + 1: the last `span` tokens
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                         labels.to(device).reshape(-1), ignore_index=-100)
+                tokens = sum(len(a) for _, a in batch)
                 opt.zero_grad()
-                loss.backward()
+                loss = 0.0
+                for mlo in range(0, len(batch), config.micro_batch_size):  # gradients accumulate over micro-batches
+                    part = _answer_loss(model, batch[mlo:mlo + config.micro_batch_size], pad, device) / tokens
+                    part.backward()
+                    loss += float(part.detach())
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
-                losses.append(float(loss.detach()))
+                losses.append(loss)
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     log.info("warm start: %d answers, %d steps, loss %.3f -> %.3f", len(rows), len(losses), losses[0], losses[-1])
     return losses
+
+
+def _answer_loss(model: Any, batch: Sequence[tuple[list[int], list[int]]], pad: int, device: Any) -> Any:
+    """Summed cross-entropy of the answer tokens of (prompt ids, answer ids) rows. Rows are left-padded, so every
+    answer ends its row and the vocabulary logits are computed for the answer span only."""
+    import torch
+
+    width = max(len(p) + len(a) for p, a in batch)
+    span = max(len(a) for _, a in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), span), -100, dtype=torch.long)
+    att = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (p, a) in enumerate(batch):
+        ids[r, width - len(p) - len(a):] = torch.tensor(p + a)
+        att[r, width - len(p) - len(a):] = 1
+        labels[r, span - len(a):] = torch.tensor(a)
+    pos = (att.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
+                logits_to_keep=span + 1)
+    logits = out.logits[:, :-1].float()  # position i predicts token i + 1: the last `span` tokens
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.to(device).reshape(-1),
+                                             ignore_index=-100, reduction="sum")

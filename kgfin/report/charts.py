@@ -35,20 +35,27 @@ def _svg(fig: Figure) -> str:
 
 
 def training_curves(log: pd.DataFrame) -> str:
-    """Reward (with its cosine and coverage terms), refusal rate and KL per alignment step."""
+    """Reward (with its terms), refusal rate and share of +-10 scores, and KL per alignment step; a long run
+    (over 40 steps) is drawn as a rolling mean over a twentieth of its steps, so that the trend shows."""
     from matplotlib.ticker import MaxNLocator
+
+    window = max(1, len(log) // 20) if len(log) > 40 else 1
+
+    def smooth(col: str) -> pd.Series:
+        return log[col].rolling(window, min_periods=1).mean()
 
     fig = _figure(8, 3.2)
     left, right = fig.subplots(1, 2)
     for col, label in (("reward", "reward"), ("cos", "cos(Z, eps)"), ("coverage", "coverage"),
-                       ("refusal_rate", "refusal rate")):
-        if col in log:
-            left.plot(log["step"], log[col], label=label, marker="." if len(log) < 40 else None)
+                       ("mse", "candidate_mse"), ("ic", "rank IC"), ("refusal_rate", "refusal rate"),
+                       ("saturated", "share of +-10 scores")):
+        if col in log and log[col].notna().any():
+            left.plot(log["step"], smooth(col), label=label, marker="." if len(log) < 40 else None)
     left.set_xlabel("step")
-    left.legend(fontsize=8)
-    left.set_title("reward per step", fontsize=10)
+    left.legend(fontsize=7)
+    left.set_title("reward per step" + (f" (rolling mean of {window})" if window > 1 else ""), fontsize=10)
     if "kl" in log:
-        right.plot(log["step"], log["kl"], color="#d62728")
+        right.plot(log["step"], smooth("kl"), color="#d62728")
     right.set_xlabel("step")
     right.set_title("KL to the reference (per answer)", fontsize=10)
     for ax in (left, right):

@@ -136,6 +136,9 @@ def _alignment(run: Path) -> str:
         ("mean reward, first / last quarter", f"{first:.4f} / {last:.4f}"),
         ("refusal rate, first / last quarter",
          f"{log['refusal_rate'].head(w).mean():.1%} / {log['refusal_rate'].tail(w).mean():.1%}"),
+        *([("share of +-10 scores, first / last quarter",
+            f"{log['saturated'].head(w).mean():.1%} / {log['saturated'].tail(w).mean():.1%}")]
+          if "saturated" in log and log["saturated"].notna().any() else []),
         ("seconds per step", f"{log['seconds'].mean():.1f}"),
     ], columns=["alignment", "value"])
     return _table(facts) + charts.training_curves(log)
