@@ -55,14 +55,15 @@ def main() -> None:
         align_cfg = kgfin.AlignConfig.model_validate({
             "model": model, "save_steps": 0, "events": {"max_events_per_month": 4 if args.tiny else 16},
             "ppo": {"batch_size": 2 if args.tiny else 8, "mini_batch_size": 2 if args.tiny else 4,
-                    "max_new_tokens": 8 if args.tiny else 96},
+                    "max_new_tokens": 40 if args.tiny else 96},
+            "decoding": {"max_companies": 1 if args.tiny else 3},  # the answer grammar: ~30 tokens per company
         })
         run = kgfin.align_market(align_cfg, market, read, ["2014-11"], out / "align", out / "adapters", progress=False)
         print(f"alignment: {run.steps} PPO steps, mean reward {run.log['reward'].mean():.3f} -> {run.final}")
 
         eval_cfg = kgfin.RippleEvalConfig(methods=["propagation_only", "knowledge", "aligned", "oracle"],
                                           max_events_per_month=6 if args.tiny else 24, temperatures=[],
-                                          max_new_tokens=8 if args.tiny else 96, sentiment_months=6)
+                                          max_new_tokens=40 if args.tiny else 96, sentiment_months=6)
         result = kgfin.run_ripple_eval(market, read, ["2014-12"], eval_cfg, align_cfg, adapters_root=out / "adapters",
                                        aligned_dir=run.final, data_dir=data, progress=False)
     write_ripple_outputs(result, out / "ripple_eval", eval_cfg, align_cfg, ["2014-12"], command="examples/quickstart.py")

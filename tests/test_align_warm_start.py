@@ -122,7 +122,8 @@ def test_alignment_starts_from_the_warm_start(market, tmp_path: Path) -> None:
         "impact": {"residuals": {"window": 60, "min_obs": 40}},
         "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 64, "temperature": 1.0},
         "decoding": {"constrained": True, "first_entry": "news", "max_companies": 3},
-        "warm_start": {"enabled": True, "months": 1, "max_events_per_month": 4, "epochs": 1, "batch_size": 2},
+        "warm_start": {"enabled": True, "months": 1, "max_events_per_month": 4, "epochs": 1, "batch_size": 2,
+                       "learning_rate": 1e-2},
         "lora": {"r": 2, "alpha": 4}})
     res = align(cfg, market, lambda m: build_snapshot(market, m), ["2014-08"], tmp_path / "run", progress=False)
     ws = tmp_path / "run" / "warm_start"
@@ -130,3 +131,6 @@ def test_alignment_starts_from_the_warm_start(market, tmp_path: Path) -> None:
     log = pd.read_csv(ws / "warm_start_log.csv")
     assert len(log) >= 1 and log["loss"].notna().all()
     assert len(res.log) == 1 and (res.final / "align-adapter").exists()
+    # PPO's KL reference is the warm-started policy (as RLHF's is its SFT model), not the model before it: the
+    # first step's policy and reference are the same weights
+    assert abs(res.log["kl"].iloc[0]) < 1e-6

@@ -27,7 +27,7 @@ def _align_cfg(**kw: object) -> AlignConfig:
             "impact": {"residuals": {"window": 60, "min_obs": 40}},
             "ppo": {"batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6, "learning_rate": 1e-4,
                     "temperature": 1.0},
-            "decoding": {"stop_at_json_end": False}, "lora": {"r": 2, "alpha": 4}}
+            "decoding": {"stop_at_json_end": False, "constrained": False}, "lora": {"r": 2, "alpha": 4}}
     return AlignConfig.model_validate({**base, **kw})
 
 

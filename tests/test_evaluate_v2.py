@@ -166,17 +166,18 @@ def test_language_model_rows_plug_in_through_the_registry(small, synth_dir: Path
     from kgfin.llm import TINY_MODEL
 
     market, read, resid = small
-    acfg = ALIGN.model_copy(update={"model": TINY_MODEL, "knowledge": False})
+    acfg = AlignConfig.model_validate({**ALIGN.model_dump(), "model": TINY_MODEL, "knowledge": False,
+                                       "decoding": {"max_companies": 1}})  # the default grammar, one company
     cfg = RippleV2Config(predictors=["propagation_only", "zero_shot"], max_events_per_month=3, n_resamples=100)
     res = run_ripple_v2(market, read, ["2014-07"], cfg, acfg, data_dir=synth_dir, embed=hashed_embed, sentiment_months=4,
-                        resid=resid, lm=LanguageModelSetup(max_new_tokens=8, batch_size=3, context_facts=5),
+                        resid=resid, lm=LanguageModelSetup(max_new_tokens=40, batch_size=3, context_facts=5),
                         progress=False)
     frame = res.per_event
     lm, base = frame[frame["method"] == "zero_shot"], frame[frame["method"] == "propagation_only"]
     assert len(lm) == len(base) == 2 * 3
     assert lm["candidates"].tolist() == base["candidates"].tolist()
     row = res.summary.set_index("method").loc["zero_shot"]
-    # 8 tokens of a random tiny model: refusals (scored 0, counted) and rankings both count as events
+    # under the grammar a random tiny model never refuses; every event is a ranking or an undefined IC
     assert row["events"] + row["IC undefined"] == 3 and row["refused"] == lm.loc[lm["variant"] == "focal", "refused"].sum()
     assert "p vs propagation_only" in res.summary.columns
     line = res.headline()["zero_shot"]

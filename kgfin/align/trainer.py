@@ -82,11 +82,14 @@ class _MonthPolicy:
 
     def __init__(self, cfg: AlignConfig, adapters_root: Path, graph_month: str, reward: ImpactReward,
                  decoder: Decoder, learned: dict[str, Any] | None, algorithm_state: dict[str, Any] | None,
-                 work_dir: Path, read_snapshot: Callable[[str], GraphSnapshot]):
+                 work_dir: Path, read_snapshot: Callable[[str], GraphSnapshot],
+                 reference_learned: dict[str, Any] | None = None):
+        """``reference_learned``: alignment weights the KL reference carries (the warm start's, so that PPO is held
+        near the policy it starts from, as RLHF holds it near its SFT model); None: the knowledge model alone."""
         import torch
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
-        from kgfin.inject.adapters import adapters_disabled
+        from kgfin.inject.adapters import adapters_disabled, lora_weights
 
         reference, self.tok = knowledge_model(cfg, adapters_root, graph_month)
         if cfg.train == "lora":
@@ -97,7 +100,9 @@ class _MonthPolicy:
             if learned is not None:
                 set_peft_model_state_dict(self.policy, learned)
             self.reference = None
-            references: dict[str, Any] = {"reference_context": lambda: adapters_disabled(self.policy)}
+            references: dict[str, Any] = {"reference_context": (
+                (lambda: adapters_disabled(self.policy)) if reference_learned is None else
+                (lambda: lora_weights(self.policy, reference_learned)))}
         else:
             self.reference = reference
             self.policy = copy.deepcopy(reference)
@@ -106,6 +111,11 @@ class _MonthPolicy:
                     if learned is not None:
                         p.add_(learned[name].to(p.device))
                     p.requires_grad_(True)
+            if reference_learned is not None:
+                reference = copy.deepcopy(reference)
+                with torch.no_grad():
+                    for name, p in reference.named_parameters():
+                        p.add_(reference_learned[name].to(p.device))
             references = {"reference_model": reference}
         grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens,
                                   lambda ev: decoder.messages(ev, read_snapshot))
@@ -279,15 +289,17 @@ def align(
         (out_dir / LOG_NAME).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     done, learned, algorithm_state = _load_checkpoint(work)
+    reference_learned = None  # the warm start's weights: PPO's KL reference (also on resume)
     if done == 0 and cfg.experimental.init_from:
         learned = learned_alignment(cfg, cfg.experimental.init_from)
-    elif done == 0 and cfg.warm_start.enabled and plan:
-        first = plan[0][0]
+    elif cfg.warm_start.enabled and plan and not cfg.experimental.init_from:
         ws_dir = out_dir / WARM_START_NAME
-        if not (ws_dir / "kgfin-run.json").exists():
-            _warm_start(cfg, market, read_snapshot, reward, decoder, adapters_root, first,
+        if done == 0 and not (ws_dir / "kgfin-run.json").exists():
+            _warm_start(cfg, market, read_snapshot, reward, decoder, adapters_root, plan[0][0],
                         str(events.loc[plan[0][2][0], "graph_month"]), resid, ws_dir, progress, command)
-        learned = learned_alignment(cfg, ws_dir)
+        reference_learned = learned_alignment(cfg, ws_dir)
+        if done == 0:
+            learned = {k: v.clone() for k, v in reference_learned.items()}
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
@@ -308,7 +320,7 @@ def align(
                 if policy is not None:
                     learned, algorithm_state = policy.learned(), policy.algorithm.state_dict()
                 policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, learned, algorithm_state,
-                                      out_dir / "trl", read_snapshot)
+                                      out_dir / "trl", read_snapshot, reference_learned)
                 current = month
             assert policy is not None
             ids = events.loc[batch, "event_id"].astype(str).tolist()

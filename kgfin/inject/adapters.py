@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kgfin.errors import KgfinError
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel
 
-__all__ = ["adapters_disabled", "attach_adapters"]
+__all__ = ["adapters_disabled", "attach_adapters", "lora_weights"]
 
 
 def attach_adapters(base: PreTrainedModel, adapters: Mapping[str, str | Path], trainable: bool = False) -> PeftModel:
@@ -59,3 +59,17 @@ def adapters_disabled(model: PeftModel) -> Iterator[PeftModel]:
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(flags[name])
+
+
+@contextmanager
+def lora_weights(model: PeftModel, state: Mapping[str, Any]) -> Iterator[PeftModel]:
+    """Run ``model`` with its LoRA weights set to ``state`` (a PEFT state dict, e.g. a warm start's), then put its own
+    back. The weights are copied in place, so an optimiser's references to them stay valid."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    own = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+    set_peft_model_state_dict(model, dict(state))
+    try:
+        yield model
+    finally:
+        set_peft_model_state_dict(model, own)
