@@ -55,6 +55,9 @@ def test_runs_over_months_and_resumes_to_the_same_log(market, tmp_path: Path) ->
 
     part = align(_cfg(), market, _read(market), MONTHS, tmp_path / "part", max_steps=3, progress=False)
     assert len(part.log) == 3 and not part.final.exists()
+    latest = json.loads((tmp_path / "part" / "latest" / "kgfin-run.json").read_text())  # a partial run's alignment
+    assert (latest["steps"], latest["planned_steps"]) == (3, 4)
+    assert (tmp_path / "part" / "latest" / "align-adapter" / "adapter_config.json").exists()
     rest = align(_cfg(), market, _read(market), MONTHS, tmp_path / "part", progress=False)
     cols = ["step", "month", "reward", "kl", "response_length", "pg_loss", "vf_loss"]
     pd.testing.assert_frame_equal(rest.log[cols], full.log[cols])

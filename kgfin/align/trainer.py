@@ -20,7 +20,8 @@ news items as they turned out (:mod:`kgfin.align.warm_start`; written to ``OUT/w
 ``final/``-like folder) and PPO starts from there.
 
 Writes ``OUT/align_log.csv`` (one row per PPO step), checkpoints in ``OUT/checkpoint/``
-(resumed automatically), and the result in ``OUT/final/``: ``align-adapter/`` (a PEFT
+(resumed automatically) with the alignment so far in ``OUT/latest/`` (evaluate a partial run with it), and the
+result in ``OUT/final/``: ``align-adapter/`` (a PEFT
 folder to stack on a month's merged knowledge adapter) or ``backbone-delta.safetensors``.
 """
 
@@ -55,10 +56,11 @@ from kgfin.llm.parse import SCORE_LIMIT
 from kgfin.market.residuals import residuals
 from kgfin.runinfo import write_manifest
 
-__all__ = ["LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend", "saturated_share"]
+__all__ = ["LATEST_NAME", "LOG_NAME", "WARM_START_NAME", "AlignResult", "align", "make_algorithm", "reward_trend", "saturated_share"]
 
 LOG_NAME = "align_log.csv"
 WARM_START_NAME = "warm_start"  # OUT/warm_start: the supervised warm start's alignment folder
+LATEST_NAME = "latest"  # OUT/latest: the alignment at the last checkpoint, a final/-like folder
 LOG_COLUMNS = [
     "step", "month", "graph_month", "epoch", "events", "reward", "cos", "coverage", "mse", "ic", "refusal_rate",
     "named", "saturated", "kl", "response_length", "truncated", "pg_loss", "vf_loss", "clipfrac", "approx_kl", "seconds",
@@ -249,6 +251,20 @@ def saturated_share(scored: Sequence[Any]) -> float:
     return float(np.mean([v >= SCORE_LIMIT for v in scores])) if scores else math.nan
 
 
+def _save_result(target: Path, policy: _MonthPolicy, command: str, cfg: AlignConfig, months: Sequence[str],
+                 steps: int, planned: int) -> None:
+    """Write the policy's alignment to ``target`` (``final/``, or ``latest/`` at every checkpoint: a partial run
+    can be evaluated like a finished one), replacing it whole."""
+    tmp = target.with_name("." + target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_final(tmp)
+    write_manifest(tmp, command, cfg, extra={"months": sorted(months), "steps": steps, "planned_steps": planned,
+                                              "train": cfg.train, "knowledge": cfg.knowledge,
+                                              "graph_lag_months": cfg.events.graph_lag_months})
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
 def _log_rows(path: Path, keep_steps: int) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -344,17 +360,11 @@ def align(
             bar.set_postfix(month=month, reward=f"{row['reward']:.3f}", refusals=f"{row['refusal_rate']:.2f}")
             if (cfg.save_steps and (step + 1) % cfg.save_steps == 0) or step + 1 == stop:
                 _save_checkpoint(work, step + 1, policy)
+                _save_result(out_dir / LATEST_NAME, policy, command, cfg, months, step + 1, len(plan))
     bar.close()
     final = out_dir / "final"
     if stop == len(plan) and policy is not None:
-        tmp = out_dir / ".final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        policy.save_final(tmp)
-        write_manifest(tmp, command, cfg, extra={"months": sorted(months), "steps": len(plan), "train": cfg.train,
-                                                  "knowledge": cfg.knowledge,
-                                                  "graph_lag_months": cfg.events.graph_lag_months})
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        _save_result(final, policy, command, cfg, months, len(plan), len(plan))
     log = pd.read_csv(out_dir / LOG_NAME)
     return AlignResult(out_dir, len(log), sorted(months), log, final)
 
