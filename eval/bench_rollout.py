@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64, help="max_new_tokens")
     ap.add_argument("--repeats", type=int, default=2, help="timed repetitions of each row (after one warm-up)")
     ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--settings", default="before,after", help="which settings to run (comma-separated)")
     args = ap.parse_args()
     torch.manual_seed(0)
 
@@ -103,7 +104,11 @@ def main() -> None:
         "after": dict(format_in_prompt=False, k=4, epochs=1, mini=args.batch),
     }
     lengths = {}
-    for label, st in settings.items():
+    chosen = args.settings.split(",")
+    unknown = set(chosen) - set(settings)
+    if unknown:
+        ap.error(f"--settings: unknown {sorted(unknown)}; choose from {sorted(settings)}")
+    for label, st in ((k, settings[k]) for k in chosen):
         decoding = DecodingConfig(constrained=True, first_entry="news", format_in_prompt=st["format_in_prompt"])
         decoder = Decoder(decoding, universe)
         events = news_events(market, [args.month], AlignConfig().events).head(args.batch // st["k"])
@@ -145,8 +150,7 @@ def main() -> None:
 
     print(f"# bench_rollout: {args.model}, batch {args.batch}, max_new_tokens {args.new_tokens}, "
           f"{torch.get_num_threads()} threads, {args.repeats} timed repeats after a warm-up; load average "
-          f"{os.getloadavg()[0]:.1f} at the end; prompts {lengths['before']} (before) and {lengths['after']} (after) "
-          f"tokens")
+          f"{os.getloadavg()[0]:.1f} at the end; prompt tokens {lengths}")
     print(f"# torch {torch.__version__}, transformers {package_versions().get('transformers')}")
 
 

@@ -202,3 +202,12 @@ def test_regression_without_group_tests_when_every_impact_has_one_sign() -> None
     expected = impact_regression(data, "resid", "impact")
     assert only.regression.iloc[0]["coef"] == pytest.approx(expected.iloc[0]["coef"])
     assert only.tests.empty and only.groups.empty and "robust_p" in only.summary().columns
+
+
+def test_events_needed_is_nan_where_the_power_equation_has_no_solution() -> None:
+    import math
+
+    from kgfin.evaluate.uncertainty import events_needed
+
+    assert events_needed(0.05, 0.2) == 128
+    assert math.isnan(events_needed(0.2, 1e-17)) and math.isnan(events_needed(0.05, 0.0))

@@ -119,5 +119,8 @@ def events_needed(difference: float, sd: float, power: float = 0.8, alpha: float
 
     if not (sd > 0 and difference > 0):
         return float("nan")
-    n = TTestPower().solve_power(effect_size=difference / sd, alpha=alpha, power=power, alternative="two-sided")
-    return math.ceil(float(n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels warns before it gives up (e.g. an effect of thousands of sds)
+        n = float(TTestPower().solve_power(effect_size=difference / sd, alpha=alpha, power=power,
+                                           alternative="two-sided"))
+    return math.ceil(n) if math.isfinite(n) else float("nan")

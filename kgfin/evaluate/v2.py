@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from kgfin.align.impact_reward import ImpactReward
 
 __all__ = ["CONTROLS", "DEFAULT_PREDICTORS", "ORACLES", "RippleV2Config", "RippleV2Result", "V2Setup", "prepare_v2",
-           "run_ripple_v2", "score_v2"]
+           "run_ripple_v2", "score_v2", "v2_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ def score_v2(setup: V2Setup, predictors: Sequence[Predictor], progress: bool = T
     counts["refusals (all rows)"] = int(focal["refused"].sum())
     counts["firms named outside the candidates (all rows)"] = int(focal["outside"].sum())
     cov = coverage(candidates.values(), ctx.impacts) if ctx.impacts is not None else pd.DataFrame()
-    summary, paired, power, by_variant, by_kind = _tables(frame, cfg)
+    summary, paired, power, by_variant, by_kind = v2_tables(frame, cfg)
     rows = {p.name: ctx.rows[p.name] for p in ordered}
     ls_daily, ls_table, ls_notes = long_short_on_scores(rows, events, candidates, ctx.market.returns, setup.months,
                                                         cfg.long_short, cfg.sharpe)
@@ -443,7 +443,9 @@ def _best_row(frame: pd.DataFrame, cfg: RippleV2Config) -> str | None:
     return str(part.groupby("method")[col].mean().idxmax())
 
 
-def _tables(frame: pd.DataFrame, cfg: RippleV2Config) -> tuple[pd.DataFrame, ...]:
+def v2_tables(frame: pd.DataFrame, cfg: RippleV2Config) -> tuple[pd.DataFrame, ...]:
+    """(summary, paired, power, by_variant, by_kind) from the per-event rows of every method (``per_event``): also
+    for rows of several runs on the same events and candidates (``eval/v2_combine.py``)."""
     col, k = f"ic_h{cfg.horizon}", cfg.k
     boot = {"n_resamples": cfg.n_resamples, "confidence": cfg.confidence, "seed": cfg.seed}
     head = frame[frame["variant"] == cfg.variant]
