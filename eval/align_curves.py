@@ -10,6 +10,7 @@ Reads OUT/align_log.csv of ``kgfin align``; prints markdown.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,9 @@ def main() -> None:
     print("|:--|--:|--:|--:|--:|")
     for c in cols:
         a, b = first[c].dropna(), last[c].dropna()
-        t, p = stats.ttest_ind(b, a, equal_var=False) if len(a) > 1 and len(b) > 1 else (np.nan, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a constant column (e.g. no +-10 score at all)
+            t, p = stats.ttest_ind(b, a, equal_var=False) if len(a) > 1 and len(b) > 1 else (np.nan, np.nan)
         print(f"| {c} | {_mean_ci(a)} | {_mean_ci(b)} | {t:.2f} | {p:.3g} |")
     if args.svg:
         args.svg.parent.mkdir(parents=True, exist_ok=True)
