@@ -57,8 +57,8 @@ def combine(runs: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
         for method in sorted(set(frame["method"]) & set(kept["method"])):
             a = kept[kept["method"] == method].set_index(KEY).sort_index()[metrics]
             b = frame[frame["method"] == method].set_index(KEY).sort_index()[metrics]
-            diff = (a.astype(float) - b.astype(float)).abs().to_numpy()
-            if np.nanmax(np.where(np.isnan(diff) & (a.isna() == b.isna()).to_numpy(), 0.0, diff), initial=0) > 1e-9:
+            if a.shape != b.shape or not np.allclose(a.astype(float), b.astype(float), rtol=0, atol=1e-9,
+                                                     equal_nan=True):
                 raise SystemExit(f"row {method!r} differs between {first_path} and {path} on the same events: not the "
                                  f"same candidates or outcomes (rename one with {path}:{method}=NEW to keep both)")
         kept = pd.concat([kept, frame[~frame["method"].isin(kept["method"])]], ignore_index=True)

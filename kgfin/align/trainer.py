@@ -315,7 +315,7 @@ def align(
                         str(events.loc[plan[0][2][0], "graph_month"]), resid, ws_dir, progress, command)
         reference_learned = learned_alignment(cfg, ws_dir)
         if done == 0:
-            learned = {k: v.clone() for k, v in reference_learned.items()}
+            learned = reference_learned  # copied into the policy's weights, never changed in place
     rows = _log_rows(out_dir / LOG_NAME, done)
     write_manifest(out_dir, command, cfg, extra={"months": sorted(months), "events": len(events), "steps": len(plan),
                                                   "adapters": str(adapters_root)})
