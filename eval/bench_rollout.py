@@ -6,8 +6,9 @@ batched ``model.generate`` of the same model on the same prompts (the peer figur
 Prints one table, for the settings before this issue (the full prompt with its JSON format line, one answer
 per news item, two PPO epochs of minibatches of 4) and after (no format line under the grammar, 4 answers per
 news item sharing one prefill, one update per rollout): plain ``generate`` on the same prompts (sampling, no
-grammar: the peer figure), kgfin's rollout with the answer grammar (``decoding.constrained``, the first entry
-the news' company), and one whole PPO step (rollout, reward, reference and policy passes, update) on an
+grammar: the peer figure), the answer grammar token by token (``generate`` with its logits processor, as kgfin
+decoded before jump-forward), kgfin's rollout with the answer grammar (``decoding.constrained``, the first entry
+the news' company; jump-forward over the tokens the grammar forces), and one whole PPO step (rollout, reward, reference and policy passes, update) on an
 alignment LoRA; each with answer tokens/s, seconds and the peak resident memory of the process while the row's
 timed repeats ran (model weights included). The reward is a
 constant here (only the cost of the loop is measured).
@@ -23,12 +24,13 @@ import threading
 import time
 
 import torch
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from kgfin.align.config import AlignConfig, DecodingConfig
 from kgfin.align.decoding import Decoder
 from kgfin.align.events import news_events
 from kgfin.data import load_market
-from kgfin.llm.generate import chat_prompts
+from kgfin.llm.generate import StopAtJsonEnd, chat_prompts
 from kgfin.llm.models import load_causal_lm
 from kgfin.llm.parse import Universe
 from kgfin.llm.prompts import SYSTEM_PROMPT
@@ -144,7 +146,19 @@ def main() -> None:
             res = trainer.step(unique, first_entries=unique_first)
             return int(round(res.stats["response_length"] * args.batch))
 
-        timed(f"{label}: kgfin rollout with the answer grammar", rollout)
+        def token_by_token(enc=enc, grammar=grammar, first=first, prefix=decoder.prefix) -> int:  # type: ignore[no-untyped-def]
+            rows = grammar if first is None else grammar.with_first_entries(first)
+            p = enc["input_ids"].shape[1]
+            stop = StopAtJsonEnd(tok, p, len(enc["input_ids"]), prefix)
+            with torch.no_grad():
+                policy.generate(**enc, max_new_tokens=args.new_tokens, do_sample=True, temperature=0.7,
+                                      top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                      logits_processor=LogitsProcessorList([rows.logits_processor(p)]),
+                                      stopping_criteria=StoppingCriteriaList([stop]))
+            return sum(n if n is not None else args.new_tokens for n in stop.stopped_at)
+
+        timed(f"{label}: the grammar token by token (generate + its logits processor)", token_by_token)
+        timed(f"{label}: kgfin rollout with the answer grammar (jump-forward)", rollout)
         timed(f"{label}: kgfin PPO step, {args.batch} answers (epochs {st['epochs']}, minibatch {st['mini']}, "
               f"{st['k']} per prompt)", step)
 

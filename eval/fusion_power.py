@@ -12,6 +12,8 @@ drawdown), wall time and peak memory, and kgfin-run.json (config, versions).
 
     python eval/fusion_power.py --config eval/fusion_power.yaml --out runs/power/study
     python eval/fusion_power.py --config eval/fusion_power.yaml --lm-table runs/power/lm   # a table made before
+    python eval/fusion_power.py --config eval/fusion_power.yaml --config eval/fusion_power_aligned.yaml \
+        --set lm.aligned_dir=runs/align22/latest --lm-only --out runs/power/aligned/x  # aligned table -> aligned/lm_scores
     python eval/fusion_power.py --config eval/fusion_power.yaml --set study.seeds=[0] --set synth.months=48 \\
         --set study.test_months=12 --set synth.companies=100                               # a quick check
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kgfin.align import AlignConfig
 from kgfin.config import KgfinConfig, load_sections
@@ -56,6 +58,15 @@ class LmConfig(KgfinConfig):
     predictor: str = Field("zero_shot", description="registered language-model predictor")
     months: int = Field(12, ge=1, description="the last feature months it scores")
     max_events_per_month: int | None = Field(8, ge=1, description="news items scored per month (seeded choice)")
+    aligned_dir: Path | None = Field(None, description="predictor aligned: kgfin align's final/ (or latest/) folder; "
+                                     "with align.knowledge false it reads the relations from its prompt, so it "
+                                     "needs no adapter of this market")
+
+    @model_validator(mode="after")
+    def _aligned_needs_its_folder(self) -> LmConfig:
+        if self.enabled and self.predictor == "aligned" and self.aligned_dir is None:
+            raise ValueError("lm.predictor aligned needs lm.aligned_dir (kgfin align's final/ or latest/ folder)")
+        return self
 
 
 def _lm_table(market, data: Path, fusion: FusionConfig, scfg: RippleScoresConfig, acfg: AlignConfig, lm: LmConfig,
@@ -71,7 +82,7 @@ def _lm_table(market, data: Path, fusion: FusionConfig, scfg: RippleScoresConfig
 
     cfg = scfg.model_copy(update={"predictor": lm.predictor, "max_events_per_month": lm.max_events_per_month,
                                   "rebalance_time": fusion.features.rebalance_time})
-    res = ripple_scores(market, read, months, cfg, acfg, data_dir=data)
+    res = ripple_scores(market, read, months, cfg, acfg, data_dir=data, aligned_dir=lm.aligned_dir)
     res.write(out)
     return res.monthly, res.metadata
 

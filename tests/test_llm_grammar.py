@@ -252,3 +252,94 @@ def test_ppo_masks_follow_each_rows_first_entry() -> None:
     with pytest.raises(ValueError, match="needs constrained decoding"):
         PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
                    reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX).rollout(prompt, [None] * 4)
+
+
+@pytest.mark.parametrize("stop_at_answer_end", [True, False])
+def test_jump_forward_decoding_equals_generate_with_the_logits_processor(stop_at_answer_end: bool) -> None:
+    from transformers import DynamicCache, LogitsProcessorList, StoppingCriteriaList
+
+    from kgfin.llm.generate import StopAtJsonEnd, grammar_generate
+    from kgfin.llm.models import TINY_MODEL, load_causal_lm
+
+    model, tok = load_causal_lm(TINY_MODEL, seed=2)  # a seed whose greedy answers differ in length and entries
+    tok.padding_side = "left"
+    labels = ["Alpha Power (ALP)", "Alpha Bank (ALB)", "Beta Mining (BET)", "Gamma & Sons (GAM)"]
+    grammar = _grammar(tok, max_companies=4, max_new_tokens=120, type_bias={"positive": 0.0, "negative": 0.5}
+                       ).with_first_entries([{label} for label in labels])
+    enc = tok([f"News {k}: " + "y" * (3 * k) + ANSWER_PREFIX for k in range(4)], return_tensors="pt", padding=True,
+              add_special_tokens=False)
+    p = enc["input_ids"].shape[1]
+    stop = StopAtJsonEnd(tok, p, 4, ANSWER_PREFIX)
+    ref = model.generate(**enc, max_new_tokens=120, do_sample=False, temperature=None, top_p=None, top_k=None,
+                         pad_token_id=tok.pad_token_id, logits_processor=LogitsProcessorList([grammar.logits_processor(p)]),
+                         stopping_criteria=StoppingCriteriaList([stop]) if stop_at_answer_end else None)[:, p:]
+    got = grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=120,
+                           pad_token_id=tok.pad_token_id, stop_at_answer_end=stop_at_answer_end)
+    lengths = set()
+    for r in range(4):
+        expected = ref[r].tolist()
+        end = stop.stopped_at[r] if stop_at_answer_end else expected.index(tok.eos_token_id) + 1
+        assert got.tokens[r, :got.lengths[r]].tolist() == expected[:end]
+        assert (got.tokens[r, got.lengths[r]:] == tok.pad_token_id).all()
+        lengths.add(got.lengths[r])
+    assert len(lengths) >= 3 and got.closed == [True] * 4  # rows of different lengths: padding was exercised
+    assert got.forward_passes * 4 < max(lengths)  # one pass per choice, not per token
+    # the prompt's cache but its last token given: the same replies
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(input_ids=enc["input_ids"][:, :-1], attention_mask=enc["attention_mask"][:, :-1], cache=cache,
+              position_ids=(enc["attention_mask"][:, :-1].cumsum(1) - 1).clamp(min=0), use_cache=True)
+    cached = grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=120,
+                              pad_token_id=tok.pad_token_id, stop_at_answer_end=stop_at_answer_end, cache=cache)
+    assert torch.equal(cached.tokens, got.tokens)
+    narrow = grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=120,
+                              pad_token_id=tok.pad_token_id, stop_at_answer_end=stop_at_answer_end, max_width=2)
+    assert torch.equal(narrow.tokens, got.tokens) and narrow.forward_passes > got.forward_passes
+
+
+def test_jump_forward_sampling_is_seeded_and_stays_in_the_grammar(tiny) -> None:
+    from kgfin.llm.generate import grammar_generate
+
+    model, tok = tiny
+    grammar = _grammar(tok, max_companies=3, max_new_tokens=40)
+    tok.padding_side = "left"
+    enc = tok(["Which companies move?" + ANSWER_PREFIX] * 8, return_tensors="pt", add_special_tokens=False)
+    runs = [grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=40,
+                             pad_token_id=tok.pad_token_id, temperature=1.5, top_p=0.95,
+                             generator=torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    assert torch.equal(runs[0].tokens, runs[1].tokens) and not torch.equal(runs[0].tokens, runs[2].tokens)
+    for row, n in zip(runs[2].tokens, runs[2].lengths, strict=True):
+        assert n <= 40
+        text = ANSWER_PREFIX + tok.decode(row[:n])
+        assert not parse_impacts(text, UNIVERSE).refused and json.loads(text)
+
+
+def test_jump_forward_log_probs_equal_a_full_forward_pass() -> None:
+    """Each reply token's recorded log-probability equals the constrained distribution computed from one pass over
+    prompt + reply (as PPO takes it): the padded multi-token steps see exactly each row's own tokens."""
+    from kgfin.llm.generate import grammar_generate
+    from kgfin.llm.models import TINY_MODEL, load_causal_lm
+
+    model, tok = load_causal_lm(TINY_MODEL, seed=2)
+    tok.padding_side = "left"
+    labels = ["Alpha Power (ALP)", "Alpha Bank (ALB)", "Beta Mining (BET)", "Gamma & Sons (GAM)"]
+    grammar = _grammar(tok, max_companies=4, max_new_tokens=120, type_bias={"positive": 0.0, "negative": 0.5}
+                       ).with_first_entries([{label} for label in labels])
+    enc = tok([f"News {k}: " + "y" * (3 * k) + ANSWER_PREFIX for k in range(4)], return_tensors="pt", padding=True,
+              add_special_tokens=False)
+    got = grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=120,
+                           pad_token_id=tok.pad_token_id, temperature=2.0, generator=torch.Generator().manual_seed(3))
+    assert len(set(got.lengths)) >= 2
+    valid = (torch.arange(got.tokens.shape[1])[None, :] < torch.tensor(got.lengths)[:, None]).long()
+    ids = torch.cat([enc["input_ids"], got.tokens], 1)
+    att = torch.cat([enc["attention_mask"], valid], 1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
+    p = enc["input_ids"].shape[1]
+    allowed, bias = grammar.sampler_masks(got.tokens, valid, logits.shape[-1])
+    scores = ((logits[:, p - 1:-1] + bias) / 2.0).masked_fill(~allowed, -torch.inf)
+    logp = torch.log_softmax(scores, -1).gather(-1, got.tokens[..., None]).squeeze(-1)
+    for r in range(4):
+        n = got.lengths[r]
+        assert logp[r, :n].tolist() == pytest.approx(got.logprobs[r], abs=1e-4)
+        assert sum(lp != 0.0 for lp in got.logprobs[r]) < n / 2  # most tokens were forced

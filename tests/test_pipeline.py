@@ -83,6 +83,7 @@ def test_killed_run_resumes_and_finishes(demo_run: tuple[Path, str]) -> None:
     used_adapters = {a for a in meta["knowledge_adapters"].values() if a}  # None: no adapter at or before it
     assert used_adapters == {"2014-10", "2014-11"} and meta["knowledge_adapters"]["2015-01"] == "2014-11"
     assert meta["in_sample_months"] == ["2014-11"]  # scored on the month it was aligned on: recorded
+    assert len(table) > 0 and (table["ripple"] != 0).any()  # the aligned model's answers scored stock-months
     used = pd.read_parquet(run / "fusion" / "ripple_input.parquet")
     pd.testing.assert_frame_equal(used.reset_index(drop=True), table[["month", "ticker", "ripple"]])
     fusion_run = json.loads((run / "fusion" / "kgfin-run.json").read_text())

@@ -47,10 +47,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers import StoppingCriteriaList
 
 from kgfin.align.config import ExperimentalConfig, PPOConfig
-from kgfin.llm.generate import StopAtJsonEnd
+from kgfin.llm.generate import StopAtJsonEnd, grammar_generate
 from kgfin.llm.grammar import AnswerGrammar
 
 __all__ = ["PPOConfig", "PPOStepResult", "PPOTrainer", "Rollout", "ValueHead", "gae", "group_normalized",
@@ -278,26 +278,38 @@ class PPOTrainer:
             enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         finally:
             tok.padding_side = side
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
         p = enc["input_ids"].shape[1]
-        stop = StopAtJsonEnd(tok, p, len(prompts), self.answer_prefix)
-        with torch.no_grad():
-            out = self.policy.generate(
-                **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                stopping_criteria=StoppingCriteriaList([stop]) if self.stop_at_json_end else None,
-                logits_processor=LogitsProcessorList([grammar.logits_processor(p)]) if grammar else None,
-                cache=self._shared_prompt_cache(enc),
-            )
-        response = out[:, p:]
+        dev = enc["input_ids"].device
+        if grammar is not None:  # jump-forward decoding inside the grammar (same distribution as generate's)
+            replies = grammar_generate(
+                self.policy, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=self.cfg.max_new_tokens,
+                pad_token_id=tok.pad_token_id, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                stop_at_answer_end=self.stop_at_json_end, cache=self._shared_prompt_cache(enc),
+                generator=torch.Generator(device=dev).manual_seed(seed))
+            response = replies.tokens
+            end = torch.tensor(replies.lengths, device=dev)
+            closed = torch.tensor(replies.closed, device=dev)
+        else:
+            torch.manual_seed(seed)
+            stop = StopAtJsonEnd(tok, p, len(prompts), self.answer_prefix)
+            with torch.no_grad():
+                out = self.policy.generate(
+                    **enc, max_new_tokens=self.cfg.max_new_tokens, do_sample=True, temperature=self.cfg.temperature,
+                    top_p=self.cfg.top_p, top_k=0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                    stopping_criteria=StoppingCriteriaList([stop]) if self.stop_at_json_end else None,
+                    cache=self._shared_prompt_cache(enc),
+                )
+            response = out[:, p:]
+            t = response.shape[1]
+            is_eos = response == tok.eos_token_id
+            # a response ends at its first EOS or where its JSON closed, whichever comes first
+            end = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((len(prompts),), t, device=dev))
+            closed = torch.tensor([s is not None for s in stop.stopped_at], device=dev)
+            end = torch.minimum(end, torch.tensor([s if s is not None else t for s in stop.stopped_at], device=dev))
         t = response.shape[1]
-        is_eos = response == tok.eos_token_id
-        # a response ends at its first EOS or where its JSON closed, whichever comes first
-        dev = response.device
-        end = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full((len(prompts),), t, device=dev))
-        closed = torch.tensor([s is not None for s in stop.stopped_at], device=dev)
-        end = torch.minimum(end, torch.tensor([s if s is not None else t for s in stop.stopped_at], device=dev))
         response_mask = (torch.arange(t, device=dev)[None, :] < end[:, None]).long()
+        is_eos = (response == tok.eos_token_id) & response_mask.bool()
         response = torch.where(response_mask.bool(), response, torch.full_like(response, tok.pad_token_id))
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)

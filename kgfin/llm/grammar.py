@@ -34,8 +34,11 @@ alternative's text includes the separator that follows it, so slots join without
 ambiguity). The trie uses each alternative's own tokenisation, so a reply's tokens may
 differ from how the tokenizer would split the same text; decoding them gives the text.
 
-Use :meth:`AnswerGrammar.logits_processor` (or, without a type bias,
-:meth:`AnswerGrammar.prefix_allowed_tokens_fn`) with transformers' ``generate``; PPO uses
+kgfin decodes with :func:`kgfin.llm.generate.grammar_generate`, which steps a state per row
+(:meth:`AnswerGrammar.start`) and appends the tokens the grammar forces without a forward pass each
+(jump-forward; same distribution). :meth:`AnswerGrammar.logits_processor` (or, without a type bias,
+:meth:`AnswerGrammar.prefix_allowed_tokens_fn`) does the same token by token inside transformers'
+``generate``; PPO uses
 :meth:`AnswerGrammar.sampler_masks` (allowed tokens and type bias, one walk) to take
 log-probabilities under the same constrained distribution it sampled from.
 """
@@ -324,9 +327,14 @@ class AnswerGrammar:
                                f"long for max_new_tokens={self.max_new_tokens})")
         return ids
 
+    def start(self, row: int = 0) -> _State:
+        """The state of batch row ``row``'s empty reply (its first-entry rule applied): ``allowed()``, ``bias()``
+        and ``advance(token)`` step it (:func:`kgfin.llm.generate.grammar_generate`)."""
+        return _State(self, self._first(row))
+
     def _replay(self, reply_ids: Sequence[int], row: int = 0) -> _State | None:
         """The state after batch row ``row``'s ``reply_ids``; None if they leave the grammar."""
-        state = _State(self, self._first(row))
+        state = self.start(row)
         return state if all(state.advance(int(t)) for t in reply_ids) else None
 
     def allowed_after(self, reply_ids: Sequence[int], row: int = 0) -> list[int]:
