@@ -354,7 +354,8 @@ def score_v2(setup: V2Setup, predictors: Sequence[Predictor], progress: bool = T
     for p in tqdm(ordered, desc="ripple v2 rows", disable=not progress):
         if p.uses_rows and ctx.best_row is None:
             ctx.best_row = _best_row(pd.DataFrame(per_event), cfg)
-            notes.append(f"time_shuffled reuses the scores of {ctx.settings.time_shuffled_source or ctx.best_row}")
+            if p.name == "time_shuffled":
+                notes.append(f"time_shuffled reuses the scores of {ctx.settings.time_shuffled_source or ctx.best_row}")
         start = time.perf_counter()
         scored = p.predict(events, ctx)
         missing = set(events["event_id"].astype(str)) - set(scored)

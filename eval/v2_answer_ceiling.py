@@ -1,0 +1,113 @@
+"""What an answer naming a few companies can score on the ripple, whatever model writes it (issue 22's diagnosis).
+
+A language-model row's scores over an event's candidates are its answer's impacts propagated over the month's mu
+(:class:`~kgfin.evaluate.predictors.LanguageModelPredictor`): the focal firm's score spreads to its neighbours, and
+each further company the answer names adds its own score (and spreads it). This script writes such answers from rows
+that know more, and scores them exactly as the language-model rows are scored, beside the full rows, on the same
+events and candidates (ripple evaluation v2):
+
+* ``answer:SRC:K:NAMES``: the focal firm at the news sign's impact (the propagation row's, so ``K = 0`` *is*
+  ``propagation_only``: a self-check the script asserts), plus the K candidates with the largest ``|SRC score|``
+  among NAMES (``listed``: the companies the candidate-listing prompt shows, the focal firm's
+  ``decoding.candidate_facts`` strongest relations; ``all``: any candidate), each at SRC's score in score units
+  rounded to a nonzero integer in [-10, 10] (the answer grammar's language). K = 3 is the alignment recipe's answer
+  (``max_companies: 4``), K = 12 an answer that scores every listed company.
+* SRC ``ridge_rule``: the point-in-time per-event-type ridge (a teacher a model could be distilled from);
+  ``rule_oracle``: the market's planted rule (the ceiling of a model that knows the mechanics).
+
+    python eval/v2_answer_ceiling.py --data runs/demo/data --store runs/graph-all --months 2016-07..2016-12 \\
+        --config training/align-ripple.yaml --out runs/v2-ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from _synthetic_run import add_v2_args, load_v2_configs, month_range, print_v2
+
+from kgfin.align.reward import propagate
+from kgfin.data import load_market
+from kgfin.evaluate.predictors import EventScores, RippleContext, build_predictor
+from kgfin.evaluate.v2 import prepare_v2, score_v2
+from kgfin.llm.prompts import focal_facts
+from kgfin.store import open_store
+
+SOURCES = ("ridge_rule", "rule_oracle")
+ANSWERS = ((3, "listed"), (3, "all"), (12, "listed"))
+
+
+@dataclass
+class AnswerOf:
+    """Answers built from another row's scores (module docstring), scored as a language-model answer is."""
+
+    source: str
+    k: int
+    names: str  # listed or all
+    listed: int = 12  # decoding.candidate_facts
+    uses_rows: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"answer:{self.source}:{self.k}:{self.names}"
+
+    def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
+        focal = ctx.focal_impact(events)
+        unit = ctx.align.impact.score_unit
+        rows = ctx.rows[self.source]
+        out = {}
+        for row in events.itertuples(index=False):
+            eid, month, first = str(row.event_id), str(row.graph_month), str(row.tickers[0])
+            snap, cand = ctx.snapshot(month), ctx.candidates[eid]
+            y = np.zeros(len(snap.tickers))
+            if first in snap.index:
+                y[snap.index[first]] = focal[eid] * unit
+            src = rows[eid].scores
+            src = src.mean(axis=0) if src.ndim == 2 else src
+            allowed = set(focal_facts(snap, first, self.listed)[1]) if self.names == "listed" else None
+            pick = [i for i, t in enumerate(cand.tickers) if t not in cand.named and t in snap.index
+                    and (allowed is None or t in allowed) and src[i] != 0]
+            pick = sorted(pick, key=lambda i: (-abs(src[i]), cand.tickers[i]))[:self.k]
+            for i in pick:
+                score = int(np.clip(np.round(src[i] / unit), -10, 10)) or int(np.sign(src[i]))
+                y[snap.index[cand.tickers[i]]] = score * unit
+            z = propagate(ctx.mu(month), y, ctx.align.impact.reward.propagation)
+            pos = snap.index
+            out[eid] = EventScores(np.array([z[pos[t]] if t in pos else 0.0 for t in cand.tickers]))
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_v2_args(ap)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    t0 = time.perf_counter()
+    cfg, acfg = load_v2_configs(args)
+    market = load_market(args.data)
+    months = month_range(args.months)
+    listed = acfg.decoding.candidate_facts
+    rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *SOURCES)]
+    rows += [AnswerOf("ridge_rule", 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
+    rows += [AnswerOf(s, k, names, listed) for s in SOURCES for k, names in ANSWERS]
+    v2 = cfg.v2.model_copy(update={"baselines": ["propagation_only", "ridge_rule"]})
+    with open_store(args.store) as store:
+        setup = prepare_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data,
+                           sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge)
+        res = score_v2(setup, rows, progress=True)
+    check = res.per_event[res.per_event["variant"] == "focal"].pivot_table(index="event_id", columns="method",
+                                                                          values="ic_h1")
+    same = np.allclose(check["propagation_only"], check["answer:ridge_rule:0:all"], equal_nan=True)
+    print_v2("Answer-format ceiling (ripple evaluation v2)", months, res, t0, args.out,
+             [f"self-check: the focal firm alone scores as propagation_only on every event: {same}",
+              f"listed companies per answer: the focal firm's {listed} strongest relations"])
+    if not same:
+        raise SystemExit("self-check failed: answer:ridge_rule:0:all differs from propagation_only")
+
+
+if __name__ == "__main__":
+    main()
