@@ -254,20 +254,28 @@ def test_ppo_masks_follow_each_rows_first_entry() -> None:
                    reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX).rollout(prompt, [None] * 4)
 
 
-@pytest.mark.parametrize("stop_at_answer_end", [True, False])
-def test_jump_forward_decoding_equals_generate_with_the_logits_processor(stop_at_answer_end: bool) -> None:
-    from transformers import DynamicCache, LogitsProcessorList, StoppingCriteriaList
-
-    from kgfin.llm.generate import StopAtJsonEnd, grammar_generate
+def _four_rows():
+    """The tiny model at a seed whose greedy answers differ in length and entries, four left-padded prompts of
+    different lengths, each row's answer opening with a different company."""
     from kgfin.llm.models import TINY_MODEL, load_causal_lm
 
-    model, tok = load_causal_lm(TINY_MODEL, seed=2)  # a seed whose greedy answers differ in length and entries
+    model, tok = load_causal_lm(TINY_MODEL, seed=2)
     tok.padding_side = "left"
     labels = ["Alpha Power (ALP)", "Alpha Bank (ALB)", "Beta Mining (BET)", "Gamma & Sons (GAM)"]
     grammar = _grammar(tok, max_companies=4, max_new_tokens=120, type_bias={"positive": 0.0, "negative": 0.5}
                        ).with_first_entries([{label} for label in labels])
     enc = tok([f"News {k}: " + "y" * (3 * k) + ANSWER_PREFIX for k in range(4)], return_tensors="pt", padding=True,
               add_special_tokens=False)
+    return model, tok, grammar, enc
+
+
+@pytest.mark.parametrize("stop_at_answer_end", [True, False])
+def test_jump_forward_decoding_equals_generate_with_the_logits_processor(stop_at_answer_end: bool) -> None:
+    from transformers import DynamicCache, LogitsProcessorList, StoppingCriteriaList
+
+    from kgfin.llm.generate import StopAtJsonEnd, grammar_generate
+
+    model, tok, grammar, enc = _four_rows()
     p = enc["input_ids"].shape[1]
     stop = StopAtJsonEnd(tok, p, 4, ANSWER_PREFIX)
     ref = model.generate(**enc, max_new_tokens=120, do_sample=False, temperature=None, top_p=None, top_k=None,
@@ -318,15 +326,8 @@ def test_jump_forward_log_probs_equal_a_full_forward_pass() -> None:
     """Each reply token's recorded log-probability equals the constrained distribution computed from one pass over
     prompt + reply (as PPO takes it): the padded multi-token steps see exactly each row's own tokens."""
     from kgfin.llm.generate import grammar_generate
-    from kgfin.llm.models import TINY_MODEL, load_causal_lm
 
-    model, tok = load_causal_lm(TINY_MODEL, seed=2)
-    tok.padding_side = "left"
-    labels = ["Alpha Power (ALP)", "Alpha Bank (ALB)", "Beta Mining (BET)", "Gamma & Sons (GAM)"]
-    grammar = _grammar(tok, max_companies=4, max_new_tokens=120, type_bias={"positive": 0.0, "negative": 0.5}
-                       ).with_first_entries([{label} for label in labels])
-    enc = tok([f"News {k}: " + "y" * (3 * k) + ANSWER_PREFIX for k in range(4)], return_tensors="pt", padding=True,
-              add_special_tokens=False)
+    model, tok, grammar, enc = _four_rows()
     got = grammar_generate(model, enc["input_ids"], enc["attention_mask"], grammar, max_new_tokens=120,
                            pad_token_id=tok.pad_token_id, temperature=2.0, generator=torch.Generator().manual_seed(3))
     assert len(set(got.lengths)) >= 2
