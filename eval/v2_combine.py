@@ -23,6 +23,7 @@ import pandas as pd
 from kgfin.config import load_sections
 from kgfin.evaluate.ripple import RippleEvalConfig
 from kgfin.evaluate.v2 import v2_tables
+from kgfin.pipeline import RECIPE_KEYS
 from kgfin.tables import markdown_table
 
 KEY = ["event_id", "variant"]
@@ -73,7 +74,8 @@ def main() -> None:
     ap.add_argument("--set", dest="set_", action="append", default=[], help="ripple_eval.KEY=VALUE (repeatable)")
     ap.add_argument("--out", type=Path, help="write v2_summary.csv, v2_paired.csv, v2_power.csv, v2.md here")
     args = ap.parse_args()
-    cfg = load_sections({"ripple_eval": RippleEvalConfig}, args.config, args.set_)["ripple_eval"].v2
+    cfg = load_sections({"ripple_eval": RippleEvalConfig}, args.config, args.set_,
+                        known=RECIPE_KEYS)["ripple_eval"].v2  # a whole recipe (align, ...) may be given
     cfg = cfg.model_copy(update={"baselines": args.baselines.split(",")})
     frame = combine([read_run(spec) for spec in args.runs])
     summary, paired, power, _, _ = v2_tables(frame, cfg)
