@@ -190,6 +190,10 @@ def main() -> None:
         if source != "none" and (model, "none") in trained:
             for metric in ("rank_ic", "ic"):
                 pairs.append(paired_months(res.monthly, (model, source), (model, "none"), metric, study.nw_lags))
+    for model in sorted(m for m, src in trained if src == "none" and m != "factors_alone"):
+        if ("factors_alone", "none") in trained:  # do the news (and each way of fusing it) add to the factors?
+            pairs.append(paired_months(res.monthly, (model, "none"), ("factors_alone", "none"), "rank_ic",
+                                       study.nw_lags))
     for source in ripple:
         if {("mixture_decoupled", source), ("mixture_conventional", source)} <= trained:
             for metric in ("rank_ic", "ic", "long_short"):
