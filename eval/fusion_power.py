@@ -26,7 +26,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -225,7 +224,7 @@ def main() -> None:
     ft = factor_tables(signal, monthly_ret, study)
     for k, v in ft.items():
         v.to_csv(out / f"factor_{k}.csv", index=False)
-    _plots(ft, res, out, best)
+    _plots(ft, out, best)
 
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -260,32 +259,11 @@ def main() -> None:
                           "stock_months": len(panel), "seeds": study.seeds})
 
 
-def _plots(ft: dict[str, pd.DataFrame], res, out: Path, best: tuple[str, str]) -> None:
-    import matplotlib
+def _plots(ft: dict[str, pd.DataFrame], out: Path, best: tuple[str, str]) -> None:
+    from kgfin.report.charts import factor_research_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    q = ft["quantile_returns"]
-    axes[0].bar(q["quantile"], q["mean return"], yerr=1.96 * q["std error"], capsize=3)
-    axes[0].set(title="mean monthly return by decile (95 % error bars)", xlabel="decile")
-    d = ft["ic_decay"]
-    axes[1].bar(d["horizon"], d["mean IC"])
-    axes[1].set(title="rank IC by horizon (months ahead)", xlabel="horizon")
-    ls = ft["long_short"]
-    x = np.arange(len(ls))
-    axes[2].plot(x, ls["cumulative"], label="cumulative long-short")
-    axes[2].fill_between(x, ls["cumulative"], (1 + ls["cumulative"]) / (1 + ls["drawdown"]) - 1, color="red",
-                         alpha=0.25, label="drawdown")
-    axes[2].set_xticks(x[::12], [str(m) for m in ls.iloc[::12, 0]], rotation=45)
-    axes[2].set(title="cumulative D10 - D1 with drawdown")
-    axes[2].legend(fontsize=8)
-    fig.suptitle(f"{best[0]} / {best[1]}, seed-averaged out-of-sample signal", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "factor_research.png", dpi=110)
-    plt.close(fig)
-
+    factor_research_figure(ft, f"{best[0]} / {best[1]}, seed-averaged out-of-sample signal").savefig(
+        out / "factor_research.png", dpi=110)
 
 if __name__ == "__main__":
     main()

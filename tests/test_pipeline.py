@@ -92,6 +92,7 @@ def test_killed_run_resumes_and_finishes(demo_run: tuple[Path, str]) -> None:
     assert results.loc[results["ripple"] != "none", "ripple"].str.startswith("aligned ripple scores").all()
     page = (run / "report.html").read_text()
     assert "aligned ripple scores" in page
+    assert "Factor research: " in page and "rank IC by horizon" in page  # the best model's signal, IC decay chart
     assert page.index('id="ripple-v2"') < page.index('id="ripple-paper"') < page.index("Table 1 analogue")
     manifest = json.loads((run / "pipeline.json").read_text())
     assert manifest["profile"] == "tiny" and manifest["versions"]["torch"] and len(manifest["config_hash"]) == 16

@@ -52,3 +52,13 @@ def test_a_run_without_v2_says_so(tmp_path) -> None:
     run.mkdir()
     page = build_report(run).read_text()
     assert "No ripple evaluation v2 in this run" in page and 'id="ripple-paper"' in page
+
+
+def test_the_best_fusion_variant_keeps_its_ripple_and_lora_suffixes() -> None:
+    from kgfin.report.html import _ranked_variants
+
+    results = pd.DataFrame({"model": ["finin", "finin", "mixture_decoupled", "finin"],
+                            "ripple": ["none", "aligned ripple scores (9 news items)", "none", "none"],
+                            "lora": [False, False, False, True], "ls_sharpe": [0.5, 2.0, 1.0, 3.0]})
+    known = {"finin", "finin+ripple", "mixture_decoupled"}  # no LoRA variant among the predictions
+    assert _ranked_variants(results, known) == ["finin+ripple", "mixture_decoupled", "finin"]

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from kgfin.graph.snapshot import GraphSnapshot
 
-__all__ = ["RELATION_COLORS", "cumulative_chart", "decile_chart", "event_graph", "forest_plot", "training_curves"]
+__all__ = ["RELATION_COLORS", "cumulative_chart", "decile_chart", "event_graph", "factor_research_chart",
+           "factor_research_figure", "forest_plot", "training_curves"]
 
 RELATION_COLORS = {"SUPPLIES": "#1f77b4", "SHARES_DIRECTOR": "#2ca02c", "CO_HELD": "#9467bd", "TECH_SIMILAR": "#d62728"}
 
@@ -84,6 +85,38 @@ def decile_chart(deciles: pd.DataFrame, variant: str) -> str:
     ax.set_title(f"decile portfolios, {variant}: annualised return", fontsize=10)
     ax.tick_params(axis="x", labelsize=7)
     return _svg(fig)
+
+
+def factor_research_figure(tables: dict[str, pd.DataFrame], title: str) -> Figure:
+    """The factor-research conventions of one signal (:func:`kgfin.fusion.study.factor_tables`): mean monthly return
+    by quantile with 95 % error bars, rank IC by horizon, cumulative top-minus-bottom return with its drawdown
+    shaded."""
+    fig = _figure(12, 3.4)
+    axes = fig.subplots(1, 3)
+    q = tables["quantile_returns"]
+    axes[0].bar(q["quantile"], q["mean return"], yerr=1.96 * q["std error"], capsize=3)
+    axes[0].set_title("mean monthly return by quantile (95 % error bars)", fontsize=9)
+    axes[0].set_xlabel("quantile")
+    d = tables["ic_decay"]
+    axes[1].bar(d["horizon"], d["mean IC"])
+    axes[1].set_title("rank IC by horizon (months ahead)", fontsize=9)
+    axes[1].set_xlabel("horizon")
+    ls = tables["long_short"]
+    x = np.arange(len(ls))
+    axes[2].plot(x, ls["cumulative"], label="cumulative long-short")
+    axes[2].fill_between(x, ls["cumulative"], (1 + ls["cumulative"]) / (1 + ls["drawdown"]) - 1, color="red",
+                         alpha=0.25, label="drawdown")
+    step = max(1, len(ls) // 8)
+    axes[2].set_xticks(x[::step], [str(m) for m in ls.iloc[::step, 0]], rotation=45, fontsize=7)
+    axes[2].set_title("cumulative top - bottom quantile, drawdown shaded", fontsize=9)
+    axes[2].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def factor_research_chart(tables: dict[str, pd.DataFrame], title: str) -> str:
+    """:func:`factor_research_figure` as inline SVG."""
+    return _svg(factor_research_figure(tables, title))
 
 
 def event_graph(snapshot: GraphSnapshot, named: dict[str, float], z: dict[str, float]) -> str:

@@ -9,7 +9,8 @@ Sections: run summary (data, graph statistics), alignment curves, the ripple eva
 (the v2 table first: mean rank IC with CIs and paired p-values, a forest plot, power, coverage,
 counts, the long-short on each row's scores, and per event the candidate ranking of each method
 next to the realised and planted moves; then the paper-analogue tables under their own heading),
-the fusion table with decile and cumulative-return charts, and one section per event:
+the fusion table with decile and cumulative-return charts and the factor-research conventions of the best
+model's out-of-sample signal (IC decay, turnover, quantile returns with error bars, drawdown), and one section per event:
 the news, the companies the model named, the propagated Z beside the realised residual
 (and the planted shock on synthetic data), and a picture of the graph paths.
 """
@@ -289,7 +290,7 @@ def _ripple_source(folder: Path) -> str:
     return "<p>" + "; ".join(parts) + ".</p>"
 
 
-def _fusion(run: Path) -> str:
+def _fusion(run: Path, market: Any) -> str:
     folder = run / "fusion"
     results = _read(folder / "results.csv")
     if results is None:
@@ -298,12 +299,52 @@ def _fusion(run: Path) -> str:
     parts = [_ripple_source(folder), _table(results[cols])]
     deciles, cumulative = _read(folder / "deciles.csv"), _read(folder / "cumulative.csv")
     if deciles is not None and len(deciles):
-        ranked = results[results["model"].isin(set(deciles["variant"]))].sort_values("ls_sharpe", ascending=False)
-        variant = ranked["model"].iloc[0] if len(ranked) else deciles["variant"].iloc[0]
-        parts.append(charts.decile_chart(deciles, variant))
+        ranked = _ranked_variants(results, set(deciles["variant"]))
+        parts.append(charts.decile_chart(deciles, ranked[0] if ranked else deciles["variant"].iloc[0]))
     if cumulative is not None and len(cumulative):
         parts.append(charts.cumulative_chart(cumulative))
+    parts.append(_factor_research(folder, results, market))
     return "".join(parts)
+
+
+def _ranked_variants(results: pd.DataFrame, known: set[str]) -> list[str]:
+    """The fusion results' variants (model, +ripple, +lora as ``kgfin fuse`` names them) among ``known``, best
+    long-short Sharpe first."""
+    ripple = results["ripple"].fillna("none").astype(str) != "none" if "ripple" in results else False
+    lora = results["lora"].astype(bool) if "lora" in results else False
+    variant = results["model"] + np.where(ripple, "+ripple", "") + np.where(lora, "+lora", "")
+    ranked = results.assign(variant=variant).sort_values("ls_sharpe", ascending=False)
+    return [v for v in ranked["variant"] if v in known]
+
+
+def _factor_research(folder: Path, results: pd.DataFrame, market: Any) -> str:
+    """The factor-research conventions (IC decay, rank autocorrelation, turnover, quantile returns with error bars,
+    drawdown; :func:`kgfin.fusion.study.factor_tables`) of the best model's out-of-sample signal."""
+    path = folder / "predictions.parquet"
+    if not path.exists() or market is None or market.returns is None or "ls_sharpe" not in results:
+        return _missing("factor-research tables", "they need RUN/fusion/predictions.parquet and RUN/data")
+    from kgfin.fusion.study import StudyConfig, factor_tables
+    from kgfin.market.returns import monthly_returns
+
+    preds = pd.read_parquet(path)
+    test = preds[preds["split"] == "test"]
+    ranked = _ranked_variants(results, set(test["variant"]))
+    if not ranked:
+        return _missing("out-of-sample predictions", "kgfin fuse writes them to predictions.parquet")
+    variant = ranked[0]
+    signal = test.loc[test["variant"] == variant, ["month", "ticker", "pred"]]
+    tables = factor_tables(signal, monthly_returns(market.returns), StudyConfig())
+    months = signal["month"].nunique()
+    lost = tables["summary"].filter(like="h=1").iloc[0]
+    return (f"<h3>Factor research: {_esc(variant)}, out-of-sample signal ({months} months)</h3>"
+            "<p>Rank IC of month m's prediction with the return of month m + h (Newey-West t), the signal's rank "
+            "autocorrelation and top-decile turnover, mean return by decile with its standard error, and the "
+            "cumulative top-minus-bottom return with its drawdown. With few test months these are descriptive: "
+            "each table states its n. Rows lost joining the signal to returns at h = 1: "
+            + _esc(", ".join(f"{k[4:]} {int(v)}" for k, v in lost.items())) + ".</p>"
+            + _table(tables["ic_decay"]) + _table(tables["summary"].drop(columns=list(lost.index)))
+            + _table(tables["quantile_returns"])
+            + charts.factor_research_chart(tables, f"{variant}, out-of-sample signal"))
 
 
 def _events(run: Path, market: Any, max_events: int) -> tuple[str, list[tuple[str, str]]]:
@@ -387,7 +428,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, max_events:
         _Section("summary", "Run summary", summary),
         _Section("alignment", "Market alignment", _alignment(run)),
         _Section("ripple", "Ripple evaluation", _ripple(run, market, max_events)),
-        _Section("fusion", "Return models and portfolios", _fusion(run)),
+        _Section("fusion", "Return models and portfolios", _fusion(run, market)),
         _Section("events", "Events", (f"<ol>{nav}</ol>" if nav else "") + events_html),
     ]
     body = "".join(f'<section id="{s.id}"><h2>{_esc(s.title)}</h2>{s.html}</section>' for s in sections)
