@@ -77,6 +77,29 @@ def load_v2_configs(args: argparse.Namespace) -> tuple[Any, AlignConfig]:
     return cfgs["ripple_eval"], cfgs["align"]
 
 
+@dataclass
+class V2Script:
+    """What every v2 script starts from: its arguments, recipes, market, months and start time."""
+
+    args: argparse.Namespace
+    cfg: Any  # the ripple_eval section
+    align: AlignConfig
+    market: MarketData
+    months: list[str]
+    started: float
+
+
+def start_v2(ap: argparse.ArgumentParser) -> V2Script:
+    """Parse ``ap`` (with :func:`add_v2_args` in it), quiet the logs, and load the recipes, market and months."""
+    import logging
+
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    cfg, acfg = load_v2_configs(args)
+    return V2Script(args, cfg, acfg, load_market(args.data), month_range(args.months), started)
+
+
 def print_v2(title: str, months: list[str], res: Any, started: float, out: Path | None,
              extra_lines: list[str] = ()) -> None:
     """A v2 run's tables, per-row seconds, wall time and peak memory; its files written to ``out``."""

@@ -14,12 +14,9 @@ ripple_eval.v2.predictor.gnn.*).
 from __future__ import annotations
 
 import argparse
-import logging
-import time
 
-from _synthetic_run import add_v2_args, load_v2_configs, month_range, print_v2
+from _synthetic_run import add_v2_args, print_v2, start_v2
 
-from kgfin.data import load_market
 from kgfin.evaluate.predictors import GnnPredictor
 from kgfin.evaluate.v2 import run_ripple_v2
 from kgfin.gnn import STORE_RELATIONS
@@ -31,17 +28,13 @@ ABLATIONS = {"supply": "SUPPLIES", "board": "SHARES_DIRECTOR", "fund": "CO_HELD"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_v2_args(ap)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
-    cfg, acfg = load_v2_configs(args)
+    run = start_v2(ap)
+    args, cfg, acfg, market, months, t0 = run.args, run.cfg, run.align, run.market, run.months, run.started
     gnn = cfg.v2.predictor.gnn
     v2 = cfg.v2.model_copy(update={"predictors": ["propagation_only"], "baselines": ["propagation_only", "gnn"]})
     rows = [GnnPredictor("gnn", gnn)] + [
         GnnPredictor(f"gnn -{short}", gnn.model_copy(update={"relations": [r for r in STORE_RELATIONS if r != rel]}))
         for short, rel in ABLATIONS.items()]
-    market = load_market(args.data)
-    months = month_range(args.months)
     with open_store(args.store) as store:
         res = run_ripple_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data, extra=rows,
                             sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge, progress=True)

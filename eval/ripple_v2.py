@@ -16,13 +16,10 @@ with --adapters / --aligned (hours on a CPU).
 from __future__ import annotations
 
 import argparse
-import logging
-import time
 from pathlib import Path
 
-from _synthetic_run import add_v2_args, load_v2_configs, month_range, print_v2
+from _synthetic_run import add_v2_args, print_v2, start_v2
 
-from kgfin.data import load_market
 from kgfin.evaluate.predictors import LanguageModelSetup
 from kgfin.evaluate.v2 import run_ripple_v2
 from kgfin.store import open_store
@@ -33,12 +30,8 @@ def main() -> None:
     add_v2_args(ap)
     ap.add_argument("--adapters", type=Path, default=Path("adapters"), help="knowledge adapters (language-model rows)")
     ap.add_argument("--aligned", type=Path, help="kgfin align's final/ folder (the aligned row)")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
-    cfg, acfg = load_v2_configs(args)
-    market = load_market(args.data)
-    months = month_range(args.months)
+    run = start_v2(ap)
+    args, cfg, acfg, market, months, t0 = run.args, run.cfg, run.align, run.market, run.months, run.started
     lm = LanguageModelSetup(args.adapters, args.aligned, cfg.max_new_tokens, cfg.batch_size, cfg.context_facts,
                             cfg.seed)
     with open_store(args.store) as store:

@@ -22,16 +22,13 @@ events and candidates (ripple evaluation v2):
 from __future__ import annotations
 
 import argparse
-import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from _synthetic_run import add_v2_args, load_v2_configs, month_range, print_v2
+from _synthetic_run import add_v2_args, print_v2, start_v2
 
 from kgfin.align.reward import propagate
-from kgfin.data import load_market
 from kgfin.evaluate.predictors import EventScores, RippleContext, build_predictor
 from kgfin.evaluate.v2 import prepare_v2, score_v2
 from kgfin.llm.prompts import focal_facts
@@ -84,12 +81,8 @@ class AnswerOf:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_v2_args(ap)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    t0 = time.perf_counter()
-    cfg, acfg = load_v2_configs(args)
-    market = load_market(args.data)
-    months = month_range(args.months)
+    run = start_v2(ap)
+    args, cfg, acfg, market, months, t0 = run.args, run.cfg, run.align, run.market, run.months, run.started
     listed = acfg.decoding.candidate_facts
     rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *SOURCES)]
     rows += [AnswerOf("ridge_rule", 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
