@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import resource
 import time
 from dataclasses import dataclass
@@ -91,8 +92,6 @@ class V2Script:
 
 def start_v2(ap: argparse.ArgumentParser) -> V2Script:
     """Parse ``ap`` (with :func:`add_v2_args` in it), quiet the logs, and load the recipes, market and months."""
-    import logging
-
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()

@@ -29,7 +29,13 @@ import pandas as pd
 from _synthetic_run import add_v2_args, print_v2, start_v2
 
 from kgfin.align.reward import propagate
-from kgfin.evaluate.predictors import EventScores, RippleContext, build_predictor
+from kgfin.evaluate.predictors import (  # the propagation rows' own helpers
+    EventScores,
+    RippleContext,
+    _on_candidates,
+    _universe_vector,
+    build_predictor,
+)
 from kgfin.evaluate.v2 import prepare_v2, score_v2
 from kgfin.llm.prompts import focal_facts
 from kgfin.store import open_store
@@ -60,12 +66,10 @@ class AnswerOf:
         for row in events.itertuples(index=False):
             eid, month, first = str(row.event_id), str(row.graph_month), str(row.tickers[0])
             snap, cand = ctx.snapshot(month), ctx.candidates[eid]
-            y = np.zeros(len(snap.tickers))
-            if first in snap.index:
-                y[snap.index[first]] = focal[eid] * unit
+            y, tickers = _universe_vector(ctx, row, focal[eid] * unit)  # the focal firm as propagation_only has it
             src = rows[eid].scores
             src = src.mean(axis=0) if src.ndim == 2 else src
-            allowed = set(focal_facts(snap, first, self.listed)[1]) if self.names == "listed" else None
+            allowed = self._listed(ctx, month, first) if self.names == "listed" else None
             pick = [i for i, t in enumerate(cand.tickers) if t not in cand.named and t in snap.index
                     and (allowed is None or t in allowed) and src[i] != 0]
             pick = sorted(pick, key=lambda i: (-abs(src[i]), cand.tickers[i]))[:self.k]
@@ -73,9 +77,15 @@ class AnswerOf:
                 score = int(np.clip(np.round(src[i] / unit), -10, 10)) or int(np.sign(src[i]))
                 y[snap.index[cand.tickers[i]]] = score * unit
             z = propagate(ctx.mu(month), y, ctx.align.impact.reward.propagation)
-            pos = snap.index
-            out[eid] = EventScores(np.array([z[pos[t]] if t in pos else 0.0 for t in cand.tickers]))
+            out[eid] = EventScores(_on_candidates(z, tickers, cand))
         return out
+
+    def _listed(self, ctx: RippleContext, month: str, focal: str) -> set[str]:
+        """The firms the candidate-listing prompt names for ``focal`` in graph month ``month`` (built once)."""
+        key = ("listed", month, focal, self.listed)
+        if key not in ctx._cache:
+            ctx._cache[key] = set(focal_facts(ctx.snapshot(month), focal, self.listed)[1])
+        return ctx._cache[key]
 
 
 def main() -> None:

@@ -228,6 +228,7 @@ def grammar_generate(
         pending: dict[int, list[int]] = {}  # tokens in a reply but not yet fed to the model
         while True:
             choosing = [r for r in range(b) if not done[r] and not pending.get(r)]
+            picks: list[tuple[int, int, float]] = []  # (row, chosen token, its log-probability)
             if choosing:
                 scores = torch.full((len(choosing), logits.shape[-1]), -torch.inf, device=device)
                 for i, r in enumerate(choosing):
@@ -243,8 +244,8 @@ def grammar_generate(
                 else:
                     chosen = scores.argmax(-1)
                 chosen_logp = torch.log_softmax(scores, -1).gather(1, chosen[:, None]).squeeze(1).tolist()
-            for r, token, lp in zip(choosing, chosen.tolist() if choosing else [], chosen_logp if choosing else [],
-                                    strict=True):
+                picks = list(zip(choosing, chosen.tolist(), chosen_logp, strict=True))
+            for r, token, lp in picks:
                 new = []
                 logprobs[r].append(lp)  # the forced tokens after it have probability 1
                 while True:  # the chosen token, then every token the grammar forces after it
@@ -266,7 +267,7 @@ def grammar_generate(
                 replies[r] += new
                 logprobs[r] += [0.0] * (len(new) - 1)
                 pending[r] = [] if done[r] else new
-            feed = {r: pending[r][:max_width] for r in range(b) if not done[r] and pending.get(r)}
+            feed = {r: toks[:max_width] for r, toks in pending.items() if toks}  # a finished row has none
             if not feed:
                 break
             width = max(len(t) for t in feed.values())

@@ -308,13 +308,13 @@ def _fusion(run: Path, market: Any) -> str:
 
 
 def _ranked_variants(results: pd.DataFrame, known: set[str]) -> list[str]:
-    """The fusion results' variants (model, +ripple, +lora as ``kgfin fuse`` names them) among ``known``, best
-    long-short Sharpe first."""
-    ripple = results["ripple"].fillna("none").astype(str) != "none" if "ripple" in results else False
-    lora = results["lora"].astype(bool) if "lora" in results else False
-    variant = results["model"] + np.where(ripple, "+ripple", "") + np.where(lora, "+lora", "")
-    ranked = results.assign(variant=variant).sort_values("ls_sharpe", ascending=False)
-    return [v for v in ranked["variant"] if v in known]
+    """The fusion results' variant labels (:attr:`kgfin.fusion.run.Variant.label`) among ``known``, best long-short
+    Sharpe first (a results row's ``ripple`` is its source's description, "none" without ripple)."""
+    from kgfin.fusion.run import Variant
+
+    ranked = results.sort_values("ls_sharpe", ascending=False)
+    labels = [Variant(str(r.model), str(r.ripple) != "none", bool(r.lora)).label for r in ranked.itertuples()]
+    return [v for v in labels if v in known]
 
 
 def _factor_research(folder: Path, results: pd.DataFrame, market: Any) -> str:
