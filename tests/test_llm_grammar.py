@@ -75,10 +75,14 @@ def test_strays_and_limits(tiny) -> None:
     # the mask PPO uses: at each reply position the allowed set; everything past the reply
     ids = torch.tensor([ok + [0, 0]])
     valid = torch.tensor([[1] * len(ok) + [0, 0]])
-    mask = grammar.sampler_masks(ids, valid, len(tok))[0]
+    choices = grammar.sampler_choices(ids, valid)
+    mask = choices.dense(ids, valid, len(tok))[0]
     for k in range(len(ok)):
         assert mask[0, k].nonzero().flatten().tolist() == sorted(grammar.allowed_after(ok[:k]))
     assert mask[0, len(ok):].all()
+    forced = [k for k in range(len(ok)) if len(grammar.allowed_after(ok[:k])) == 1]
+    assert sorted(set(range(len(ok))) - set(choices.positions.tolist())) == forced  # the sparse form lists the rest
+    assert choices.vocab[choices.taken].tolist() == [ok[k] for k in choices.positions.tolist()]
     stray = tok("Delta Corp", add_special_tokens=False)["input_ids"]
     assert grammar.allowed_after(stray) == [tok.eos_token_id]
     with pytest.raises(GrammarError, match="too small"):
@@ -116,9 +120,10 @@ def test_type_bias_moves_only_the_first_type_decision(tiny) -> None:
                          'Alpha Bank (ALB)", "impact_type": "', 'negative", "impact_score": "', '-1"}]}}')
           for t in tok(part, add_special_tokens=False)["input_ids"]]
     at_type = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
-    bias = biased.sampler_masks(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))[1]
+    reply, valid = torch.tensor([ok]), torch.ones(1, len(ok))
+    bias = biased.sampler_choices(reply, valid).dense(reply, valid, len(tok))[1]
     assert bias.nonzero().tolist() == [[0, at_type, plain.type_first_tokens["negative"]]]
-    assert plain.sampler_masks(torch.tensor([ok]), torch.ones(1, len(ok)), len(tok))[1] is None
+    assert plain.sampler_choices(reply, valid).bias is None
     process = LogitsProcessorList([biased.logits_processor(2)])
     scores = process(torch.tensor([[7, 7, *ok[:at_type]]]), torch.zeros(1, len(tok)))
     allowed = sorted(biased.allowed_after(ok[:at_type]))
@@ -147,15 +152,57 @@ def test_ppo_takes_log_probs_with_the_type_bias() -> None:
         ro = trainer.rollout(prompt)
         logp, _ = trainer._forward(model, ro)
         response = ro.input_ids[:, ro.prompt_length:]
-        marker = grammar.with_type_bias({"negative": 1.0}).sampler_masks(response, ro.response_mask, len(tok))[1]
-        at_type = marker.sum(-1) != 0  # where each answer decides its impact type
+        marked = grammar.with_type_bias({"negative": 1.0}).sampler_choices(response, ro.response_mask)
+        at_type = marked.dense(response, ro.response_mask, len(tok))[1].sum(-1) != 0  # where the type is decided
         assert int(at_type.sum()) == 8  # one type decision per answer
-        assert (ro.bias is not None) == certain
+        assert (ro.choices.bias is not None) == certain
         if certain:
             assert all('"negative"' in c for c in ro.completions)
             assert torch.allclose(logp[at_type], torch.zeros(8), atol=1e-4)
         else:
             assert (logp[at_type] < -1e-3).all()
+
+
+@pytest.mark.parametrize("samples_per_prompt", [1, 2])
+def test_ppo_choice_log_probs_equal_the_dense_masked_softmax(samples_per_prompt: int) -> None:
+    """The sparse path (output layer on the grammar's choices and their allowed tokens only) gives the log-probs and
+    gradients of the dense one (all logits, type bias, temperature, disallowed tokens at -inf), whole batch and
+    minibatch rows, with and without the shared prompt cache."""
+    from toy_lm import char_lm
+
+    from kgfin.align.config import ExperimentalConfig
+    from kgfin.align.ppo import PPOConfig, PPOTrainer
+
+    model, tok = char_lm(0)
+    grammar = _grammar(tok, max_companies=3, max_new_tokens=80, type_bias={"negative": 0.7})
+    cfg = PPOConfig(batch_size=4, mini_batch_size=4, max_new_tokens=80, temperature=1.3)
+    trainer = PPOTrainer(model, tok, lambda completions, **_: [0.0] * len(completions), cfg,
+                         reference_model=copy.deepcopy(model), answer_prefix=ANSWER_PREFIX, grammar=grammar,
+                         stop_at_json_end=True, experimental=ExperimentalConfig(samples_per_prompt=samples_per_prompt))
+    prompts = [f"Which companies move {'?' * (1 + k // samples_per_prompt)} " + ANSWER_PREFIX for k in range(4)]
+    ro = trainer.rollout(prompts)
+    reply, valid = ro.input_ids[:, ro.prompt_length:], ro.response_mask
+    allowed, bias = ro.choices.dense(reply, valid, len(tok))
+    assert bias is not None and ((allowed.sum(-1) > 1) & valid.bool()).sum() == len(ro.choices.rows)
+
+    def dense(rows: torch.Tensor) -> torch.Tensor:
+        att = ro.attention_mask[rows]
+        logits = model(input_ids=ro.input_ids[rows], attention_mask=att,
+                       position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits[:, ro.prompt_length - 1:-1]
+        scores = ((logits + bias[rows]) / 1.3).masked_fill(~allowed[rows], -torch.inf)
+        return torch.log_softmax(scores, -1).gather(-1, reply[rows, :, None]).squeeze(-1) * valid[rows]
+
+    for rows in (torch.arange(4), torch.tensor([3, 1])):
+        whole = len(rows) == 4
+        model.zero_grad()
+        want = dense(rows)
+        want.sum().backward()
+        want_grad = [q.grad.clone() for q in model.parameters()]
+        model.zero_grad()
+        got = trainer._forward(model, ro, slice(None) if whole else rows)[0] * valid[rows]
+        got.sum().backward()
+        assert torch.allclose(got, want, atol=1e-5)
+        assert all(torch.allclose(g.grad, w, atol=1e-5) for g, w in zip(model.parameters(), want_grad, strict=True))
 
 
 def test_ppo_learns_a_sign_under_the_grammar() -> None:
@@ -182,7 +229,8 @@ def test_ppo_learns_a_sign_under_the_grammar() -> None:
     ro = trainer.rollout(prompt)
     assert all(not parse_impacts(ANSWER_PREFIX + c, UNIVERSE).refused for c in ro.completions)
     logp, _ = trainer._forward(model, ro)
-    forced = (ro.allowed.sum(-1) == 1) & ro.response_mask.bool()
+    allowed = ro.choices.dense(ro.input_ids[:, ro.prompt_length:], ro.response_mask, len(tok))[0]
+    forced = (allowed.sum(-1) == 1) & ro.response_mask.bool()
     assert forced.any() and torch.allclose(logp[forced], torch.zeros(int(forced.sum())), atol=1e-5)
     scores = [trainer.step(prompt).stats["score"] for _ in range(30)]
     # (a median: once every answer earns the same, whitened advantages are noise and a step can dip)
@@ -337,7 +385,7 @@ def test_jump_forward_log_probs_equal_a_full_forward_pass() -> None:
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=att, position_ids=(att.cumsum(1) - 1).clamp(min=0)).logits
     p = enc["input_ids"].shape[1]
-    allowed, bias = grammar.sampler_masks(got.tokens, valid, logits.shape[-1])
+    allowed, bias = grammar.sampler_choices(got.tokens, valid).dense(got.tokens, valid, logits.shape[-1])
     scores = ((logits[:, p - 1:-1] + bias) / 2.0).masked_fill(~allowed, -torch.inf)
     logp = torch.log_softmax(scores, -1).gather(-1, got.tokens[..., None]).squeeze(-1)
     for r in range(4):

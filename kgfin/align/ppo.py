@@ -26,7 +26,9 @@ Shapes: B prompts, P prompt tokens (left-padded), T response tokens (right-padde
 H hidden size. Log-probabilities are taken from ``logits / T`` so that they are those of
 the sampling distribution; with a ``grammar`` (constrained decoding, :mod:`kgfin.llm.grammar`)
 the tokens it did not allow are masked out of the logits first, so ratios and the KL are those
-of the constrained sampler and a forced token (the only one allowed) weighs nothing.
+of the constrained sampler and a forced token (the only one allowed) weighs nothing. The output layer then
+runs only where the grammar left a choice and only on the tokens it allowed there
+(:class:`~kgfin.llm.grammar.SamplerChoices`), not on every answer position and the whole vocabulary.
 Position ids come from the attention mask, as in generation.
 Everything runs on the policy's device (CPU or GPU); the sampling and minibatch generators
 are CPU generators, so a checkpoint resumes anywhere.
@@ -51,7 +53,7 @@ from transformers import StoppingCriteriaList
 
 from kgfin.align.config import ExperimentalConfig, PPOConfig
 from kgfin.llm.generate import StopAtJsonEnd, grammar_generate
-from kgfin.llm.grammar import AnswerGrammar
+from kgfin.llm.grammar import AnswerGrammar, SamplerChoices
 
 __all__ = ["PPOConfig", "PPOStepResult", "PPOTrainer", "Rollout", "ValueHead", "gae", "group_normalized",
            "leave_one_out", "masked_mean", "masked_whiten", "policy_loss", "value_loss"]
@@ -168,8 +170,7 @@ class Rollout:
     prompt_length: int  # P
     completions: list[str]
     truncated: torch.Tensor  # (B,) bool: cut off by max_new_tokens (no EOS, JSON not closed)
-    allowed: torch.Tensor | None = None  # (B, T, V) bool: tokens a grammar allowed at each response position
-    bias: torch.Tensor | None = None  # (B, T, V) float: logit offsets the grammar added (its type bias)
+    choices: SamplerChoices | None = None  # where a grammar left a choice, among which tokens, with its type bias
 
 
 @dataclass
@@ -238,20 +239,40 @@ class PPOTrainer:
         t = ids.shape[1] - p
         cache = self._prompt_cache(model, ids[:, :p], att[:, :p]) if isinstance(rows, slice) and rows == slice(None) \
             else None
+        # under a grammar only its choices need logits (keep one position's); else the T + 1 last positions'
+        # (position i predicts token i + 1)
+        keep = 1 if ro.choices is not None else t + 1
+        want_hidden = hidden or ro.choices is not None
         if cache is not None:  # run the last prompt token and the answers on the shared prompt cache
             out = model(input_ids=ids[:, p - 1:], attention_mask=att, position_ids=pos[:, p - 1:], cache=cache,
-                        use_cache=True, output_hidden_states=hidden)
-        else:  # only the T + 1 last positions' logits are needed: position i predicts token i + 1
-            out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=hidden,
-                        use_cache=False, logits_to_keep=t + 1)
-        logits = out.logits[:, :-1]  # (B, T, V)
-        if ro.bias is not None:  # the sampler added the grammar's type bias before temperature
-            logits = logits + ro.bias[rows]
-        logits = logits / self.cfg.temperature
-        if ro.allowed is not None:  # the constrained sampler's distribution: disallowed tokens have probability 0
-            logits = logits.masked_fill(~ro.allowed[rows], -math.inf)
-        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
-        return logp, (out.hidden_states[-1][:, -t - 1:-1] if hidden else None)
+                        use_cache=True, output_hidden_states=want_hidden, logits_to_keep=keep)
+        else:
+            out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=want_hidden,
+                        use_cache=False, logits_to_keep=keep)
+        last = out.hidden_states[-1][:, -t - 1:-1] if want_hidden else None  # (B, T, H): what predicts each token
+        if ro.choices is not None:
+            choices = ro.choices if isinstance(rows, slice) and rows == slice(None) else ro.choices.select(
+                torch.arange(len(ro.input_ids), device=ids.device)[rows])
+            logp = self._choice_logp(model, last, choices)
+        else:
+            logits = out.logits[:, :-1] / self.cfg.temperature  # (B, T, V)
+            logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, p:, None]).squeeze(-1)
+        return logp, (last if hidden else None)
+
+    def _choice_logp(self, model: nn.Module, last: torch.Tensor, choices: SamplerChoices) -> torch.Tensor:
+        """(B, T) log-probs under the constrained sampler's distribution: at each choice the taken token's
+        log-softmax over the allowed tokens of the (type-biased) logits over temperature, 0 where the token was
+        forced. The output layer runs on the N choices' hidden states and the U tokens allowed somewhere only."""
+        head = model.get_output_embeddings()
+        logits = last[choices.rows, choices.positions] @ head.weight[choices.vocab].T  # (N, U)
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[choices.vocab]
+        if choices.bias is not None:  # the sampler added the grammar's type bias before temperature
+            logits = logits + choices.bias
+        logits = (logits / self.cfg.temperature).masked_fill(~choices.allowed, -math.inf)
+        chosen = torch.log_softmax(logits.float(), dim=-1).gather(-1, choices.taken[:, None]).squeeze(-1)
+        logp = torch.zeros(last.shape[:2], dtype=chosen.dtype, device=last.device)
+        return logp.index_put((choices.rows, choices.positions), chosen)
 
     def _reference_logp(self, ro: Rollout) -> torch.Tensor:
         with torch.no_grad():
@@ -314,12 +335,8 @@ class PPOTrainer:
         ids = torch.cat([enc["input_ids"], response], dim=1)
         att = torch.cat([enc["attention_mask"], response_mask], dim=1)
         texts = tok.batch_decode(response, skip_special_tokens=True)
-        allowed = bias = None
-        if grammar is not None:
-            vocab = self.policy.get_output_embeddings().weight.shape[0]
-            allowed, bias = grammar.sampler_masks(response, response_mask, vocab)
-        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), allowed,
-                       bias)
+        choices = grammar.sampler_choices(response, response_mask) if grammar is not None else None
+        return Rollout(ids, att, response_mask, p, [t.strip() for t in texts], ~(is_eos.any(1) | closed), choices)
 
     def _shared_prompt_cache(self, enc: Any) -> Any:
         """The policy's prompt cache for a rollout (:meth:`_prompt_cache`, without gradients)."""

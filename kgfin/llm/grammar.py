@@ -39,8 +39,8 @@ kgfin decodes with :func:`kgfin.llm.generate.grammar_generate`, which steps a st
 (jump-forward; same distribution). :meth:`AnswerGrammar.logits_processor` (or, without a type bias,
 :meth:`AnswerGrammar.prefix_allowed_tokens_fn`) does the same token by token inside transformers'
 ``generate``; PPO uses
-:meth:`AnswerGrammar.sampler_masks` (allowed tokens and type bias, one walk) to take
-log-probabilities under the same constrained distribution it sampled from.
+:meth:`AnswerGrammar.sampler_choices` (where the grammar left a choice, among which tokens, with the type bias:
+one walk) to take log-probabilities under the same constrained distribution it sampled from.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "RowRule", "company_label", "company_labels", "type_stem"]
+__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "RowRule", "SamplerChoices", "company_label", "company_labels", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -197,6 +197,60 @@ class _State:
             self.node = self.g.slots[self.slot].root
             self.slot_start = self.tokens
         return True
+
+
+@dataclass
+class SamplerChoices:
+    """The constrained sampler's masks in sparse form: the reply positions where the grammar allowed more than one
+    token (``rows``, ``positions``: N of them), the tokens allowed at any of them (``vocab``: U), which of those each
+    position allowed (``allowed``: (N, U) bool), the column of the token taken there (``taken``: (N,)) and the
+    type bias added (``bias``: (N, U) float, None without a type bias).
+
+    Every other valid position was forced: its token had probability 1 under the constrained distribution, so its
+    log-probability is 0 and carries no gradient. PPO therefore needs the model's logits only at these N positions
+    and only for these U tokens, not the (B, T, V) logits (:meth:`kgfin.align.ppo.PPOTrainer._forward`).
+    """
+
+    rows: torch.Tensor
+    positions: torch.Tensor
+    vocab: torch.Tensor
+    allowed: torch.Tensor
+    taken: torch.Tensor
+    bias: torch.Tensor | None = None
+
+    def select(self, rows: torch.Tensor) -> SamplerChoices:
+        """The choices of batch rows ``rows`` (in that order), renumbered 0..len(rows)-1."""
+        import torch
+
+        new_row = {int(r): n for n, r in enumerate(rows.tolist())}
+        keep = [n for n, r in enumerate(self.rows.tolist()) if r in new_row]
+        renumbered = [new_row[int(self.rows[n])] for n in keep]
+        idx = torch.tensor(keep, dtype=torch.long, device=self.rows.device)
+        return SamplerChoices(torch.tensor(renumbered, dtype=torch.long, device=self.rows.device),
+                              self.positions[idx], self.vocab, self.allowed[idx], self.taken[idx],
+                              None if self.bias is None else self.bias[idx])
+
+    def dense(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The same masks as (B, T, V) tensors: the allowed tokens at each reply position (the taken token alone
+        where it was forced, every token outside ``reply_mask``) and the type bias (None without one)."""
+        import torch
+
+        b, t = reply_ids.shape
+        mask = torch.ones(b, t, vocab_size, dtype=torch.bool, device=reply_ids.device)
+        valid = reply_mask.bool()
+        mask[valid] = False
+        mask[valid, reply_ids[valid]] = True
+        mask[self.rows, self.positions] = False
+        rows = self.rows[:, None].expand_as(self.allowed)
+        positions = self.positions[:, None].expand_as(self.allowed)
+        tokens = self.vocab[None, :].expand_as(self.allowed)
+        mask[rows[self.allowed], positions[self.allowed], tokens[self.allowed]] = True
+        if self.bias is None:
+            return mask, None
+        bias = torch.zeros(b, t, vocab_size, device=reply_ids.device)
+        bias[rows, positions, tokens] = self.bias
+        return mask, bias
 
 
 class AnswerGrammar:
@@ -405,25 +459,37 @@ class AnswerGrammar:
                 if state is not None and not state.advance(token):
                     state = None
 
-    def sampler_masks(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What the constrained sampler did at each reply position, from one walk through the grammar.
+    def sampler_choices(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor) -> SamplerChoices:
+        """Where the constrained sampler chose among several tokens in these replies, among which, and the type
+        bias it added there (:class:`SamplerChoices`), from one walk through the grammar.
 
-        (B, T, V) bool: the tokens the grammar allowed (all tokens outside ``reply_mask``); and
-        (B, T, V) float: the type bias it added (None without a type bias). Log-probabilities of a
-        constrained sampler are those of the biased logits with every other token masked out; PPO
-        applies both to its policy and reference forward passes.
+        Log-probabilities of a constrained sampler are those of the biased logits with every other token masked
+        out; PPO takes them for its policy and reference passes at these positions only (a forced token has
+        log-probability 0).
         """
         import torch
 
-        b, t = reply_ids.shape
-        mask = torch.ones(b, t, vocab_size, dtype=torch.bool)
-        bias = torch.zeros(b, t, vocab_size) if self.first_type_bias else None
+        at: list[tuple[int, int]] = []
+        options: list[list[int]] = []
+        offsets: list[dict[int, float]] = []
         for row, i, state in self._walk(reply_ids, reply_mask):
             allowed = state.allowed() if state is not None else [self.eos_token_id]
-            mask[row, i] = False
-            mask[row, i, allowed] = True
-            if bias is not None and state is not None:
-                for token, offset in state.bias().items():
-                    bias[row, i, token] = offset
-        return mask.to(reply_ids.device), None if bias is None else bias.to(reply_ids.device)
+            if len(allowed) > 1:
+                at.append((row, i))
+                options.append(allowed)
+                offsets.append(state.bias() if state is not None else {})
+        vocab = sorted({t for allowed in options for t in allowed})
+        column = {t: j for j, t in enumerate(vocab)}
+        mask = torch.zeros(len(at), len(vocab), dtype=torch.bool)
+        bias = torch.zeros(len(at), len(vocab)) if self.first_type_bias else None
+        for n, (allowed, offset) in enumerate(zip(options, offsets, strict=True)):
+            mask[n, [column[t] for t in allowed]] = True
+            if bias is not None:
+                for token, value in offset.items():
+                    if token in column:
+                        bias[n, column[token]] = value
+        where = torch.tensor(at, dtype=torch.long).reshape(-1, 2)
+        dev = reply_ids.device
+        taken = torch.tensor([column[int(reply_ids[r, i])] for r, i in at], dtype=torch.long)
+        return SamplerChoices(where[:, 0].to(dev), where[:, 1].to(dev), torch.tensor(vocab, dtype=torch.long).to(dev),
+                              mask.to(dev), taken.to(dev), None if bias is None else bias.to(dev))
