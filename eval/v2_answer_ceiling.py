@@ -11,7 +11,9 @@ events and candidates (ripple evaluation v2):
   among NAMES (``listed``: the companies the candidate-listing prompt shows, the focal firm's
   ``decoding.candidate_facts`` strongest relations; ``all``: any candidate), each at SRC's score in score units
   rounded to a nonzero integer in [-10, 10] (the answer grammar's language). K = 3 is the alignment recipe's answer
-  (``max_companies: 4``), K = 12 an answer that scores every listed company.
+  (``max_companies: 4``), K = 12 an answer that scores every listed company, K = 60 with ``all`` one that scores
+  every candidate the source scores (the focal firm's every neighbour and the random others: what is lost to the
+  prompt listing only 12 relations).
 * SRC ``ridge_rule``: the point-in-time per-event-type ridge (a teacher a model could be distilled from);
   ``rule_oracle``: the market's planted rule (the ceiling of a model that knows the mechanics).
 
@@ -41,7 +43,7 @@ from kgfin.llm.prompts import focal_facts
 from kgfin.store import open_store
 
 SOURCES = ("ridge_rule", "rule_oracle")
-ANSWERS = ((3, "listed"), (3, "all"), (12, "listed"))
+ANSWERS = ((3, "listed"), (3, "all"), (12, "listed"), (60, "all"))
 
 
 @dataclass
@@ -52,11 +54,12 @@ class AnswerOf:
     k: int
     names: str  # listed or all
     listed: int = 12  # decoding.candidate_facts
+    direct: bool = False  # read out with hops 0: the answer's scores alone, no spread over mu
     uses_rows: bool = True
 
     @property
     def name(self) -> str:
-        return f"answer:{self.source}:{self.k}:{self.names}"
+        return f"answer:{self.source}:{self.k}:{self.names}" + (":direct" if self.direct else "")
 
     def predict(self, events: pd.DataFrame, ctx: RippleContext) -> dict[str, EventScores]:
         focal = ctx.focal_impact(events)
@@ -76,7 +79,8 @@ class AnswerOf:
             for i in pick:
                 score = int(np.clip(np.round(src[i] / unit), -10, 10)) or int(np.sign(src[i]))
                 y[snap.index[cand.tickers[i]]] = score * unit
-            z = propagate(ctx.mu(month), y, ctx.align.impact.reward.propagation)
+            spread = ctx.align.impact.reward.propagation
+            z = propagate(ctx.mu(month), y, spread.model_copy(update={"hops": 0}) if self.direct else spread)
             out[eid] = EventScores(_on_candidates(z, tickers, cand))
         return out
 
@@ -97,6 +101,7 @@ def main() -> None:
     rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *SOURCES)]
     rows += [AnswerOf("ridge_rule", 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
     rows += [AnswerOf(s, k, names, listed) for s in SOURCES for k, names in ANSWERS]
+    rows += [AnswerOf(s, k, names, listed, direct=True) for s in SOURCES for k, names in ANSWERS]
     v2 = cfg.v2.model_copy(update={"baselines": ["propagation_only", "ridge_rule"]})
     with open_store(args.store) as store:
         setup = prepare_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data,

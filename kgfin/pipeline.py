@@ -203,12 +203,15 @@ def _inject(ctx: Context) -> dict[str, Any]:
 def _align(ctx: Context) -> dict[str, Any]:
     from kgfin.align import align
     from kgfin.data import load_market
+    from kgfin.evaluate.teacher import warm_start_teacher
     from kgfin.store import open_store
 
     market = load_market(ctx.data)
     with open_store(ctx.store_dir) as store:
+        teacher = warm_start_teacher(ctx.cfg.align, market, store.read_snapshot, ctx.data)
         result = align(ctx.cfg.align, market, store.read_snapshot, ctx.cfg.align_months, ctx.run / "align",
-                       ctx.adapters, resume=ctx.resume, progress=ctx.progress, command="kgfin demo")
+                       ctx.adapters, resume=ctx.resume, progress=ctx.progress, command="kgfin demo",
+                       warm_start_teacher=teacher)
     rewards = result.log["reward"]
     half = max(len(rewards) // 2, 1)
     return {"steps": result.steps, "reward first half": round(float(rewards[:half].mean()), 4),

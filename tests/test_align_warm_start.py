@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from text_stub import hashed_embed
 
 from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, WarmStartConfig
 from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_events
@@ -134,3 +135,53 @@ def test_alignment_starts_from_the_warm_start(market, tmp_path: Path) -> None:
     # PPO's KL reference is the warm-started policy (as RLHF's is its SFT model), not the model before it: the
     # first step's policy and reference are the same weights
     assert abs(res.log["kl"].iloc[0]) < 1e-6
+
+
+def test_target_answers_follow_a_teachers_expected_moves(market, resid) -> None:
+    """With a teacher's expected moves the ripple entries are its largest |expected| candidates at round(move /
+    score_unit) (a move under one score point left out); the focal firm keeps its realised move."""
+    from kgfin.align.events import AlignInputError
+    from kgfin.graph.candidates import candidate_sets
+
+    days = pd.DatetimeIndex(sorted(resid["date"].unique()))
+    ev = warm_start_events(market, "2014-08", WarmStartConfig(months=1), EventConfig(), days, horizon=2).head(3)
+    tickers, names = tuple(market.companies["ticker"]), tuple(market.companies["name"])
+    read = lambda m: build_snapshot(market, m)  # noqa: E731
+    sets = candidate_sets(ev, read, IMPACT.random_candidates, IMPACT.candidate_seed)
+    expected = {}
+    for row in ev.itertuples(index=False):
+        ripple = [t for t in sets[str(row.event_id)].tickers if t not in sets[str(row.event_id)].named]
+        # 0.034 -> 3, -0.052 -> -5, 0.004 -> 0 (left out), every other candidate 0
+        expected[str(row.event_id)] = {ripple[0]: 0.034, ripple[1]: -0.052, ripple[2]: 0.004}
+    realised = target_answers(ev, read, resid, tickers, names, IMPACT, firms=3)
+    taught = target_answers(ev, read, resid, tickers, names, IMPACT, firms=3, expected=expected)
+    labels = company_labels(tickers, names)
+    for row, got, real in zip(ev.itertuples(index=False), taught, realised, strict=True):
+        ripple = [t for t in sets[str(row.event_id)].tickers if t not in sets[str(row.event_id)].named]
+        assert got[0] == real[0]  # the focal firm: its realised move
+        assert got[1:] == [(labels[ripple[1]], -5), (labels[ripple[0]], 3)]
+    with pytest.raises(AlignInputError, match="no moves for event"):
+        target_answers(ev, read, resid, tickers, names, IMPACT, firms=3, expected={})
+
+
+def test_ridge_teacher_scores_every_candidate_from_earlier_outcomes_only(market, resid, synth_dir: Path) -> None:
+    """The ridge_rule teacher gives each warm-start event an expected move per candidate, and outcomes from the
+    events' own month on do not change it (point in time)."""
+    from kgfin.evaluate.teacher import ridge_teacher
+    from kgfin.graph.candidates import candidate_sets
+
+    cfg = AlignConfig.model_validate({"impact": IMPACT.model_dump()})
+    days = pd.DatetimeIndex(sorted(resid["date"].unique()))
+    ev = warm_start_events(market, "2014-08", WarmStartConfig(months=1), cfg.events, days, horizon=2)
+    read = lambda m: build_snapshot(market, m)  # noqa: E731
+    teach = ridge_teacher(market, read, cfg, data_dir=synth_dir, embed=hashed_embed)
+    got = teach(ev, resid)
+    sets = candidate_sets(ev, read, IMPACT.random_candidates, IMPACT.candidate_seed)
+    assert set(got) == set(ev["event_id"].astype(str))
+    for eid, moves in got.items():
+        assert set(sets[eid].tickers) <= set(moves) and all(np.isfinite(v) for v in moves.values())
+    assert any(abs(v) > 0 for moves in got.values() for v in moves.values())
+    later = resid.copy()
+    start = pd.Timestamp(month_bounds("2014-07")[0])
+    later.loc[later["date"] >= start, "resid"] = 0.5  # every outcome from the events' month on changed
+    assert teach(ev, later) == got

@@ -211,6 +211,31 @@ def test_answers_over_the_universe_read_on_the_candidates_equal_the_v2_scores(sm
 
 
 @pytest.mark.integration
+def test_propagation_rows_keep_their_own_spread_when_answers_are_read_out_directly(small, synth_dir: Path) -> None:
+    """A recipe reading language-model answers out without spread (align.impact.reward.propagation.hops 0) leaves
+    propagation_only as it is (ripple_eval.v2.predictor.propagation), while an answer's Z is then its own scores."""
+    from kgfin.evaluate.v2 import prepare_v2
+
+    market, read, resid = small
+    direct = AlignConfig.model_validate({"impact": {"residuals": {"window": 60, "min_obs": 40},
+                                                    "reward": {"propagation": {"hops": 0}}}})
+    rows = {}
+    for name, cfg in (("spread", ALIGN), ("direct", direct)):
+        setup = prepare_v2(market, read, ["2014-07"], RippleV2Config(max_events_per_month=5), cfg,
+                           data_dir=synth_dir, embed=hashed_embed, sentiment_months=4, resid=resid)
+        rows[name] = build_predictor("propagation_only").predict(setup.events, setup.ctx)
+        reward = setup.ctx.reward()
+        first = setup.events.iloc[0]
+        y = np.zeros(len(reward.tickers))
+        y[list(reward.tickers).index(first["tickers"][0])] = 0.02  # the news' company, which has neighbours
+        z = reward.score_vectors(str(first["event_id"]), Impacts(scores={}), y).z
+        assert np.allclose(z, y) == (name == "direct")
+    assert rows["spread"].keys() == rows["direct"].keys()
+    assert all(np.array_equal(rows["spread"][e].scores, rows["direct"][e].scores) for e in rows["spread"])
+    assert any(np.abs(s.scores).sum() > 0 for s in rows["direct"].values())
+
+
+@pytest.mark.integration
 def test_gnn_row_scores_every_candidate_point_in_time(small, synth_dir: Path) -> None:
     """The registered gnn predictor scores each event's candidates; July outcomes do not move July's scores."""
     from kgfin.align.events import news_events

@@ -146,8 +146,13 @@ class WarmStartConfig(KgfinConfig):
     enabled: bool = Field(False, description="fine-tune the alignment LoRA on past events' realised answers first")
     months: int = Field(6, ge=1, description="news months before the first aligned month the targets come from")
     max_events_per_month: int | None = Field(None, ge=1, description="cap per month (None: every news item)")
-    firms: int = Field(4, ge=0, description="ripple candidates per answer besides the focal firm (largest realised "
+    firms: int = Field(4, ge=0, description="ripple candidates per answer besides the focal firm (largest target "
                                             "|move|; fewer where decoding.max_companies allows fewer)")
+    target: Literal["realised", "ridge_rule"] = Field(
+        "realised",
+        description="the ripple firms' target moves: realised (their residual over the outcome window: mostly noise "
+                    "at the ripple's signal-to-noise) or ridge_rule (the ripple evaluation's point-in-time ridge on "
+                    "relation strengths, a denoised teacher: kgfin.evaluate.teacher; `kgfin align` builds it)")
     epochs: int = Field(2, ge=1, description="passes over the targets")
     batch_size: int = Field(8, ge=1, description="answers per gradient step")
     micro_batch_size: int = Field(

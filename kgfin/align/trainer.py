@@ -48,7 +48,7 @@ from kgfin.align.decoding import Decoder
 from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.models import knowledge_model, learned_alignment
-from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_events
+from kgfin.align.warm_start import WarmStartTeacher, supervised_fit, target_answers, warm_start_events
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import GrammarError
@@ -193,9 +193,11 @@ def _load_checkpoint(work: Path) -> tuple[int, dict[str, Any] | None, dict[str, 
 
 def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[str], GraphSnapshot],
                 reward: ImpactReward, decoder: Decoder, adapters_root: Path, first_month: str, graph_month: str,
-                resid: pd.DataFrame, target: Path, progress: bool, command: str) -> None:
-    """Fit the alignment LoRA of ``first_month``'s policy on past events' realised answers; write it to ``target``
-    (a ``final/``-like folder with ``warm_start_log.csv``)."""
+                resid: pd.DataFrame, target: Path, progress: bool, command: str,
+                teacher: WarmStartTeacher | None = None) -> None:
+    """Fit the alignment LoRA of ``first_month``'s policy on past events' target answers (realised moves, or the
+    ``teacher``'s expected ones with ``warm_start.target: ridge_rule``); write it to ``target`` (a ``final/``-like
+    folder with ``warm_start_log.csv``)."""
     from kgfin.llm.generate import chat_prompts
     from kgfin.llm.grammar import AnswerGrammar
     from kgfin.llm.prompts import SYSTEM_PROMPT
@@ -209,8 +211,14 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
     rules = decoder.first_entries(events, read_snapshot)
     allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
+    expected = None
+    if ws.target != "realised":
+        if teacher is None:
+            raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
+                                  "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
+        expected = teacher(events, resid)
     answers = target_answers(events, read_snapshot, resid, reward.universe.tickers, reward.universe.names,
-                             cfg.impact, firms, allowed)
+                             cfg.impact, firms, allowed, expected)
     policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl",
                           read_snapshot)
     grammar = AnswerGrammar.for_universe(policy.tok, reward.universe.tickers, reward.universe.names,
@@ -233,6 +241,7 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     policy.save_final(tmp)
     pd.DataFrame({"step": range(1, len(losses) + 1), "loss": losses}).to_csv(tmp / "warm_start_log.csv", index=False)
     write_manifest(tmp, command, cfg, extra={"warm_start_events": len(events), "first_month": first_month,
+                                              "target": ws.target,
                                               "months": sorted(set(events["month"])), "steps": len(losses),
                                               "mean_entries": float(np.mean([len(a) for a in answers]))})
     shutil.rmtree(target, ignore_errors=True)
@@ -284,10 +293,13 @@ def align(
     max_steps: int | None = None,
     progress: bool = True,
     command: str = "kgfin align",
+    warm_start_teacher: WarmStartTeacher | None = None,
 ) -> AlignResult:
     """Align on the news of ``months`` (in order); see the module docstring.
 
-    ``max_steps`` stops early (the run can be resumed later); ``resume=False`` starts over.
+    ``max_steps`` stops early (the run can be resumed later; 0: the warm start alone); ``resume=False`` starts
+    over; ``warm_start_teacher``: the expected moves of ``warm_start.target: ridge_rule``
+    (:func:`kgfin.evaluate.teacher.ridge_teacher`).
     """
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)
@@ -312,7 +324,8 @@ def align(
         ws_dir = out_dir / WARM_START_NAME
         if done == 0 and not (ws_dir / "kgfin-run.json").exists():
             _warm_start(cfg, market, read_snapshot, reward, decoder, adapters_root, plan[0][0],
-                        str(events.loc[plan[0][2][0], "graph_month"]), resid, ws_dir, progress, command)
+                        str(events.loc[plan[0][2][0], "graph_month"]), resid, ws_dir, progress, command,
+                        warm_start_teacher)
         reference_learned = learned_alignment(cfg, ws_dir)
         if done == 0:
             learned = reference_learned  # copied into the policy's weights, never changed in place

@@ -6,10 +6,14 @@ items answered with their realised outcome:
 * the focal firm (first, as ``decoding.first_entry: news`` demands) with its own residual move over
   days ``d .. d + horizon``, and
 * the ``firms`` candidates of the event (:mod:`kgfin.graph.candidates`, the rows the ripple evaluation
-  scores) that the news does not name and whose residual moved most in that window,
+  scores) that the news does not name and whose target move is largest: by default (``target: realised``)
+  their residual move in that window; with ``target: ridge_rule`` the move a teacher expects (a
+  :data:`WarmStartTeacher`, e.g. the ripple evaluation's point-in-time ridge on relation strengths,
+  :func:`kgfin.evaluate.teacher.ridge_teacher`): at the ripple's signal-to-noise a realised move is mostly
+  noise, an expected one is what a model could learn from the text and the graph,
 
 each at ``round(move / score_unit)`` clipped to [-10, 10] (a move too small for one score point is left
-out; the focal firm keeps at least +-1). Answers are tokenised slot by slot as the answer grammar's
+out; the focal firm keeps at least +-1 and is always its realised move). Answers are tokenised slot by slot as the answer grammar's
 tries are (:meth:`~kgfin.llm.grammar.AnswerGrammar.encode_answer`), so they are answers the constrained
 sampler could have produced.
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,9 +44,13 @@ from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import company_labels
 from kgfin.market.residuals import window_moves
 
-__all__ = ["WarmStartConfig", "supervised_fit", "target_answers", "warm_start_events"]
+__all__ = ["WarmStartConfig", "WarmStartTeacher", "supervised_fit", "target_answers", "warm_start_events"]
 
 log = logging.getLogger(__name__)
+
+WarmStartTeacher = Callable[[pd.DataFrame, pd.DataFrame], dict[str, dict[str, float]]]
+"""(warm-start events, long residuals) -> per event id, the expected window move of each of its candidates (return
+units). It may only use outcomes whose window ended before the event's month (point in time)."""
 
 
 def _window_end(days: pd.DatetimeIndex, day: pd.Timestamp, horizon: int) -> pd.Timestamp | None:
@@ -67,10 +75,12 @@ def warm_start_events(market: MarketData, first_month: str, config: WarmStartCon
 
 def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
                    tickers: Sequence[str], names: Sequence[str], impact: ImpactRewardConfig, firms: int,
-                   allowed: Sequence[Collection[str] | None] | None = None) -> list[list[tuple[str, int]]]:
+                   allowed: Sequence[Collection[str] | None] | None = None,
+                   expected: Mapping[str, Mapping[str, float]] | None = None) -> list[list[tuple[str, int]]]:
     """Per event, the answer built from what happened: ``[(company label, score), ...]``, focal firm first (module
     docstring). ``resid``: long residuals (:func:`kgfin.market.residuals`); ``allowed``: per event, the company
-    labels its answer may name (the candidates its prompt lists), None for any."""
+    labels its answer may name (the candidates its prompt lists), None for any; ``expected``: per event id, the
+    ripple firms' target moves (a teacher's, instead of the realised ones; a candidate it does not score is 0)."""
     moves = window_moves(resid, impact.horizon)
     sets = candidate_sets(events, read_snapshot, impact.random_candidates, impact.candidate_seed)
     labels = company_labels(tickers, names)
@@ -85,11 +95,17 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
         entries = [(labels[focal], f_score or (1 if f_move >= 0 else -1))]
         cand = sets[str(row.event_id)]
         ok = None if allowed is None else allowed[len(out)]
-        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(float(mv.get(t, np.nan)))
+        if expected is None:
+            target = {t: float(mv.get(t, np.nan)) for t in cand.tickers}
+        else:
+            if str(row.event_id) not in expected:
+                raise AlignInputError(f"warm start: the teacher gave no moves for event {row.event_id}")
+            target = {t: float(expected[str(row.event_id)].get(t, 0.0)) for t in cand.tickers}
+        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(target[t])
                   and (ok is None or labels[t] in ok)]
-        ranked = sorted(ripple, key=lambda t: (-abs(float(mv[t])), t))
+        ranked = sorted(ripple, key=lambda t: (-abs(target[t]), t))
         for t in ranked[:firms]:
-            s = int(np.clip(np.round(float(mv[t]) / impact.score_unit), -10, 10))
+            s = int(np.clip(np.round(target[t] / impact.score_unit), -10, 10))
             if s != 0:
                 entries.append((labels[t], s))
         out.append(entries)

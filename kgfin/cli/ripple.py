@@ -76,7 +76,8 @@ def align_cmd(
     set_: SetOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (log, checkpoints, final/).")] = Path("runs/align"),
     algo: Annotated[str | None, typer.Option(help="ppo (kgfin's), grpo or rloo (TRL's); default: the recipe's.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many PPO steps (resume later).")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="Stop after this many PPO steps (resume later; 0: the warm start alone).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = True,
 ) -> None:
     """Align the model with the market (PPO, or TRL's GRPO / RLOO) on the news of each MONTH (knowledge adapters frozen)."""
@@ -85,6 +86,7 @@ def align_cmd(
     from kgfin.align.trainer import align, reward_trend
     from kgfin.data import load_market
     from kgfin.data.calendar import months_of
+    from kgfin.evaluate.teacher import warm_start_teacher
     from kgfin.store import expand_months, required_snapshots
 
     cfg = configs({"align": AlignConfig}, config, overrides({"algo": algo}, set_))["align"]
@@ -92,7 +94,8 @@ def align_cmd(
     months = expand_months(month, months_of(market.news["timestamp"]))
     with reading_store(store) as st:
         read = required_snapshots(st, cfg.events.graph_lag_months)
-        result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps)
+        result = align(cfg, market, read, months, out, adapters, resume=resume, max_steps=max_steps,
+                       warm_start_teacher=warm_start_teacher(cfg, market, read, data))
     if result.log.empty:
         console.print("no PPO steps were run")
         return

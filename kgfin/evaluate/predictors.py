@@ -63,7 +63,7 @@ from pydantic import Field
 from kgfin.align.config import AlignConfig, EventConfig
 from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.predict import LLM_METHODS, Prediction
-from kgfin.align.reward import propagate
+from kgfin.align.reward import PropagationConfig, propagate
 from kgfin.config import KgfinConfig
 from kgfin.data.calendar import add_months
 from kgfin.data.loaders import MarketData
@@ -101,6 +101,11 @@ class PredictorSettings(KgfinConfig):
         0.5, ge=0, le=1, description="rule_oracle: second supply-chain hop damping (the synthetic market's "
                                      "events.hop_damping)")
     gnn: GnnConfig = Field(default_factory=GnnConfig, description="gnn: the relational GNN (kgfin.gnn)")
+    propagation: PropagationConfig = Field(
+        default_factory=lambda: PropagationConfig(normalize="max_row"),
+        description="propagation_only, graph_shuffled: how the focal firm's impact spreads over mu (the baseline's "
+                    "own setting, so that a recipe reading language-model answers out another way, "
+                    "align.impact.reward.propagation, leaves the baseline as it is)")
     time_shuffled_source: str | None = Field(
         None, description="time_shuffled: the row whose scores it reuses (None: the best non-oracle row by mean "
                           "rank IC)")
@@ -416,7 +421,7 @@ class _Propagation:
         for row in events.itertuples(index=False):
             eid = str(row.event_id)
             y, tickers = _universe_vector(ctx, row, focal[eid] * unit)
-            z = propagate(self._mu(ctx, str(row.graph_month)), y, ctx.align.impact.reward.propagation)
+            z = propagate(self._mu(ctx, str(row.graph_month)), y, ctx.settings.propagation)
             out[eid] = EventScores(_on_candidates(z, tickers, ctx.candidates[eid]))
         return out
 
