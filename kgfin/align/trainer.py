@@ -48,7 +48,12 @@ from kgfin.align.decoding import Decoder
 from kgfin.align.events import AlignInputError, news_events
 from kgfin.align.impact_reward import ImpactReward, build_impact_reward
 from kgfin.align.models import knowledge_model, learned_alignment
-from kgfin.align.warm_start import WarmStartTeacher, supervised_fit, target_answers, warm_start_events
+from kgfin.align.warm_start import (
+    WarmStartTeacher,
+    supervised_fit,
+    target_answers,
+    warm_start_events,
+)
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
 from kgfin.llm.grammar import GrammarError
