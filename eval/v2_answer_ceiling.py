@@ -13,7 +13,8 @@ events and candidates (ripple evaluation v2):
   rounded to a nonzero integer in [-10, 10] (the answer grammar's language). K = 3 is the alignment recipe's answer
   (``max_companies: 4``), K = 12 an answer that scores every listed company, K = 60 with ``all`` one that scores
   every candidate the source scores (the focal firm's every neighbour and the random others: what is lost to the
-  prompt listing only 12 relations).
+  prompt listing only 12 relations). ``:direct``: the same answer read out with hops 0 (its scores alone, no spread
+  over mu: ``training/align-direct.yaml``), where an answer naming only the news' company says "no ripple".
 * SRC ``ridge_rule``: the point-in-time per-event-type ridge (a teacher a model could be distilled from);
   ``rule_oracle``: the market's planted rule (the ceiling of a model that knows the mechanics).
 
