@@ -83,6 +83,10 @@ def test_strays_and_limits(tiny) -> None:
     forced = [k for k in range(len(ok)) if len(grammar.allowed_after(ok[:k])) == 1]
     assert sorted(set(range(len(ok))) - set(choices.positions.tolist())) == forced  # the sparse form lists the rest
     assert choices.vocab[choices.taken].tolist() == [ok[k] for k in choices.positions.tolist()]
+    at_score = [k for k in range(len(ok)) if len(grammar.allowed_after(ok[:k])) > 1][-1]
+    wrong = [t for t in range(len(tok)) if t not in grammar.allowed_after(ok[:at_score])][0]
+    with pytest.raises(GrammarError, match=f"position {at_score}"):
+        grammar.sampler_choices(torch.tensor([ok[:at_score] + [wrong]]), torch.ones(1, at_score + 1))
     stray = tok("Delta Corp", add_special_tokens=False)["input_ids"]
     assert grammar.allowed_after(stray) == [tok.eos_token_id]
     with pytest.raises(GrammarError, match="too small"):

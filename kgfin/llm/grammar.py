@@ -475,6 +475,9 @@ class AnswerGrammar:
         for row, i, state in self._walk(reply_ids, reply_mask):
             allowed = state.allowed() if state is not None else [self.eos_token_id]
             if len(allowed) > 1:
+                if int(reply_ids[row, i]) not in allowed:
+                    raise GrammarError(f"reply row {row}, position {i}: token {int(reply_ids[row, i])} is not one "
+                                       "the grammar allowed there (not a reply of this grammar's sampler)")
                 at.append((row, i))
                 options.append(allowed)
                 offsets.append(state.bias() if state is not None else {})
