@@ -237,8 +237,8 @@ class PPOTrainer:
         pos = (att.cumsum(1) - 1).clamp(min=0)
         p = ro.prompt_length
         t = ids.shape[1] - p
-        cache = self._prompt_cache(model, ids[:, :p], att[:, :p]) if isinstance(rows, slice) and rows == slice(None) \
-            else None
+        whole = isinstance(rows, slice) and rows == slice(None)
+        cache = self._prompt_cache(model, ids[:, :p], att[:, :p]) if whole else None
         # under a grammar only its choices need logits (keep one position's); else the T + 1 last positions'
         # (position i predicts token i + 1)
         keep = 1 if ro.choices is not None else t + 1
@@ -251,8 +251,7 @@ class PPOTrainer:
                         use_cache=False, logits_to_keep=keep)
         last = out.hidden_states[-1][:, -t - 1:-1] if want_hidden else None  # (B, T, H): what predicts each token
         if ro.choices is not None:
-            choices = ro.choices if isinstance(rows, slice) and rows == slice(None) else ro.choices.select(
-                torch.arange(len(ro.input_ids), device=ids.device)[rows])
+            choices = ro.choices if whole else ro.choices.select(torch.arange(len(ro.input_ids), device=ids.device)[rows])
             logp = self._choice_logp(model, last, choices)
         else:
             logits = out.logits[:, :-1] / self.cfg.temperature  # (B, T, V)

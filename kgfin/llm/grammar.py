@@ -223,8 +223,9 @@ class SamplerChoices:
         import torch
 
         new_row = {int(r): n for n, r in enumerate(rows.tolist())}
-        keep = [n for n, r in enumerate(self.rows.tolist()) if r in new_row]
-        renumbered = [new_row[int(self.rows[n])] for n in keep]
+        old = self.rows.tolist()
+        keep = [n for n, r in enumerate(old) if r in new_row]
+        renumbered = [new_row[old[n]] for n in keep]
         idx = torch.tensor(keep, dtype=torch.long, device=self.rows.device)
         return SamplerChoices(torch.tensor(renumbered, dtype=torch.long, device=self.rows.device),
                               self.positions[idx], self.vocab, self.allowed[idx], self.taken[idx],
@@ -447,15 +448,16 @@ class AnswerGrammar:
 
         return process
 
-    def _walk(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor) -> Iterator[tuple[int, int, _State | None]]:
-        """(row, position, state before that position's token) over the valid reply positions."""
+    def _walk(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor
+              ) -> Iterator[tuple[int, int, int, _State | None]]:
+        """(row, position, token, state before that token) over the valid reply positions."""
         ids, valid = reply_ids.cpu().tolist(), reply_mask.cpu().bool().tolist()
         for row in range(len(ids)):
             state: _State | None = _State(self, self._first(row))
             for i, token in enumerate(ids[row]):
                 if not valid[row][i]:
                     continue
-                yield row, i, state
+                yield row, i, token, state
                 if state is not None and not state.advance(token):
                     state = None
 
@@ -470,15 +472,17 @@ class AnswerGrammar:
         import torch
 
         at: list[tuple[int, int]] = []
+        tokens: list[int] = []
         options: list[list[int]] = []
         offsets: list[dict[int, float]] = []
-        for row, i, state in self._walk(reply_ids, reply_mask):
+        for row, i, token, state in self._walk(reply_ids, reply_mask):
             allowed = state.allowed() if state is not None else [self.eos_token_id]
             if len(allowed) > 1:
-                if int(reply_ids[row, i]) not in allowed:
-                    raise GrammarError(f"reply row {row}, position {i}: token {int(reply_ids[row, i])} is not one "
-                                       "the grammar allowed there (not a reply of this grammar's sampler)")
+                if token not in allowed:
+                    raise GrammarError(f"reply row {row}, position {i}: token {token} is not one the grammar allowed "
+                                       "there (not a reply of this grammar's sampler)")
                 at.append((row, i))
+                tokens.append(token)
                 options.append(allowed)
                 offsets.append(state.bias() if state is not None else {})
         vocab = sorted({t for allowed in options for t in allowed})
@@ -493,6 +497,6 @@ class AnswerGrammar:
                         bias[n, column[token]] = value
         where = torch.tensor(at, dtype=torch.long).reshape(-1, 2)
         dev = reply_ids.device
-        taken = torch.tensor([column[int(reply_ids[r, i])] for r, i in at], dtype=torch.long)
+        taken = torch.tensor([column[t] for t in tokens], dtype=torch.long)
         return SamplerChoices(where[:, 0].to(dev), where[:, 1].to(dev), torch.tensor(vocab, dtype=torch.long).to(dev),
                               mask.to(dev), taken.to(dev), None if bias is None else bias.to(dev))
