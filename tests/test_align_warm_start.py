@@ -11,12 +11,17 @@ import pytest
 from text_stub import hashed_embed
 
 from kgfin.align.config import AlignConfig, EventConfig, ImpactRewardConfig, WarmStartConfig
-from kgfin.align.warm_start import supervised_fit, target_answers, warm_start_events
+from kgfin.align.warm_start import (
+    choice_agreement,
+    supervised_fit,
+    target_answers,
+    warm_start_events,
+)
 from kgfin.data import load_market
 from kgfin.data.calendar import month_bounds
 from kgfin.graph.snapshot import build_snapshot
 from kgfin.llm import TINY_MODEL, load_causal_lm
-from kgfin.llm.grammar import AnswerGrammar, GrammarError, company_labels
+from kgfin.llm.grammar import SLOT_TYPE, AnswerGrammar, GrammarError, company_labels
 from kgfin.llm.parse import Universe, parse_impacts
 from kgfin.llm.prompts import ANSWER_PREFIX
 from kgfin.market.residuals import residuals, window_moves
@@ -85,7 +90,7 @@ def test_supervised_fit_lowers_the_answer_loss() -> None:
         p.requires_grad_(True)
     prompts = ["news one", "news two", "news three", "news four"]
     answers = [tok(" Alpha 4", add_special_tokens=False)["input_ids"]] * 4
-    losses = supervised_fit(model, tok, prompts, answers, WarmStartConfig(epochs=10, batch_size=2,
+    losses = supervised_fit(model, tok, prompts, answers, WarmStartConfig(epochs=10, batch_size=2, loss="tokens",
                                                                           learning_rate=1e-2))
     assert len(losses) == 20 and losses[-1] < 0.2 * losses[0]  # ln(vocab) ~ 10.8 down to the answer
 
@@ -106,12 +111,59 @@ def test_micro_batches_take_the_same_step_as_one_pass() -> None:
     for micro in (4, 1):
         m = copy.deepcopy(model)
         losses = supervised_fit(m, tok, prompts, answers, WarmStartConfig(epochs=2, batch_size=4, micro_batch_size=micro,
-                                                                          learning_rate=1e-2))
+                                                                          loss="tokens", learning_rate=1e-2))
         runs.append((losses, [p.detach().clone() for p in m.parameters()]))
     assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-4)
     # float sums in another order, scaled by Adam's normalisation: ~2e-5 apart, against steps of ~1e-2
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(runs[0][1], runs[1][1], strict=True))
     assert max(float((a - b).abs().max()) for a, b in zip(runs[0][1], model.parameters(), strict=True)) > 1e-3
+
+
+def _grammar_targets(tok):
+    uni = Universe(("AAA", "BBB", "CCC"), ("Alpha Inc", "Beta Corp", "Gamma Ltd"))
+    grammar = AnswerGrammar.for_universe(tok, uni.tickers, uni.names, max_companies=3, max_new_tokens=96)
+    entries = ([("Alpha Inc (AAA)", -4), ("Gamma Ltd (CCC)", 2)], [("Beta Corp (BBB)", 7)],
+               [("Alpha Inc (AAA)", 1), ("Beta Corp (BBB)", -10), ("Gamma Ltd (CCC)", 3)], [("Gamma Ltd (CCC)", -2)])
+    rules = [{"Alpha Inc (AAA)"}, None, {"Alpha Inc (AAA)", "Beta Corp (BBB)"}, {"Gamma Ltd (CCC)"}]
+    return grammar, rules, [grammar.encode_answer(tok, e) for e in entries]
+
+
+def test_choice_loss_is_the_grammars_log_likelihood_of_the_answers() -> None:
+    """With ``loss: choices`` a step's loss is the mean negative log-probability of the answers' choices under the
+    constrained sampler's distribution (computed here from the dense masks over the whole vocabulary, forced tokens
+    included at log 1 = 0), and fitting raises it."""
+    import torch
+
+    model, tok = load_causal_lm(TINY_MODEL)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    grammar, rules, answers = _grammar_targets(tok)
+    prompts = ["news one", "a longer news item two", "three", "news four is here"]
+    with torch.no_grad():
+        nll, n_choices = 0.0, 0
+        for prompt, answer, rule in zip(prompts, answers, rules, strict=True):
+            p = tok(prompt, add_special_tokens=False)["input_ids"]
+            logits = model(input_ids=torch.tensor([p + answer])).logits[0, len(p) - 1:-1].float()
+            reply, valid = torch.tensor([answer]), torch.ones(1, len(answer), dtype=torch.bool)
+            g = grammar.with_first_entries([rule])
+            choices = g.sampler_choices(reply, valid)
+            mask, _ = choices.dense(reply, valid, logits.shape[-1])
+            logp = torch.log_softmax(logits.masked_fill(~mask[0], -torch.inf), -1).gather(-1, reply.T).squeeze(-1)
+            nll -= float(logp.sum())
+            n_choices += len(choices.rows)
+    before = choice_agreement(model, tok, prompts, answers, grammar, rules, batch_size=3)
+    assert -before["logp"].mean() == pytest.approx(nll / n_choices, rel=1e-4) and len(before) == n_choices
+    # one direction choice per entry (2 + 1 + 3 + 1 entries), numbered within its answer
+    types = before[before["slot"] == SLOT_TYPE]
+    assert types.groupby("item")["entry"].apply(list).tolist() == [[0, 1], [0], [0, 1, 2], [0]]
+    cfg = WarmStartConfig(epochs=20, batch_size=4, micro_batch_size=3, learning_rate=1e-2)
+    losses = supervised_fit(model, tok, prompts, answers, cfg, grammar=grammar, rules=rules)
+    assert losses[0] == pytest.approx(nll / n_choices, rel=1e-4)
+    assert losses[-1] < 0.3 * losses[0]
+    after = choice_agreement(model, tok, prompts, answers, grammar, rules)
+    assert after["hit"].mean() > before["hit"].mean() and after["logp"].mean() > before["logp"].mean()
+    with pytest.raises(Exception, match="needs the answer grammar"):
+        supervised_fit(model, tok, prompts, answers, cfg)
 
 
 @pytest.mark.integration

@@ -9,7 +9,14 @@ import random
 import pytest
 import torch
 
-from kgfin.llm.grammar import IMPACT_TYPES, AnswerGrammar, GrammarError
+from kgfin.llm.grammar import (
+    IMPACT_TYPES,
+    SLOT_NAME,
+    SLOT_SCORE,
+    SLOT_TYPE,
+    AnswerGrammar,
+    GrammarError,
+)
 from kgfin.llm.parse import Universe, parse_impacts
 from kgfin.llm.prompts import ANSWER_PREFIX
 
@@ -83,6 +90,12 @@ def test_strays_and_limits(tiny) -> None:
     forced = [k for k in range(len(ok)) if len(grammar.allowed_after(ok[:k])) == 1]
     assert sorted(set(range(len(ok))) - set(choices.positions.tolist())) == forced  # the sparse form lists the rest
     assert choices.vocab[choices.taken].tolist() == [ok[k] for k in choices.positions.tolist()]
+    # what each choice decides: the type slot's choice is the direction's first token, the rest by slot position
+    name_end = len(tok('Beta Mining (BET)", "impact_type": "', add_special_tokens=False)["input_ids"])
+    type_end = name_end + len(tok('negative", "impact_score": "', add_special_tokens=False)["input_ids"])
+    expect = [SLOT_NAME if k < name_end else SLOT_TYPE if k < type_end else SLOT_SCORE
+              for k in choices.positions.tolist()]
+    assert choices.slots.tolist() == expect and SLOT_TYPE in expect and set(choices.entries.tolist()) == {0}
     at_score = [k for k in range(len(ok)) if len(grammar.allowed_after(ok[:k])) > 1][-1]
     wrong = [t for t in range(len(tok)) if t not in grammar.allowed_after(ok[:at_score])][0]
     with pytest.raises(GrammarError, match=f"position {at_score}"):

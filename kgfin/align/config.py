@@ -153,6 +153,12 @@ class WarmStartConfig(KgfinConfig):
         description="the ripple firms' target moves: realised (their residual over the outcome window: mostly noise "
                     "at the ripple's signal-to-noise) or ridge_rule (the ripple evaluation's point-in-time ridge on "
                     "relation strengths, a denoised teacher: kgfin.evaluate.teacher; `kgfin align` builds it)")
+    loss: Literal["choices", "tokens"] = Field(
+        "choices",
+        description="choices: the answer's log-likelihood under the answer grammar (the constrained sampler's "
+                    "distribution, as PPO's log-probabilities: only where the grammar leaves a choice, i.e. which "
+                    "company, which direction, what size, whether another entry follows); tokens: the causal-LM "
+                    "cross-entropy of every answer token, the grammar's forced text included")
     epochs: int = Field(2, ge=1, description="passes over the targets")
     batch_size: int = Field(8, ge=1, description="answers per gradient step")
     micro_batch_size: int = Field(

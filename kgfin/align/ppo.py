@@ -259,17 +259,9 @@ class PPOTrainer:
         return logp, (last if hidden else None)
 
     def _choice_logp(self, model: nn.Module, last: torch.Tensor, choices: SamplerChoices) -> torch.Tensor:
-        """(B, T) log-probs under the constrained sampler's distribution: at each choice the taken token's
-        log-softmax over the allowed tokens of the (type-biased) logits over temperature, 0 where the token was
-        forced. The output layer runs on the N choices' hidden states and the U tokens allowed somewhere only."""
-        head = model.get_output_embeddings()
-        logits = last[choices.rows, choices.positions] @ head.weight[choices.vocab].T  # (N, U)
-        if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[choices.vocab]
-        if choices.bias is not None:  # the sampler added the grammar's type bias before temperature
-            logits = logits + choices.bias
-        logits = (logits / self.cfg.temperature).masked_fill(~choices.allowed, -math.inf)
-        chosen = torch.log_softmax(logits.float(), dim=-1).gather(-1, choices.taken[:, None]).squeeze(-1)
+        """(B, T) log-probs under the constrained sampler's distribution (:meth:`SamplerChoices.log_probs` at each
+        choice, at the sampling temperature), 0 where the token was forced."""
+        chosen = choices.log_probs(last, model.get_output_embeddings(), self.cfg.temperature)
         logp = torch.zeros(last.shape[:2], dtype=chosen.dtype, device=last.device)
         return logp.index_put((choices.rows, choices.positions), chosen)
 

@@ -51,12 +51,11 @@ from kgfin.align.models import knowledge_model, learned_alignment
 from kgfin.align.warm_start import (
     WarmStartTeacher,
     supervised_fit,
-    target_answers,
     warm_start_events,
+    warm_start_targets,
 )
 from kgfin.data.loaders import MarketData
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.llm.grammar import GrammarError
 from kgfin.llm.parse import SCORE_LIMIT
 from kgfin.market.residuals import residuals
 from kgfin.runinfo import write_manifest
@@ -124,9 +123,9 @@ class _MonthPolicy:
                     for name, p in reference.named_parameters():
                         p.add_(reference_learned[name].to(p.device))
             references = {"reference_model": reference}
-        grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens,
-                                  lambda ev: decoder.messages(ev, read_snapshot))
-        self.algorithm = make_algorithm(cfg, self.policy, self.tok, reward, decoder, grammar=grammar,
+        self.grammar = decoder.grammar(self.policy, self.tok, graph_month, cfg.ppo.max_new_tokens,
+                                       lambda ev: decoder.messages(ev, read_snapshot))
+        self.algorithm = make_algorithm(cfg, self.policy, self.tok, reward, decoder, grammar=self.grammar,
                                         state=algorithm_state, work_dir=work_dir, **references)
 
     def learned(self) -> dict[str, Any]:
@@ -213,34 +212,18 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     if events.empty:
         raise AlignInputError(f"warm start: no news item before {first_month} whose outcome window ends before it "
                               f"(warm_start.months={ws.months})")
-    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
     rules = decoder.first_entries(events, read_snapshot)
-    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
-    expected = None
-    if ws.target != "realised":
-        if teacher is None:
-            raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
-                                  "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
-        expected = teacher(events, resid)
-    answers = target_answers(events, read_snapshot, resid, reward.universe.tickers, reward.universe.names,
-                             cfg.impact, firms, allowed, expected)
     policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl",
                           read_snapshot)
-    grammar = AnswerGrammar.for_universe(policy.tok, reward.universe.tickers, reward.universe.names,
-                                         max_companies=firms + 1, max_new_tokens=cfg.ppo.max_new_tokens)
-    ids = []
-    for entries in answers:
-        while True:  # drop the smallest ripple entries until the answer fits max_new_tokens
-            try:
-                ids.append(grammar.encode_answer(policy.tok, entries))
-                break
-            except GrammarError:
-                if len(entries) == 1:
-                    raise
-                entries = entries[:-1]
+    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
+    grammar = policy.grammar or AnswerGrammar.for_universe(  # unconstrained: the grammar only writes the targets
+        policy.tok, reward.universe.tickers, reward.universe.names, max_companies=firms + 1,
+        max_new_tokens=cfg.ppo.max_new_tokens)
+    ids = warm_start_targets(events, read_snapshot, resid, reward.universe, cfg, rules, grammar, policy.tok, teacher)
     prompts = chat_prompts(policy.tok, decoder.messages(events, read_snapshot), system=SYSTEM_PROMPT,
                            prefix=decoder.prefix)
-    losses = supervised_fit(policy.policy, policy.tok, prompts, ids, ws, progress=progress)
+    losses = supervised_fit(policy.policy, policy.tok, prompts, ids, ws, progress=progress, grammar=policy.grammar,
+                            rules=rules)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save_final(tmp)
@@ -248,7 +231,8 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     write_manifest(tmp, command, cfg, extra={"warm_start_events": len(events), "first_month": first_month,
                                               "target": ws.target,
                                               "months": sorted(set(events["month"])), "steps": len(losses),
-                                              "mean_entries": float(np.mean([len(a) for a in answers]))})
+                                              "loss": ws.loss,
+                                              "mean_answer_tokens": float(np.mean([len(a) for a in ids]))})
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 

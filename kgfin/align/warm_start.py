@@ -1,7 +1,8 @@
 """Supervised warm start of alignment (``align.warm_start``): teach the policy answers built from what happened.
 
-Before PPO, the alignment LoRA is fine-tuned (causal-LM loss on the answer tokens only) on earlier news
-items answered with their realised outcome:
+Before PPO, the alignment LoRA is fine-tuned on earlier news items answered with their realised outcome (by
+default the answers' log-likelihood under the answer grammar, where it leaves the model a choice:
+``warm_start.loss``):
 
 * the focal firm (first, as ``decoding.first_entry: news`` demands) with its own residual move over
   days ``d .. d + horizon``, and
@@ -35,16 +36,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kgfin.align.config import ImpactRewardConfig, WarmStartConfig
+from kgfin.align.config import AlignConfig, ImpactRewardConfig, WarmStartConfig
 from kgfin.align.events import AlignInputError, news_events
 from kgfin.data.calendar import add_months, month_bounds
 from kgfin.data.loaders import MarketData
 from kgfin.graph.candidates import candidate_sets
 from kgfin.graph.snapshot import GraphSnapshot
-from kgfin.llm.grammar import company_labels
+from kgfin.llm.grammar import AnswerGrammar, GrammarError, RowRule, company_labels
+from kgfin.llm.parse import Universe
 from kgfin.market.residuals import window_moves
 
-__all__ = ["WarmStartConfig", "WarmStartTeacher", "supervised_fit", "target_answers", "warm_start_events"]
+__all__ = ["TargetBatch", "WarmStartConfig", "choice_agreement", "WarmStartTeacher", "supervised_fit", "target_answers", "warm_start_events",
+           "warm_start_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +115,60 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
     return out
 
 
+def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
+                       universe: Universe, cfg: AlignConfig, rules: Sequence[Collection[str] | RowRule | None] | None,
+                       grammar: AnswerGrammar, tokenizer: Any, teacher: WarmStartTeacher | None = None
+                       ) -> list[list[int]]:
+    """Per event, the reply token ids of its target answer (:func:`target_answers`, the ``teacher``'s expected
+    moves with ``warm_start.target: ridge_rule``), written in ``grammar``'s language; an answer too long for
+    ``max_new_tokens`` loses its smallest ripple entries until it fits. ``rules``: per event, what its answer may
+    name (:meth:`kgfin.align.decoding.Decoder.first_entries`)."""
+    ws = cfg.warm_start
+    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
+    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
+    expected = None
+    if ws.target != "realised":
+        if teacher is None:
+            raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
+                                  "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
+        expected = teacher(events, resid)
+    answers = target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact, firms,
+                             allowed, expected)
+    ids = []
+    for entries in answers:
+        while True:
+            try:
+                ids.append(grammar.encode_answer(tokenizer, entries))
+                break
+            except GrammarError:
+                if len(entries) == 1:
+                    raise
+                entries = entries[:-1]
+    return ids
+
+
 def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[int]],
-                   config: WarmStartConfig, progress: bool = False) -> list[float]:
-    """Fine-tune ``model``'s trainable parameters on (chat-formatted prompt, answer token ids) pairs with the causal-LM
-    loss (mean cross-entropy over a batch's answer tokens), accumulated over micro-batches of
-    ``config.micro_batch_size`` (the same step as one pass, in less memory). Returns the loss of each gradient step."""
+                   config: WarmStartConfig, progress: bool = False, grammar: AnswerGrammar | None = None,
+                   rules: Sequence[Collection[str] | RowRule | None] | None = None) -> list[float]:
+    """Fine-tune ``model``'s trainable parameters on (chat-formatted prompt, answer token ids) pairs; returns the loss
+    of each gradient step. Gradients accumulate over micro-batches of ``config.micro_batch_size`` (the same step as
+    one pass, in less memory).
+
+    ``config.loss``: ``choices`` (default) minimises the mean negative log-probability of the answers' choices
+    under ``grammar`` (its sampler's distribution; ``rules``: per prompt, its first-entry rule, as the sampler
+    applied it), the same quantity PPO's log-probabilities are, so the forced JSON does not dilute the decisions;
+    ``tokens`` the mean causal-LM cross-entropy over every answer token (no grammar needed)."""
     import torch
     from tqdm.auto import tqdm
 
     if len(prompts) != len(answers) or not prompts:
         raise AlignInputError(f"warm start needs one answer per prompt and at least one ({len(prompts)} prompts, "
                               f"{len(answers)} answers)")
+    if config.loss == "choices" and grammar is None:
+        raise AlignInputError("warm_start.loss=choices needs the answer grammar (constrained decoding); use "
+                              "warm_start.loss=tokens without one")
+    if rules is not None and len(rules) != len(prompts):
+        raise AlignInputError(f"warm start: {len(rules)} first-entry rules for {len(prompts)} prompts")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise AlignInputError("the warm start's model has no trainable parameters")
@@ -139,41 +185,110 @@ def supervised_fit(model: Any, tokenizer: Any, prompts: Sequence[str], answers: 
         for _ in range(config.epochs):
             order = rng.permutation(len(rows))
             for lo in range(0, len(rows), config.batch_size):
-                batch = [rows[i] for i in order[lo:lo + config.batch_size]]
-                tokens = sum(len(a) for _, a in batch)
+                batch = [int(i) for i in order[lo:lo + config.batch_size]]
+                parts = []
+                for mlo in range(0, len(batch), config.micro_batch_size):
+                    part = batch[mlo:mlo + config.micro_batch_size]
+                    rows_grammar = None
+                    if config.loss == "choices":
+                        assert grammar is not None
+                        rows_grammar = grammar.with_first_entries([rules[i] for i in part]) if rules else grammar
+                    parts.append(TargetBatch([rows[i] for i in part], pad, device, rows_grammar))
+                count = sum(p.count for p in parts)  # answer tokens, or choices
                 opt.zero_grad()
                 loss = 0.0
-                for mlo in range(0, len(batch), config.micro_batch_size):  # gradients accumulate over micro-batches
-                    part = _answer_loss(model, batch[mlo:mlo + config.micro_batch_size], pad, device) / tokens
-                    part.backward()
-                    loss += float(part.detach())
+                for part in parts:
+                    value = part.loss(model) / count
+                    value.backward()
+                    loss += float(value.detach())
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 losses.append(loss)
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
-    log.info("warm start: %d answers, %d steps, loss %.3f -> %.3f", len(rows), len(losses), losses[0], losses[-1])
+    log.info("warm start: %d answers, %d steps, %s loss %.3f -> %.3f", len(rows), len(losses), config.loss,
+             losses[0], losses[-1])
     return losses
 
 
-def _answer_loss(model: Any, batch: Sequence[tuple[list[int], list[int]]], pad: int, device: Any) -> Any:
-    """Summed cross-entropy of the answer tokens of (prompt ids, answer ids) rows. Rows are left-padded, so every
-    answer ends its row and the vocabulary logits are computed for the answer span only."""
+def choice_agreement(model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[Sequence[int]],
+                     grammar: AnswerGrammar, rules: Sequence[Collection[str] | RowRule | None] | None = None,
+                     batch_size: int = 4) -> pd.DataFrame:
+    """How closely ``model`` follows target answers where the grammar leaves it a choice (teacher forcing, no
+    gradients): one row per choice with ``item`` (prompt index), ``entry`` (0 = the answer's first company),
+    ``slot`` (:data:`~kgfin.llm.grammar.SLOT_NAME` / ``SLOT_TYPE`` / ``SLOT_SCORE``), ``digit`` (a score digit is
+    among the tokens allowed there, not only the close or another entry), ``token`` (the target's), ``logp`` (the target token's
+    log-probability under the constrained sampler) and ``hit`` (the target token is the most likely allowed one:
+    what greedy decoding would pick given the answer so far)."""
     import torch
 
-    width = max(len(p) + len(a) for p, a in batch)
-    span = max(len(a) for _, a in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), span), -100, dtype=torch.long)
-    att = torch.zeros((len(batch), width), dtype=torch.long)
-    for r, (p, a) in enumerate(batch):
-        ids[r, width - len(p) - len(a):] = torch.tensor(p + a)
-        att[r, width - len(p) - len(a):] = 1
-        labels[r, span - len(a):] = torch.tensor(a)
-    pos = (att.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
-                logits_to_keep=span + 1)
-    logits = out.logits[:, :-1].float()  # position i predicts token i + 1: the last `span` tokens
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.to(device).reshape(-1),
-                                             ignore_index=-100, reduction="sum")
+    rows = [(tokenizer(p, add_special_tokens=False)["input_ids"], list(a)) for p, a in zip(prompts, answers,
+                                                                                         strict=True)]
+    device = next(model.parameters()).device
+    digits = {t for t in range(len(tokenizer)) if tokenizer.decode([t]).strip().isdigit()}
+    frames = []
+    with torch.no_grad():
+        for lo in range(0, len(rows), batch_size):
+            g = grammar.with_first_entries(rules[lo:lo + batch_size]) if rules is not None else grammar
+            batch = TargetBatch(rows[lo:lo + batch_size], tokenizer.pad_token_id, device, g)
+            ch = batch.choices
+            assert ch is not None
+            logp = batch.choice_log_softmax(model)
+            vocab = ch.vocab.tolist()
+            is_digit = torch.tensor([t in digits for t in vocab], device=ch.allowed.device)
+            frames.append(pd.DataFrame({
+                "item": (ch.rows + lo).tolist(), "entry": ch.entries.tolist(), "slot": ch.slots.tolist(),
+                "digit": (ch.allowed & is_digit).any(1).tolist(), "token": ch.vocab[ch.taken].tolist(),
+                "logp": logp.gather(-1, ch.taken[:, None]).squeeze(-1).tolist(),
+                "hit": (logp.argmax(-1) == ch.taken).tolist()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+class TargetBatch:
+    """Teacher-forced (prompt ids, answer ids) rows: left-padded into one tensor, so every answer ends its row and
+    the model's outputs are needed for the answer span only; with a grammar, its choices over the answer span
+    (``choices``, :class:`~kgfin.llm.grammar.SamplerChoices`)."""
+
+    def __init__(self, batch: Sequence[tuple[list[int], list[int]]], pad: int, device: Any,
+                 grammar: AnswerGrammar | None = None):
+        import torch
+
+        width = max(len(p) + len(a) for p, a in batch)
+        self.span = max(len(a) for _, a in batch)
+        self.ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        self.labels = torch.full((len(batch), self.span), -100, dtype=torch.long)
+        self.att = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (p, a) in enumerate(batch):
+            self.ids[r, width - len(p) - len(a):] = torch.tensor(p + a)
+            self.att[r, width - len(p) - len(a):] = 1
+            self.labels[r, self.span - len(a):] = torch.tensor(a)
+        self.ids, self.att, self.labels = self.ids.to(device), self.att.to(device), self.labels.to(device)
+        self.choices = None
+        if grammar is not None:
+            reply = self.labels.clamp(min=0)
+            self.choices = grammar.sampler_choices(reply, self.labels >= 0)
+        self.count = len(self.choices.rows) if self.choices is not None else int((self.labels >= 0).sum())
+
+    def _outputs(self, model: Any) -> Any:
+        pos = (self.att.cumsum(1) - 1).clamp(min=0)
+        return model(input_ids=self.ids, attention_mask=self.att, position_ids=pos, logits_to_keep=self.span + 1,
+                     output_hidden_states=self.choices is not None)
+
+    def choice_log_softmax(self, model: Any) -> Any:
+        """(N, U) log-probabilities over the tokens allowed at each choice (:meth:`SamplerChoices.log_softmax`);
+        position i's hidden state predicts token i + 1, so the answer span's are the ``span`` before the last."""
+        if self.choices is None:
+            raise AlignInputError("choice log-probabilities need the answer grammar")
+        hidden = self._outputs(model).hidden_states[-1][:, -self.span - 1:-1]
+        return self.choices.log_softmax(hidden, model.get_output_embeddings())
+
+    def loss(self, model: Any) -> Any:
+        """Summed negative log-likelihood of the answers' choices (with a grammar) or of their tokens."""
+        import torch
+
+        if self.choices is not None:
+            return -self.choice_log_softmax(model).gather(-1, self.choices.taken[:, None]).sum()
+        logits = self._outputs(model).logits[:, :-1].float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), self.labels.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")

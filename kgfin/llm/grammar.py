@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "AnswerGrammar", "GrammarError", "RowRule", "SamplerChoices", "company_label", "company_labels", "type_stem"]
+__all__ = ["IMPACT_TYPES", "SLOT_NAME", "SLOT_SCORE", "SLOT_TYPE", "AnswerGrammar", "GrammarError", "RowRule", "SamplerChoices", "company_label", "company_labels", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -67,6 +67,7 @@ _AFTER_TYPE = '", "impact_score": "'
 _NEXT_ENTRY = '"}, {"name": "'
 _CLOSE = '"}]}}'
 
+SLOT_NAME, SLOT_TYPE, SLOT_SCORE = 0, 1, 2  # an entry's slots: company, impact type (direction), score (+ close)
 _CONTINUE, _END = "continue", "end"  # score-slot tags are (kind, sign): kind continue or end, sign + - or 0
 
 
@@ -135,7 +136,7 @@ class _State:
         self.g = grammar
         self.first = rule.first if rule else None  # companies the first entry must name (None: any)
         self.names = rule.names if rule else None  # companies any entry may name (None: any)
-        self.slot = 0  # 0 name, 1 type, 2 score (+ continue or close)
+        self.slot = SLOT_NAME  # then SLOT_TYPE, SLOT_SCORE (+ continue or close)
         self.node = grammar.slots[0].root
         self.entries = 0
         self.tokens = 0
@@ -147,15 +148,15 @@ class _State:
     def _permitted(self) -> Callable[[set[Hashable]], bool]:
         """Whether a subtree with these tags still holds an allowed alternative."""
         g = self.g
-        if self.slot == 0 and self.entries == 0 and self.first is not None:  # the item's first-entry companies
+        if self.slot == SLOT_NAME and self.entries == 0 and self.first is not None:  # the item's first-entry companies
             first = self.first if self.names is None else self.first & self.names
             return lambda tags: bool(tags & first)
-        if self.slot == 0 and self.names is not None:  # a listed company not yet named
+        if self.slot == SLOT_NAME and self.names is not None:  # a listed company not yet named
             left = self.names - self.named
             return lambda tags: bool(tags & left)
-        if self.slot == 0:  # a company not yet named
+        if self.slot == SLOT_NAME:  # a company not yet named
             return lambda tags: not tags <= self.named
-        if self.slot == 1:
+        if self.slot == SLOT_TYPE:
             return lambda tags: True
         # the score slot decides between another entry and the close: another entry must still fit
         room = g.max_new_tokens - self.slot_start
@@ -175,7 +176,7 @@ class _State:
 
     def bias(self) -> dict[int, float]:
         """Logit offsets at this position: the type bias where the first entry's impact type is decided, else none."""
-        at_first_type = not self.done and self.entries == 0 and self.slot == 1 and self.node is self.g.slots[1].root
+        at_first_type = not self.done and self.entries == 0 and self.slot == SLOT_TYPE and self.node is self.g.slots[1].root
         return self.g.first_type_bias if at_first_type else {}
 
     def advance(self, token: int) -> bool:
@@ -186,11 +187,11 @@ class _State:
         self.tokens += 1
         self.node = child
         if self.node.tag is not None:
-            if self.slot == 0:
+            if self.slot == SLOT_NAME:
                 self.named.add(self.node.tag)
-            if self.slot == 1:
+            if self.slot == SLOT_TYPE:
                 self.sign = _SIGN_OF_TYPE.get(self.node.tag)
-            if self.slot == 2:
+            if self.slot == SLOT_SCORE:
                 self.entries += 1
                 self.done = self.node.tag[0] == _END  # type: ignore[index]
             self.slot = (self.slot + 1) % 3
@@ -203,8 +204,10 @@ class _State:
 class SamplerChoices:
     """The constrained sampler's masks in sparse form: the reply positions where the grammar allowed more than one
     token (``rows``, ``positions``: N of them), the tokens allowed at any of them (``vocab``: U), which of those each
-    position allowed (``allowed``: (N, U) bool), the column of the token taken there (``taken``: (N,)) and the
-    type bias added (``bias``: (N, U) float, None without a type bias).
+    position allowed (``allowed``: (N, U) bool), the column of the token taken there (``taken``: (N,)), the
+    type bias added (``bias``: (N, U) float, None without a type bias), and what each choice decides: its answer
+    entry (``entries``: (N,), 0 = the first) and slot (``slots``: (N,), :data:`SLOT_NAME`, :data:`SLOT_TYPE` =
+    the direction, :data:`SLOT_SCORE` = the size and whether another entry follows).
 
     Every other valid position was forced: its token had probability 1 under the constrained distribution, so its
     log-probability is 0 and carries no gradient. PPO therefore needs the model's logits only at these N positions
@@ -216,7 +219,28 @@ class SamplerChoices:
     vocab: torch.Tensor
     allowed: torch.Tensor
     taken: torch.Tensor
+    entries: torch.Tensor
+    slots: torch.Tensor
     bias: torch.Tensor | None = None
+
+    def log_softmax(self, hidden: torch.Tensor, head: torch.nn.Module, temperature: float = 1.0) -> torch.Tensor:
+        """(N, U) log-probabilities of the tokens at each choice under the constrained sampler: the log-softmax over
+        the allowed tokens (-inf elsewhere) of the (type-biased) logits over ``temperature``. ``hidden``: (B, T, H)
+        final hidden states, position t the one that predicts reply token t; ``head``: the model's output layer,
+        run on the N choices and the U tokens allowed somewhere only (not the (B, T, V) logits)."""
+        import torch
+
+        logits = hidden[self.rows, self.positions] @ head.weight[self.vocab].T  # (N, U)
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[self.vocab]
+        if self.bias is not None:  # the sampler added the grammar's type bias before temperature
+            logits = logits + self.bias
+        logits = (logits / temperature).masked_fill(~self.allowed, -math.inf)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def log_probs(self, hidden: torch.Tensor, head: torch.nn.Module, temperature: float = 1.0) -> torch.Tensor:
+        """(N,) log-probability of each choice's taken token (:meth:`log_softmax`)."""
+        return self.log_softmax(hidden, head, temperature).gather(-1, self.taken[:, None]).squeeze(-1)
 
     def select(self, rows: torch.Tensor) -> SamplerChoices:
         """The choices of batch rows ``rows`` (in that order), renumbered 0..len(rows)-1."""
@@ -228,8 +252,8 @@ class SamplerChoices:
         renumbered = [new_row[old[n]] for n in keep]
         idx = torch.tensor(keep, dtype=torch.long, device=self.rows.device)
         return SamplerChoices(torch.tensor(renumbered, dtype=torch.long, device=self.rows.device),
-                              self.positions[idx], self.vocab, self.allowed[idx], self.taken[idx],
-                              None if self.bias is None else self.bias[idx])
+                              self.positions[idx], self.vocab, self.allowed[idx], self.taken[idx], self.entries[idx],
+                              self.slots[idx], None if self.bias is None else self.bias[idx])
 
     def dense(self, reply_ids: torch.Tensor, reply_mask: torch.Tensor, vocab_size: int
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -472,6 +496,7 @@ class AnswerGrammar:
         import torch
 
         at: list[tuple[int, int]] = []
+        decides: list[tuple[int, int]] = []  # (entry, slot) of each choice
         tokens: list[int] = []
         options: list[list[int]] = []
         offsets: list[dict[int, float]] = []
@@ -482,6 +507,7 @@ class AnswerGrammar:
                     raise GrammarError(f"reply row {row}, position {i}: token {token} is not one the grammar allowed "
                                        "there (not a reply of this grammar's sampler)")
                 at.append((row, i))
+                decides.append((state.entries, state.slot) if state is not None else (-1, -1))
                 tokens.append(token)
                 options.append(allowed)
                 offsets.append(state.bias() if state is not None else {})
@@ -498,5 +524,7 @@ class AnswerGrammar:
         where = torch.tensor(at, dtype=torch.long).reshape(-1, 2)
         dev = reply_ids.device
         taken = torch.tensor([column[t] for t in tokens], dtype=torch.long)
+        what = torch.tensor(decides, dtype=torch.long).reshape(-1, 2)
         return SamplerChoices(where[:, 0].to(dev), where[:, 1].to(dev), torch.tensor(vocab, dtype=torch.long).to(dev),
-                              mask.to(dev), taken.to(dev), None if bias is None else bias.to(dev))
+                              mask.to(dev), taken.to(dev), what[:, 0].to(dev), what[:, 1].to(dev),
+                              None if bias is None else bias.to(dev))
