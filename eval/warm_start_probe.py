@@ -34,15 +34,23 @@ from kgfin.align.decoding import Decoder
 from kgfin.align.events import news_events
 from kgfin.align.impact_reward import build_impact_reward
 from kgfin.align.models import knowledge_model, merge_alignment
-from kgfin.align.warm_start import choice_agreement, warm_start_events, warm_start_targets
+from kgfin.align.warm_start import (
+    choice_agreement,
+    target_answers,
+    warm_start_events,
+    warm_start_targets,
+)
+from kgfin.data.tables import read_table
+from kgfin.evaluate.predictors import relation_features
 from kgfin.evaluate.teacher import ridge_teacher
 from kgfin.evaluate.uncertainty import mean_ci, paired_test
 from kgfin.llm.generate import chat_prompts
-from kgfin.llm.grammar import SLOT_NAME, SLOT_SCORE, SLOT_TYPE
+from kgfin.llm.grammar import SLOT_NAME, SLOT_SCORE, SLOT_TYPE, company_labels
 from kgfin.llm.prompts import SYSTEM_PROMPT
 from kgfin.market.residuals import residuals
 from kgfin.store import open_store, required_snapshots
 
+RELATION_KINDS = ("downstream", "upstream", "board", "co-held", "technology")  # relation_features' columns
 KINDS = {  # kind -> which choices (entry, slot, digit)
     "news company: direction": lambda f: (f["entry"] == 0) & (f["slot"] == SLOT_TYPE),
     "ripple: company": lambda f: (f["entry"] >= 1) & (f["slot"] == SLOT_NAME),
@@ -55,8 +63,9 @@ KINDS = {  # kind -> which choices (entry, slot, digit)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_v2_args(ap)
-    ap.add_argument("--model", action="append", required=True,
-                    help="'base' (no alignment) or an alignment folder (OUT/warm_start, OUT/final); repeatable")
+    ap.add_argument("--model", action="append", default=[],
+                    help="'base' (no alignment) or an alignment folder (OUT/warm_start, OUT/final); repeatable "
+                         "(none: the lookup table alone)")
     ap.add_argument("--in-sample", action="store_true", help="also probe the warm start's own training items")
     ap.add_argument("--adapters", type=Path, default=Path("adapters"), help="knowledge adapters (with knowledge on)")
     ap.add_argument("--batch-size", type=int, default=4)
@@ -74,13 +83,17 @@ def main() -> None:
                                               cfg.impact.horizon)
     decoder = Decoder.for_months(cfg.decoding, reward.universe, market, run.months, cfg.events)
     teacher = ridge_teacher(market, read, cfg, data_dir=args.data)
-    frames, dropped = [], {}
+    types = _event_types(args.data)
+    frames, dropped, directions = [], {}, []
     for set_name, events in sets.items():
         expected = teacher(events, resid)  # once per set (point in time per month), shared by every model
         keep = events["event_id"].astype(str).isin(expected).to_numpy()
         events, dropped[set_name] = events[keep].reset_index(drop=True), int((~keep).sum())
         sets[set_name] = events
         rules = decoder.first_entries(events, read)
+        if types is not None:
+            directions.append(_ripple_directions(events, read, resid, reward.universe, cfg, rules, expected, types)
+                              .assign(set=set_name))
         for spec in args.model:
             for graph_month, part in events.groupby("graph_month", sort=True):  # one model per knowledge adapter
                 idx = part.index.to_numpy() if cfg.knowledge else events.index.to_numpy()
@@ -99,16 +112,72 @@ def main() -> None:
                 frames.append(got.assign(model=spec, set=set_name))
                 if not cfg.knowledge:
                     break
-    choices = pd.concat(frames, ignore_index=True)
-    table = summarise(choices, args.model)
     counts = ", ".join(f"{k}: {len(v)} items ({dropped[k]} the teacher does not score, left out)" for k, v in sets.items())
     print(f"# Teacher agreement on the answer's choices ({counts})\n")
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    choices = pd.concat(frames, ignore_index=True) if frames else None
+    table = summarise(choices, args.model) if choices is not None else None
+    if table is not None:
+        print(table.to_markdown(index=False, floatfmt=".3f"))
+    lookup = _lookup_agreement(pd.concat(directions, ignore_index=True)) if "in-sample" in sets and directions \
+        else None
+    if lookup is not None:
+        print("\nA lookup of the teacher's more common ripple direction per (event type, relation kinds to the news' "
+              "company), learnt on the in-sample targets (the planted event type; the model must read it from the "
+              "news):\n")
+        print(lookup.to_markdown(index=False, floatfmt=".3f"))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        choices.to_csv(args.out / "choices.csv", index=False)
-        table.to_csv(args.out / "agreement.csv", index=False)
+        if choices is not None and table is not None:
+            choices.to_csv(args.out / "choices.csv", index=False)
+            table.to_csv(args.out / "agreement.csv", index=False)
+        if lookup is not None:
+            lookup.to_csv(args.out / "lookup.csv", index=False)
         print(f"\ntables: {args.out}")
+
+
+def _event_types(data: Path) -> pd.Series | None:
+    """Event id -> planted event type (synthetic markets' truth/events), None without it."""
+    path = data / "truth" / "events.parquet"
+    return read_table(path).set_index("event_id")["event_type"].astype(str) if path.exists() else None
+
+
+def _ripple_directions(events: pd.DataFrame, read, resid: pd.DataFrame, universe, cfg, rules, expected,
+                       types: pd.Series) -> pd.DataFrame:
+    """One row per ripple entry of the target answers: event, entry, event type, relation kinds, direction."""
+    firms = min(cfg.warm_start.firms, cfg.decoding.max_companies - 1)
+    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
+    answers = target_answers(events, read, resid, universe.tickers, universe.names, cfg.impact, firms, allowed,
+                             expected)
+    ticker_of = {label: t for t, label in company_labels(universe.tickers, universe.names).items()}
+    rows = []
+    for row, entries in zip(events.itertuples(index=False), answers, strict=True):
+        tickers = [ticker_of[label] for label, _ in entries[1:]]
+        feats = relation_features(read(str(row.graph_month)), str(row.tickers[0]), tickers) if tickers else []
+        for k, (ticker, (_, score), x) in enumerate(zip(tickers, entries[1:], feats, strict=True), start=1):
+            kinds = "+".join(n for n, v in zip(RELATION_KINDS, x, strict=True) if v) or "none"
+            rows.append({"item": str(row.event_id), "entry": k, "event_type": types.get(str(row.event_id), "?"),
+                         "relation": kinds, "direction": int(np.sign(score)), "ticker": ticker})
+    return pd.DataFrame(rows)
+
+
+def _lookup_agreement(directions: pd.DataFrame) -> pd.DataFrame:
+    """Per set: per-item agreement of the in-sample majority direction per (event type, relation kinds), falling
+    back to the event type's, then the overall majority."""
+    train = directions[directions["set"] == "in-sample"]
+    overall = 1 if (train["direction"] > 0).mean() >= 0.5 else -1
+    by_type = train.groupby("event_type")["direction"].mean()
+    by_cell = train.groupby(["event_type", "relation"])["direction"].mean()
+    rows = []
+    for set_name, part in directions.groupby("set", sort=False):
+        guess = []
+        for r in part.itertuples(index=False):
+            m = by_cell.get((r.event_type, r.relation), by_type.get(r.event_type, overall))
+            guess.append(int(np.sign(m)) or overall)
+        hit = part.assign(hit=np.array(guess) == part["direction"].to_numpy())
+        ci = mean_ci(hit.groupby("item")["hit"].mean().to_numpy())
+        rows.append({"set": set_name, "entries": len(part), "items": ci.n, "agreement": ci.mean, "ci_low": ci.low,
+                     "ci_high": ci.high, "cells": int(by_cell.size)})
+    return pd.DataFrame(rows)
 
 
 def summarise(choices: pd.DataFrame, models: list[str]) -> pd.DataFrame:
