@@ -112,7 +112,8 @@ def main() -> None:
                 frames.append(got.assign(model=spec, set=set_name))
                 if not cfg.knowledge:
                     break
-    counts = ", ".join(f"{k}: {len(v)} items ({dropped[k]} the teacher does not score, left out)" for k, v in sets.items())
+    counts = ", ".join(f"{k}: {len(v)} items ({dropped[k]} the teacher does not score, left out)"
+                       for k, v in sets.items())
     print(f"# Teacher agreement on the answer's choices ({counts})\n")
     choices = pd.concat(frames, ignore_index=True) if frames else None
     table = summarise(choices, args.model) if choices is not None else None

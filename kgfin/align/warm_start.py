@@ -46,8 +46,8 @@ from kgfin.llm.grammar import AnswerGrammar, GrammarError, RowRule, company_labe
 from kgfin.llm.parse import Universe
 from kgfin.market.residuals import window_moves
 
-__all__ = ["TargetBatch", "WarmStartConfig", "choice_agreement", "WarmStartTeacher", "supervised_fit", "target_answers", "warm_start_events",
-           "warm_start_targets"]
+__all__ = ["TargetBatch", "WarmStartConfig", "WarmStartTeacher", "choice_agreement", "supervised_fit", "target_answers",
+           "warm_start_events", "warm_start_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +218,9 @@ def choice_agreement(model: Any, tokenizer: Any, prompts: Sequence[str], answers
     """How closely ``model`` follows target answers where the grammar leaves it a choice (teacher forcing, no
     gradients): one row per choice with ``item`` (prompt index), ``entry`` (0 = the answer's first company),
     ``slot`` (:data:`~kgfin.llm.grammar.SLOT_NAME` / ``SLOT_TYPE`` / ``SLOT_SCORE``), ``digit`` (a score digit is
-    among the tokens allowed there, not only the close or another entry), ``token`` (the target's), ``logp`` (the target token's
-    log-probability under the constrained sampler) and ``hit`` (the target token is the most likely allowed one:
-    what greedy decoding would pick given the answer so far)."""
+    among the tokens allowed there, not only the close or another entry), ``token`` (the target's), ``logp`` (the
+    target token's log-probability under the constrained sampler) and ``hit`` (the target token is the most likely
+    allowed one: what greedy decoding would pick given the answer so far)."""
     import torch
 
     rows = [(tokenizer(p, add_special_tokens=False)["input_ids"], list(a)) for p, a in zip(prompts, answers,

@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["IMPACT_TYPES", "SLOT_NAME", "SLOT_SCORE", "SLOT_TYPE", "AnswerGrammar", "GrammarError", "RowRule", "SamplerChoices", "company_label", "company_labels", "type_stem"]
+__all__ = ["IMPACT_TYPES", "SLOT_NAME", "SLOT_SCORE", "SLOT_TYPE", "AnswerGrammar", "GrammarError", "RowRule",
+           "SamplerChoices", "company_label", "company_labels", "type_stem"]
 
 IMPACT_TYPES = ("positive", "negative")
 _SIGN_OF_TYPE = {"positive": "+", "negative": "-"}  # other impact types allow either sign
@@ -176,7 +177,8 @@ class _State:
 
     def bias(self) -> dict[int, float]:
         """Logit offsets at this position: the type bias where the first entry's impact type is decided, else none."""
-        at_first_type = not self.done and self.entries == 0 and self.slot == SLOT_TYPE and self.node is self.g.slots[1].root
+        at_first_type = (not self.done and self.entries == 0 and self.slot == SLOT_TYPE
+                         and self.node is self.g.slots[SLOT_TYPE].root)
         return self.g.first_type_bias if at_first_type else {}
 
     def advance(self, token: int) -> bool:
