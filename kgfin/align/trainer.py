@@ -51,6 +51,7 @@ from kgfin.align.models import knowledge_model, learned_alignment
 from kgfin.align.warm_start import (
     WarmStartTeacher,
     supervised_fit,
+    target_firms,
     warm_start_events,
     warm_start_targets,
 )
@@ -215,9 +216,8 @@ def _warm_start(cfg: AlignConfig, market: MarketData, read_snapshot: Callable[[s
     rules = decoder.first_entries(events, read_snapshot)
     policy = _MonthPolicy(cfg, adapters_root, graph_month, reward, decoder, None, None, target.parent / "trl",
                           read_snapshot)
-    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
     grammar = policy.grammar or AnswerGrammar.for_universe(  # unconstrained: the grammar only writes the targets
-        policy.tok, reward.universe.tickers, reward.universe.names, max_companies=firms + 1,
+        policy.tok, reward.universe.tickers, reward.universe.names, max_companies=target_firms(cfg) + 1,
         max_new_tokens=cfg.ppo.max_new_tokens)
     ids = warm_start_targets(events, read_snapshot, resid, reward.universe, cfg, rules, grammar, policy.tok, teacher)
     prompts = chat_prompts(policy.tok, decoder.messages(events, read_snapshot), system=SYSTEM_PROMPT,

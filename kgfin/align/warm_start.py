@@ -47,7 +47,7 @@ from kgfin.llm.parse import Universe
 from kgfin.market.residuals import window_moves
 
 __all__ = ["TargetBatch", "WarmStartConfig", "WarmStartTeacher", "choice_agreement", "supervised_fit", "target_answers",
-           "warm_start_events", "warm_start_targets"]
+           "target_firms", "warm_start_events", "warm_start_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,13 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
     return out
 
 
+def target_firms(cfg: AlignConfig) -> int:
+    """Ripple firms per target answer: ``warm_start.firms``, fewer where the grammar's ``max_companies`` (the news'
+    company included) allows fewer."""
+    ws = cfg.warm_start
+    return min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
+
+
 def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
                        universe: Universe, cfg: AlignConfig, rules: Sequence[Collection[str] | RowRule | None] | None,
                        grammar: AnswerGrammar, tokenizer: Any, teacher: WarmStartTeacher | None = None
@@ -124,7 +131,6 @@ def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], Grap
     ``max_new_tokens`` loses its smallest ripple entries until it fits. ``rules``: per event, what its answer may
     name (:meth:`kgfin.align.decoding.Decoder.first_entries`)."""
     ws = cfg.warm_start
-    firms = min(ws.firms, cfg.decoding.max_companies - 1) if cfg.decoding.constrained else ws.firms
     allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
     expected = None
     if ws.target != "realised":
@@ -132,8 +138,8 @@ def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], Grap
             raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
                                   "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
         expected = teacher(events, resid)
-    answers = target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact, firms,
-                             allowed, expected)
+    answers = target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact,
+                             target_firms(cfg), allowed, expected)
     ids = []
     for entries in answers:
         while True:
@@ -226,7 +232,6 @@ def choice_agreement(model: Any, tokenizer: Any, prompts: Sequence[str], answers
     rows = [(tokenizer(p, add_special_tokens=False)["input_ids"], list(a)) for p, a in zip(prompts, answers,
                                                                                          strict=True)]
     device = next(model.parameters()).device
-    digits = {t for t in range(len(tokenizer)) if tokenizer.decode([t]).strip().isdigit()}
     frames = []
     with torch.no_grad():
         for lo in range(0, len(rows), batch_size):
@@ -235,8 +240,8 @@ def choice_agreement(model: Any, tokenizer: Any, prompts: Sequence[str], answers
             ch = batch.choices
             assert ch is not None
             logp = batch.choice_log_softmax(model)
-            vocab = ch.vocab.tolist()
-            is_digit = torch.tensor([t in digits for t in vocab], device=ch.allowed.device)
+            is_digit = torch.tensor([tokenizer.decode([t]).strip().isdigit() for t in ch.vocab.tolist()],
+                                    device=ch.allowed.device)
             frames.append(pd.DataFrame({
                 "item": (ch.rows + lo).tolist(), "entry": ch.entries.tolist(), "slot": ch.slots.tolist(),
                 "digit": (ch.allowed & is_digit).any(1).tolist(), "token": ch.vocab[ch.taken].tolist(),

@@ -138,7 +138,7 @@ class _State:
         self.first = rule.first if rule else None  # companies the first entry must name (None: any)
         self.names = rule.names if rule else None  # companies any entry may name (None: any)
         self.slot = SLOT_NAME  # then SLOT_TYPE, SLOT_SCORE (+ continue or close)
-        self.node = grammar.slots[0].root
+        self.node = grammar.slots[SLOT_NAME].root
         self.entries = 0
         self.tokens = 0
         self.slot_start = 0
