@@ -15,7 +15,8 @@ events and candidates (ripple evaluation v2):
   every candidate the source scores (the focal firm's every neighbour and the random others: what is lost to the
   prompt listing only 12 relations). ``:direct``: the same answer read out with hops 0 (its scores alone, no spread
   over mu: ``training/align-direct.yaml``), where an answer naming only the news' company says "no ripple".
-* SRC ``ridge_rule``: the point-in-time per-event-type ridge (a teacher a model could be distilled from);
+* SRC (``--sources``, default ``ridge_rule rule_oracle``): ``ridge_rule``, the point-in-time per-event-type ridge
+  (a teacher a model could be distilled from); ``gnn``, the relational GNN row (another such teacher, slower);
   ``rule_oracle``: the market's planted rule (the ceiling of a model that knows the mechanics).
 
     python eval/v2_answer_ceiling.py --data runs/demo/data --store runs/graph-all --months 2016-07..2016-12 \\
@@ -43,7 +44,7 @@ from kgfin.evaluate.v2 import prepare_v2, score_v2
 from kgfin.llm.prompts import focal_facts
 from kgfin.store import open_store
 
-SOURCES = ("ridge_rule", "rule_oracle")
+SOURCES = ("ridge_rule", "gnn", "rule_oracle")
 ANSWERS = ((3, "listed"), (3, "all"), (12, "listed"), (60, "all"))
 
 
@@ -96,26 +97,29 @@ class AnswerOf:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_v2_args(ap)
+    ap.add_argument("--sources", nargs="+", choices=SOURCES, default=["ridge_rule", "rule_oracle"],
+                    help="rows whose scores the answers are written from")
     run = start_v2(ap)
     args, cfg, acfg, market, months, t0 = run.args, run.cfg, run.align, run.market, run.months, run.started
     listed = acfg.decoding.candidate_facts
-    rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *SOURCES)]
-    rows += [AnswerOf("ridge_rule", 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
-    rows += [AnswerOf(s, k, names, listed) for s in SOURCES for k, names in ANSWERS]
-    rows += [AnswerOf(s, k, names, listed, direct=True) for s in SOURCES for k, names in ANSWERS]
-    v2 = cfg.v2.model_copy(update={"baselines": ["propagation_only", "ridge_rule"]})
+    sources = args.sources
+    rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *sources)]
+    rows += [AnswerOf(sources[0], 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
+    rows += [AnswerOf(s, k, names, listed) for s in sources for k, names in ANSWERS]
+    rows += [AnswerOf(s, k, names, listed, direct=True) for s in sources for k, names in ANSWERS]
+    v2 = cfg.v2.model_copy(update={"baselines": ["propagation_only", sources[0]]})
     with open_store(args.store) as store:
         setup = prepare_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data,
                            sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge)
         res = score_v2(setup, rows, progress=True)
     check = res.per_event[res.per_event["variant"] == "focal"].pivot_table(index="event_id", columns="method",
                                                                           values="ic_h1")
-    same = np.allclose(check["propagation_only"], check["answer:ridge_rule:0:all"], equal_nan=True)
+    same = np.allclose(check["propagation_only"], check[f"answer:{sources[0]}:0:all"], equal_nan=True)
     print_v2("Answer-format ceiling (ripple evaluation v2)", months, res, t0, args.out,
              [f"self-check: the focal firm alone scores as propagation_only on every event: {same}",
               f"listed companies per answer: the focal firm's {listed} strongest relations"])
     if not same:
-        raise SystemExit("self-check failed: answer:ridge_rule:0:all differs from propagation_only")
+        raise SystemExit(f"self-check failed: answer:{sources[0]}:0:all differs from propagation_only")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Does the warm start learn its teacher? Teacher agreement on the answer's choices (issue 22).
 
 The warm start (``align.warm_start``) fine-tunes the policy on target answers: the news' company, then the
-candidates a teacher (``target: ridge_rule``) expects to move most, with its sizes. A held-out ripple row says
+candidates a teacher (``target: ridge_rule`` or ``gnn``; the recipe's, ridge_rule for realised targets) expects
+to move most, with its sizes. A held-out ripple row says
 whether what was learnt *helps*; this probe says whether it was *learnt*, far more cheaply: each model reads the
 target answers teacher-forced and, at every position where the answer grammar leaves a choice, we record whether
 the target's token is the model's most likely allowed one (what greedy decoding would write there, given the
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 from _synthetic_run import add_v2_args, start_v2
 
+from kgfin.align.config import AlignConfig
 from kgfin.align.decoding import Decoder
 from kgfin.align.events import news_events
 from kgfin.align.impact_reward import build_impact_reward
@@ -43,7 +45,7 @@ from kgfin.align.warm_start import (
 )
 from kgfin.data.tables import read_table
 from kgfin.evaluate.predictors import relation_features
-from kgfin.evaluate.teacher import ridge_teacher
+from kgfin.evaluate.teacher import row_teacher
 from kgfin.evaluate.uncertainty import mean_ci, paired_test
 from kgfin.llm.generate import chat_prompts
 from kgfin.llm.grammar import SLOT_NAME, SLOT_SCORE, SLOT_TYPE, company_labels
@@ -59,6 +61,11 @@ KINDS = {  # kind -> which choices (entry, slot, digit)
     "ripple: size": lambda f: (f["entry"] >= 1) & (f["slot"] == SLOT_SCORE) & f["digit"],
     "another entry or close": lambda f: (f["slot"] == SLOT_SCORE) & ~f["digit"],
 }
+
+
+def teacher_row(cfg: AlignConfig) -> str:
+    """The row whose answers are probed: the recipe's warm-start teacher, the ridge rule for realised targets."""
+    return "ridge_rule" if cfg.warm_start.target == "realised" else cfg.warm_start.target
 
 
 def main() -> None:
@@ -83,7 +90,7 @@ def main() -> None:
         sets["in-sample"] = warm_start_events(market, run.months[0], cfg.warm_start, cfg.events, days,
                                               cfg.impact.horizon)
     decoder = Decoder.for_months(cfg.decoding, reward.universe, market, run.months, cfg.events)
-    teacher = ridge_teacher(market, read, cfg, data_dir=args.data)
+    teacher = row_teacher(market, read, cfg, row=teacher_row(cfg), data_dir=args.data)
     types = _event_types(args.data)
     frames, dropped, directions = [], {}, []
     for set_name, events in sets.items():

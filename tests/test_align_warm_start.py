@@ -216,17 +216,22 @@ def test_target_answers_follow_a_teachers_expected_moves(market, resid) -> None:
         target_answers(ev, read, resid, tickers, names, IMPACT, firms=3, expected={})
 
 
-def test_ridge_teacher_scores_every_candidate_from_earlier_outcomes_only(market, resid, synth_dir: Path) -> None:
-    """The ridge_rule teacher gives each warm-start event an expected move per candidate, and outcomes from the
+@pytest.mark.parametrize("row", ["ridge_rule", pytest.param("gnn", marks=pytest.mark.integration)])
+def test_row_teacher_scores_every_candidate_from_earlier_outcomes_only(market, resid, synth_dir: Path,
+                                                                       row: str) -> None:
+    """A learned row as teacher gives each warm-start event an expected move per candidate, and outcomes from the
     events' own month on do not change it (point in time)."""
-    from kgfin.evaluate.teacher import ridge_teacher
+    from kgfin.evaluate.teacher import row_teacher
+    from kgfin.evaluate.v2 import RippleV2Config
     from kgfin.graph.candidates import candidate_sets
 
     cfg = AlignConfig.model_validate({"impact": IMPACT.model_dump()})
     days = pd.DatetimeIndex(sorted(resid["date"].unique()))
     ev = warm_start_events(market, "2014-08", WarmStartConfig(months=1), cfg.events, days, horizon=2)
     read = lambda m: build_snapshot(market, m)  # noqa: E731
-    teach = ridge_teacher(market, read, cfg, data_dir=synth_dir, embed=hashed_embed)
+    settings = RippleV2Config(predictor={"gnn": {"train_months": 3, "max_epochs": 10, "hidden": 8,
+                                                 "min_train_events": 10}})
+    teach = row_teacher(market, read, cfg, row=row, data_dir=synth_dir, settings=settings, embed=hashed_embed)
     got = teach(ev, resid)
     sets = candidate_sets(ev, read, IMPACT.random_candidates, IMPACT.candidate_seed)
     assert set(got) == set(ev["event_id"].astype(str))
@@ -237,3 +242,12 @@ def test_ridge_teacher_scores_every_candidate_from_earlier_outcomes_only(market,
     start = pd.Timestamp(month_bounds("2014-07")[0])
     later.loc[later["date"] >= start, "resid"] = 0.5  # every outcome from the events' month on changed
     assert teach(ev, later) == got
+
+
+def test_row_teacher_names_the_rows_it_knows(market) -> None:
+    from kgfin.align.events import AlignInputError
+    from kgfin.evaluate.teacher import TEACHERS, row_teacher
+
+    with pytest.raises(AlignInputError, match="no warm-start teacher 'oracle'"):
+        row_teacher(market, lambda m: build_snapshot(market, m), AlignConfig(), row="oracle")
+    assert set(TEACHERS) == set(WarmStartConfig.model_fields["target"].annotation.__args__) - {"realised"}

@@ -148,11 +148,12 @@ class WarmStartConfig(KgfinConfig):
     max_events_per_month: int | None = Field(None, ge=1, description="cap per month (None: every news item)")
     firms: int = Field(4, ge=0, description="ripple candidates per answer besides the focal firm (largest target "
                                             "|move|; fewer where decoding.max_companies allows fewer)")
-    target: Literal["realised", "ridge_rule"] = Field(
+    target: Literal["realised", "ridge_rule", "gnn"] = Field(
         "realised",
         description="the ripple firms' target moves: realised (their residual over the outcome window: mostly noise "
-                    "at the ripple's signal-to-noise) or ridge_rule (the ripple evaluation's point-in-time ridge on "
-                    "relation strengths, a denoised teacher: kgfin.evaluate.teacher; `kgfin align` builds it)")
+                    "at the ripple's signal-to-noise), ridge_rule (the ripple evaluation's point-in-time ridge on "
+                    "relation strengths, a denoised teacher) or gnn (its relational GNN row, slower): "
+                    "kgfin.evaluate.teacher; `kgfin align` builds it")
     loss: Literal["choices", "tokens"] = Field(
         "choices",
         description="choices: the answer's log-likelihood under the answer grammar (the constrained sampler's "

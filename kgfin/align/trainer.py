@@ -287,8 +287,8 @@ def align(
     """Align on the news of ``months`` (in order); see the module docstring.
 
     ``max_steps`` stops early (the run can be resumed later; 0: the warm start alone); ``resume=False`` starts
-    over; ``warm_start_teacher``: the expected moves of ``warm_start.target: ridge_rule``
-    (:func:`kgfin.evaluate.teacher.ridge_teacher`).
+    over; ``warm_start_teacher``: the expected moves of ``warm_start.target: ridge_rule`` or ``gnn``
+    (:func:`kgfin.evaluate.teacher.row_teacher`).
     """
     out_dir, adapters_root = Path(out_dir), Path(adapters_root)
     events = news_events(market, sorted(months), cfg.events)

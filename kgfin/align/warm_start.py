@@ -8,9 +8,9 @@ default the answers' log-likelihood under the answer grammar, where it leaves th
   days ``d .. d + horizon``, and
 * the ``firms`` candidates of the event (:mod:`kgfin.graph.candidates`, the rows the ripple evaluation
   scores) that the news does not name and whose target move is largest: by default (``target: realised``)
-  their residual move in that window; with ``target: ridge_rule`` the move a teacher expects (a
-  :data:`WarmStartTeacher`, e.g. the ripple evaluation's point-in-time ridge on relation strengths,
-  :func:`kgfin.evaluate.teacher.ridge_teacher`): at the ripple's signal-to-noise a realised move is mostly
+  their residual move in that window; with ``target: ridge_rule`` or ``gnn`` the move a teacher expects (a
+  :data:`WarmStartTeacher`: the ripple evaluation's point-in-time ridge on relation strengths or its relational
+  GNN, :func:`kgfin.evaluate.teacher.row_teacher`): at the ripple's signal-to-noise a realised move is mostly
   noise, an expected one is what a model could learn from the text and the graph,
 
 each at ``round(move / score_unit)`` clipped to [-10, 10] (a move too small for one score point is left
@@ -127,7 +127,7 @@ def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], Grap
                        grammar: AnswerGrammar, tokenizer: Any, teacher: WarmStartTeacher | None = None
                        ) -> list[list[int]]:
     """Per event, the reply token ids of its target answer (:func:`target_answers`, the ``teacher``'s expected
-    moves with ``warm_start.target: ridge_rule``), written in ``grammar``'s language; an answer too long for
+    moves with ``warm_start.target: ridge_rule`` or ``gnn``), written in ``grammar``'s language; an answer too long for
     ``max_new_tokens`` loses its smallest ripple entries until it fits. ``rules``: per event, what its answer may
     name (:meth:`kgfin.align.decoding.Decoder.first_entries`)."""
     ws = cfg.warm_start
