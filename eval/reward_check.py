@@ -68,7 +68,7 @@ def main() -> None:
     for kind in REWARD_KINDS:  # the same events, mu, residuals and candidates; only the kind differs
         impact = cfg.impact.model_copy(update={"reward": cfg.impact.reward.model_copy(update={"kind": kind})})
         rewards[kind] = ImpactReward(base.universe, base.mu, base.eps, base.graph_month, impact,
-                                     candidates=base.candidates)
+                                     candidates=base.candidates, focal=base.focal)
     tickers = list(rewards["paper"].tickers)
     position = {t: i for i, t in enumerate(tickers)}
     by_event = {str(e): g for e, g in truth.groupby("event_id")}

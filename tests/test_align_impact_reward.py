@@ -198,3 +198,20 @@ def test_built_reward_has_candidates_with_window_moves(synth_dir: Path) -> None:
         expected = moves.loc[pd.Timestamp(row.day), chosen].to_numpy(dtype=float)
         np.testing.assert_allclose(c.moves, expected)
         assert c.ripple.tolist() == [t not in row.tickers for t in chosen]
+
+
+def test_focal_score_unit_scales_the_news_company_only() -> None:
+    """impact.focal_score_unit: the news' own company's points are read on their own scale, every other company's
+    on score_unit; without it (or without the event's focal firm) one scale for all."""
+    answer = _answer(("AAA", -4), ("CCC", 2))
+    cfg = {"score_unit": 0.002, "reward": {"kind": "paper", "propagation": {"hops": 0}}}
+    one = ImpactReward(UNIVERSE, {"2020-12": MU}, {"e1": np.ones(3)}, {"e1": "2020-12"},
+                       ImpactRewardConfig.model_validate(cfg)).score(answer, "e1")
+    assert one.y.round(6).tolist() == [-0.008, 0.0, 0.004]
+    two = ImpactReward(UNIVERSE, {"2020-12": MU}, {"e1": np.ones(3)}, {"e1": "2020-12"},
+                       ImpactRewardConfig.model_validate({**cfg, "focal_score_unit": 0.01}),
+                       focal={"e1": "AAA"}).score(answer, "e1")
+    assert two.y.round(6).tolist() == [-0.04, 0.0, 0.004]
+    unit = ImpactRewardConfig(score_unit=0.002, focal_score_unit=0.01)
+    assert (unit.unit_of(focal=True), unit.unit_of(focal=False)) == (0.01, 0.002)
+    assert ImpactRewardConfig(score_unit=0.002).unit_of(focal=True) == 0.002

@@ -62,6 +62,10 @@ class ImpactRewardConfig(KgfinConfig):
 
     score_unit: float = Field(
         0.01, gt=0, description="return per impact-score point: a score of 10 is a 10 x score_unit move")
+    focal_score_unit: float | None = Field(
+        None, gt=0, description="return per score point of the news' own company (its first named company; None: "
+                                "score_unit): its move is several times a ripple firm's, so a scale fine enough for "
+                                "the ripple leaves it at +-10")
     refusal_reward: float = Field(
         -0.05, description="reward of an answer that cannot be parsed, names no known company or copies the prompt's "
                            "example; slightly below 0 (a prediction orthogonal to the market) so that refusing is "
@@ -75,6 +79,10 @@ class ImpactRewardConfig(KgfinConfig):
         20, ge=0, description="candidate rewards: random non-neighbours in each event's candidate set (as "
                               "ripple_eval.v2.random_candidates)")
     candidate_seed: int = Field(0, description="candidate rewards: seed of the candidate draws (as ripple_eval.v2.seed)")
+
+    def unit_of(self, focal: bool) -> float:
+        """Return per score point of the news' own company (``focal``) or of any other company."""
+        return (self.focal_score_unit or self.score_unit) if focal else self.score_unit
 
 
 class DecodingConfig(KgfinConfig):
@@ -111,6 +119,11 @@ class DecodingConfig(KgfinConfig):
                            "name only the focal firm and the firms listed (retrieval of the candidates, beside the "
                            "knowledge adapter)")
     candidate_facts: int = Field(30, ge=1, description="candidates_in_prompt: relations listed (about 15 tokens each)")
+    score_listed: bool = Field(
+        False, description="candidates_in_prompt, constrained: after its first entry the answer scores the listed "
+                           "companies in the order the prompt lists them (the grammar writes their names: the model "
+                           "chooses each one's direction and size, and may close early); max_companies and "
+                           "max_new_tokens must leave room for them (about 28 tokens an entry)")
     format_in_prompt: bool = Field(
         True, description="show the answer's JSON format in the prompt; constrained decoding does not need it (the "
                           "grammar writes it) and every pass over the prompt is then ~90 tokens (about a third) "
@@ -130,6 +143,9 @@ class DecodingConfig(KgfinConfig):
         if self.calibrate_impact_type and not self.constrained:
             raise ValueError("calibrate_impact_type needs decoding.constrained=true: the bias is added where the "
                              "grammar decides the impact type")
+        if self.score_listed and not (self.constrained and self.candidates_in_prompt):
+            raise ValueError("score_listed needs decoding.constrained=true and candidates_in_prompt=true: the grammar "
+                             "writes the listed companies' names")
         return self
 
     @property

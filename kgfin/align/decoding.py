@@ -124,7 +124,8 @@ class Decoder:
         (and no candidate list); with ``news``, the news' companies of the universe as the grammar writes them (None
         for an item that names none of them) as its first entry; with ``candidates_in_prompt`` (constrained), a
         :class:`~kgfin.llm.grammar.RowRule` that also limits every entry to the focal firm and the firms its prompt
-        lists (without ``read_snapshot``: the first entries only, for prompts that carry no candidate list)."""
+        lists (with ``score_listed``, in the order listed; without ``read_snapshot``: the first entries only, for
+        prompts that carry no candidate list)."""
         from kgfin.llm.grammar import RowRule, company_labels
 
         labels = company_labels(self.universe.tickers, self.universe.names)
@@ -136,5 +137,7 @@ class Decoder:
         rules: list[Collection[str] | RowRule | None] = []
         for f, r, (_, others) in zip(first, events.itertuples(index=False), facts, strict=True):
             names = frozenset(labels[t] for t in [str(r.tickers[0]), *others] if t in labels)
-            rules.append(RowRule(first=f if f is None else f & names or None, names=names or None))
+            order = tuple(labels[t] for t in others if t in labels) if self.cfg.score_listed else ()
+            rules.append(RowRule(first=f if f is None else f & names or None, names=names or None,
+                                 order=order or None))
         return rules

@@ -91,8 +91,10 @@ class ImpactReward:
         config: ImpactRewardConfig | None = None,
         prefix: str = "",
         candidates: dict[str, EventCandidates] | None = None,
+        focal: dict[str, str] | None = None,
     ):
         self.universe, self.mu, self.eps, self.graph_month = universe, mu, eps, graph_month
+        self.focal = focal or {}  # event id -> the news' own company (its score is in impact.focal_score_unit)
         self.cfg = config or ImpactRewardConfig()
         self.prefix = prefix  # prefilled start of every answer: completions are parsed as prefix + completion
         self.candidates = candidates or {}
@@ -113,6 +115,9 @@ class ImpactReward:
             zero = np.zeros(len(self.tickers))
             return ScoredAnswer(impacts, zero, zero, 0.0, 0.0, self.cfg.refusal_reward)
         y = np.asarray(impacts.vector(self.tickers)) * 10 * self.cfg.score_unit
+        focal = self.focal.get(event_id)
+        if self.cfg.focal_score_unit is not None and focal in impacts.scores:
+            y[self.tickers.index(focal)] = impacts.scores[focal] * self.cfg.focal_score_unit
         return self.score_vectors(event_id, impacts, y)
 
     def score_vectors(self, event_id: str, impacts: Impacts, y: np.ndarray, z: np.ndarray | None = None,
@@ -221,7 +226,8 @@ def build_impact_reward(
     mu = {m: s.mu() for m, s in snaps.items()}
     graph_month = dict(zip(kept["event_id"].astype(str), kept["graph_month"], strict=True))
     cands = event_candidates(kept, snaps.__getitem__, resid, tickers, cfg) if cfg.reward.kind != "paper" else None
-    return ImpactReward(universe, mu, eps, graph_month, cfg, prefix, cands), kept
+    focal = {str(e): str(t[0]) for e, t in zip(kept["event_id"], kept["tickers"], strict=True)}
+    return ImpactReward(universe, mu, eps, graph_month, cfg, prefix, cands, focal), kept
 
 
 def event_candidates(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,

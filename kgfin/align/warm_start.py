@@ -14,7 +14,7 @@ default the answers' log-likelihood under the answer grammar, where it leaves th
   noise, an expected one is what a model could learn from the text and the graph,
 
 each at ``round(move / score_unit)`` clipped to [-10, 10] (a move too small for one score point is left
-out; the focal firm keeps at least +-1 and is always its realised move). Answers are tokenised slot by slot as the answer grammar's
+out; the focal firm keeps at least +-1, is always its realised move, and is in ``focal_score_unit`` if set). Answers are tokenised slot by slot as the answer grammar's
 tries are (:meth:`~kgfin.llm.grammar.AnswerGrammar.encode_answer`), so they are answers the constrained
 sampler could have produced.
 
@@ -79,14 +79,19 @@ def warm_start_events(market: MarketData, first_month: str, config: WarmStartCon
 def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
                    tickers: Sequence[str], names: Sequence[str], impact: ImpactRewardConfig, firms: int,
                    allowed: Sequence[Collection[str] | None] | None = None,
-                   expected: Mapping[str, Mapping[str, float]] | None = None) -> list[list[tuple[str, int]]]:
+                   expected: Mapping[str, Mapping[str, float]] | None = None,
+                   orders: Sequence[Sequence[str] | None] | None = None) -> list[list[tuple[str, int]]]:
     """Per event, the answer built from what happened: ``[(company label, score), ...]``, focal firm first (module
     docstring). ``resid``: long residuals (:func:`kgfin.market.residuals`); ``allowed``: per event, the company
     labels its answer may name (the candidates its prompt lists), None for any; ``expected``: per event id, the
-    ripple firms' target moves (a teacher's, instead of the realised ones; a candidate it does not score is 0)."""
+    ripple firms' target moves (a teacher's, instead of the realised ones; a candidate it does not score is 0);
+    ``orders``: per event, the labels its answer scores after the focal firm, in order (``decoding.score_listed``:
+    every listed company, each at its target score, at least +-1 in the target's direction; ``firms`` is then
+    unused), None for the largest ``firms``."""
     moves = window_moves(resid, impact.horizon)
     sets = candidate_sets(events, read_snapshot, impact.random_candidates, impact.candidate_seed)
     labels = company_labels(tickers, names)
+    ticker_of = {label: t for t, label in labels.items()}
     out = []
     for row in events.itertuples(index=False):
         day, focal = pd.Timestamp(row.day), str(row.tickers[0])
@@ -94,7 +99,7 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
             raise AlignInputError(f"event {row.event_id}: no residual moves on {day.date()}")
         mv = moves.loc[day]
         f_move = float(mv.get(focal, np.nan))
-        f_score = int(np.clip(np.round(f_move / impact.score_unit), -10, 10)) if math.isfinite(f_move) else 0
+        f_score = int(np.clip(np.round(f_move / impact.unit_of(focal=True)), -10, 10)) if math.isfinite(f_move) else 0
         entries = [(labels[focal], f_score or (1 if f_move >= 0 else -1))]
         cand = sets[str(row.event_id)]
         ok = None if allowed is None else allowed[len(out)]
@@ -106,6 +111,15 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
             target = {t: float(expected[str(row.event_id)].get(t, 0.0)) for t in cand.tickers}
         ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(target[t])
                   and (ok is None or labels[t] in ok)]
+        order = None if orders is None else orders[len(out)]
+        if order is not None:  # every listed company, as the grammar writes them (a move it lacks counts as 0)
+            for label in (lab for lab in order if lab != entries[0][0]):
+                move = target.get(ticker_of[label], 0.0)
+                move = move if math.isfinite(move) else 0.0
+                s = int(np.clip(np.round(move / impact.score_unit), -10, 10))
+                entries.append((label, s or (1 if move >= 0 else -1)))
+            out.append(entries)
+            continue
         ranked = sorted(ripple, key=lambda t: (-abs(target[t]), t))
         for t in ranked[:firms]:
             s = int(np.clip(np.round(target[t] / impact.score_unit), -10, 10))
@@ -138,8 +152,9 @@ def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], Grap
             raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
                                   "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
         expected = teacher(events, resid)
+    orders = [getattr(r, "order", None) for r in rules] if rules is not None else None
     answers = target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact,
-                             target_firms(cfg), allowed, expected)
+                             target_firms(cfg), allowed, expected, orders)
     ids = []
     for entries in answers:
         while True:

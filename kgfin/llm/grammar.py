@@ -90,11 +90,13 @@ def type_stem(company: str) -> str:
 @dataclass(frozen=True)
 class RowRule:
     """What one batch row's answer may name: ``first`` the companies its first entry must be one of, ``names`` the
-    companies any entry may be (None: no restriction). Given per row to :meth:`AnswerGrammar.with_first_entries`
-    (a plain collection there means ``RowRule(first=...)``)."""
+    companies any entry may be (None: no restriction), ``order`` the companies the entries after the first name, in
+    this order, skipping one already named (None: the model chooses; the answer may still close early). Given per
+    row to :meth:`AnswerGrammar.with_first_entries` (a plain collection there means ``RowRule(first=...)``)."""
 
     first: frozenset[str] | None = None
     names: frozenset[str] | None = None
+    order: tuple[str, ...] | None = None
 
 
 class GrammarError(KgfinError):
@@ -137,6 +139,7 @@ class _State:
         self.g = grammar
         self.first = rule.first if rule else None  # companies the first entry must name (None: any)
         self.names = rule.names if rule else None  # companies any entry may name (None: any)
+        self.order = rule.order if rule else None  # the later entries' companies, in order (None: free)
         self.slot = SLOT_NAME  # then SLOT_TYPE, SLOT_SCORE (+ continue or close)
         self.node = grammar.slots[SLOT_NAME].root
         self.entries = 0
@@ -152,6 +155,9 @@ class _State:
         if self.slot == SLOT_NAME and self.entries == 0 and self.first is not None:  # the item's first-entry companies
             first = self.first if self.names is None else self.first & self.names
             return lambda tags: bool(tags & first)
+        if self.slot == SLOT_NAME and self.entries > 0 and self.order is not None:  # the order's next company
+            following = self._following()
+            return lambda tags: following in tags
         if self.slot == SLOT_NAME and self.names is not None:  # a listed company not yet named
             left = self.names - self.named
             return lambda tags: bool(tags & left)
@@ -163,11 +169,17 @@ class _State:
         room = g.max_new_tokens - self.slot_start
         nameable = g.n_companies if self.names is None else len(self.names)
         more = (self.entries + 1 < min(g.max_companies, nameable)
-                and g.longest_score[_CONTINUE] + g.entry_tokens <= room)
+                and g.longest_score[_CONTINUE] + g.entry_tokens <= room
+                and (self.order is None or self._following() is not None))
         kinds = {_CONTINUE, _END} if more else {_END}
         signs = {"+", "-", "0"} if self.sign is None else {self.sign}
 
         return lambda tags: any(kind in kinds and sign in signs for kind, sign in tags)  # type: ignore[misc]
+
+    def _following(self) -> str | None:
+        """With an order: its first company the answer has not named yet (None when all are)."""
+        assert self.order is not None
+        return next((c for c in self.order if c not in self.named), None)
 
     def allowed(self) -> list[int]:
         if self.done:
@@ -349,7 +361,7 @@ class AnswerGrammar:
         """A copy for one batch whose row ``i`` must open its answer with a company of ``rows[i]`` (None: any).
 
         A :class:`RowRule` also restricts every entry of the row to its ``names`` (the candidates its
-        prompt lists). Rows are the batch's rows in order (generation, PPO's rollout and its
+        prompt lists) and may fix the later entries' companies and their order (``order``: every listed company). Rows are the batch's rows in order (generation, PPO's rollout and its
         log-probability masks all index them the same way).
         """
         known = set(self.slots[0].longest)
@@ -359,7 +371,9 @@ class AnswerGrammar:
                 checked.append(None)
                 continue
             rule = row if isinstance(row, RowRule) else RowRule(first=frozenset(row))
-            for what, names in (("first-entry companies", rule.first), ("allowed companies", rule.names)):
+            order = frozenset(rule.order) if rule.order is not None else None
+            for what, names in (("first-entry companies", rule.first), ("allowed companies", rule.names),
+                                ("ordered companies", order)):
                 if names is None:
                     continue
                 if not names:
@@ -369,6 +383,9 @@ class AnswerGrammar:
                     raise GrammarError(f"{what} of row {i}: {sorted(unknown)} are not in the grammar")
             if rule.first is not None and rule.names is not None and not rule.first & rule.names:
                 raise GrammarError(f"row {i}: none of its first-entry companies is among its allowed companies")
+            if order is not None and rule.names is not None and not order <= rule.names:
+                raise GrammarError(f"row {i}: ordered companies {sorted(order - rule.names)} are not among its "
+                                   "allowed companies")
             checked.append(rule)
         out = copy.copy(self)
         out.first_entries = checked
