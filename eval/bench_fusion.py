@@ -58,7 +58,8 @@ def _delta(table: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="data directory (default: generate the default synthetic market)")
-    ap.add_argument("--config", type=Path, default=ROOT / "training" / "fusion.yaml")
+    ap.add_argument("--config", type=Path, default=ROOT / "kgfin" / "recipes" / "fusion.yaml",
+                    help="recipe with a fusion section (default: kgfin fuse's)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--ripple", choices=["oracle", "propagation", "none"], default="oracle")
     ap.add_argument("--seeds", type=int, default=1, help="also re-train the two mixtures with model seeds 0..N-1")
@@ -74,7 +75,7 @@ def main() -> None:
             synthesize(SynthConfig(), data, progress=False)
             print(f"default synthetic market generated in {time.perf_counter() - t0:.1f} s")
         overrides = list(args.overrides) + (["lora.enabled=true"] if args.lora else [])
-        cfg = load_config(FusionConfig, args.config, overrides)
+        cfg = load_config(FusionConfig, args.config, overrides, section="fusion")
         market = load_market(data)
         panel = build_panel(market, config=cfg.features)
         headlines = market.news["headline"].astype(str).tolist()
