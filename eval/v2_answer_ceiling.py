@@ -14,7 +14,8 @@ events and candidates (ripple evaluation v2):
   (``max_companies: 4``), K = 12 an answer that scores every listed company, K = 60 with ``all`` one that scores
   every candidate the source scores (the focal firm's every neighbour and the random others: what is lost to the
   prompt listing only 12 relations). ``:direct``: the same answer read out with hops 0 (its scores alone, no spread
-  over mu: ``training/align-direct.yaml``), where an answer naming only the news' company says "no ripple".
+  over mu: ``training/align-direct.yaml``), where an answer naming only the news' company says "no ripple". A
+  recipe that already reads answers out with hops 0 gets the direct rows only (and no self-check).
 * SRC (``--sources``, default ``ridge_rule rule_oracle``): ``ridge_rule``, the point-in-time per-event-type ridge
   (a teacher a model could be distilled from); ``gnn``, the relational GNN row (another such teacher, slower);
   ``rule_oracle``: the market's planted rule (the ceiling of a model that knows the mechanics).
@@ -103,21 +104,26 @@ def main() -> None:
     args, cfg, acfg, market, months, t0 = run.args, run.cfg, run.align, run.market, run.months, run.started
     listed = acfg.decoding.candidate_facts
     sources = args.sources
+    has_spread = acfg.impact.reward.propagation.hops > 0  # hops 0 (training/align-direct.yaml): every answer is direct
     rows = [build_predictor(n) for n in ("random", "propagation_only", "graph_distance", *sources)]
-    rows += [AnswerOf(sources[0], 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
-    rows += [AnswerOf(s, k, names, listed) for s in sources for k, names in ANSWERS]
+    if has_spread:
+        rows += [AnswerOf(sources[0], 0, "all", listed)]  # the self-check: the focal firm alone = propagation_only
+        rows += [AnswerOf(s, k, names, listed) for s in sources for k, names in ANSWERS]
     rows += [AnswerOf(s, k, names, listed, direct=True) for s in sources for k, names in ANSWERS]
     v2 = cfg.v2.model_copy(update={"baselines": ["propagation_only", sources[0]]})
     with open_store(args.store) as store:
         setup = prepare_v2(market, store.read_snapshot, months, v2, acfg, data_dir=args.data,
                            sentiment_months=cfg.sentiment_months, sentiment_ridge=cfg.sentiment_ridge)
         res = score_v2(setup, rows, progress=True)
-    check = res.per_event[res.per_event["variant"] == "focal"].pivot_table(index="event_id", columns="method",
-                                                                          values="ic_h1")
-    same = np.allclose(check["propagation_only"], check[f"answer:{sources[0]}:0:all"], equal_nan=True)
+    same = True
+    if has_spread:
+        check = res.per_event[res.per_event["variant"] == "focal"].pivot_table(index="event_id", columns="method",
+                                                                              values="ic_h1")
+        same = np.allclose(check["propagation_only"], check[f"answer:{sources[0]}:0:all"], equal_nan=True)
+    notes = [f"self-check: the focal firm alone scores as propagation_only on every event: {same}" if has_spread else
+             "the recipe reads answers out with hops 0: the direct rows only, no self-check (it needs the has_spread)"]
     print_v2("Answer-format ceiling (ripple evaluation v2)", months, res, t0, args.out,
-             [f"self-check: the focal firm alone scores as propagation_only on every event: {same}",
-              f"listed companies per answer: the focal firm's {listed} strongest relations"])
+             [*notes, f"listed companies per answer: the focal firm's {listed} strongest relations"])
     if not same:
         raise SystemExit(f"self-check failed: answer:{sources[0]}:0:all differs from propagation_only")
 
