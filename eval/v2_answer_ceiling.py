@@ -121,7 +121,7 @@ def main() -> None:
                                                                               values="ic_h1")
         same = np.allclose(check["propagation_only"], check[f"answer:{sources[0]}:0:all"], equal_nan=True)
     notes = [f"self-check: the focal firm alone scores as propagation_only on every event: {same}" if has_spread else
-             "the recipe reads answers out with hops 0: the direct rows only, no self-check (it needs the has_spread)"]
+             "the recipe reads answers out with hops 0: the direct rows only, no self-check (it needs the spread)"]
     print_v2("Answer-format ceiling (ripple evaluation v2)", months, res, t0, args.out,
              [*notes, f"listed companies per answer: the focal firm's {listed} strongest relations"])
     if not same:
