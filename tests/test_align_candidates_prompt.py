@@ -29,6 +29,18 @@ def _events() -> pd.DataFrame:
                          "timestamp": [pd.Timestamp("2015-02-03 09:00")]})
 
 
+def _random_answers(grammar: AnswerGrammar, tok, universe: Universe, seed: int, n: int = 30) -> list[list[str]]:
+    """``n`` answers drawn token by token uniformly among what the grammar allows: the companies each names."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        ids: list[int] = []
+        while (allowed := grammar.allowed_after(ids)) != [tok.eos_token_id]:
+            ids.append(rng.choice(allowed))
+        out.append(list(parse_impacts(ANSWER_PREFIX + tok.decode(ids), universe).scores))
+    return out
+
+
 def test_focal_facts_are_the_focal_firms_own_relations_strongest_first() -> None:
     lines, others = focal_facts(toy_snapshot(), "A0")
     # weights 0.8, 0.7, 0.5 (SHARES_DIRECTOR), 0.5 (SUPPLIES), 0.25: ties by relation name
@@ -56,13 +68,8 @@ def test_decoder_lists_the_candidates_and_limits_the_names(tiny) -> None:
     _, tok = tiny
     grammar = AnswerGrammar.for_universe(tok, universe.tickers, universe.names, max_companies=6,
                                          max_new_tokens=200).with_first_entries([rule])
-    rng = random.Random(0)
     seen = set()
-    for _ in range(30):
-        ids: list[int] = []
-        while (allowed := grammar.allowed_after(ids)) != [tok.eos_token_id]:
-            ids.append(rng.choice(allowed))
-        named = parse_impacts(ANSWER_PREFIX + tok.decode(ids), universe).scores
+    for named in _random_answers(grammar, tok, universe, seed=0):
         assert next(iter(named)) == "A0" and set(named) <= {"A0", "A4", "A5", "A3"}
         seen.add(len(named))
     assert max(seen) <= 4  # never more entries than listed names
@@ -85,13 +92,8 @@ def test_score_listed_answers_score_the_listed_firms_in_order(tiny) -> None:
     _, tok = tiny
     grammar = AnswerGrammar.for_universe(tok, universe.tickers, universe.names, max_companies=6,
                                          max_new_tokens=200).with_first_entries([rule])
-    rng = random.Random(1)
     lengths = set()
-    for _ in range(30):
-        ids: list[int] = []
-        while (allowed := grammar.allowed_after(ids)) != [tok.eos_token_id]:
-            ids.append(rng.choice(allowed))
-        named = list(parse_impacts(ANSWER_PREFIX + tok.decode(ids), universe).scores)
+    for named in _random_answers(grammar, tok, universe, seed=1):
         assert named == ["A0", "A4", "A5", "A3"][:len(named)]  # the order's prefix, nothing else
         lengths.add(len(named))
     assert 4 in lengths and len(lengths) > 1  # all of them, or closed early
