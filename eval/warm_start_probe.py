@@ -38,8 +38,7 @@ from kgfin.align.impact_reward import build_impact_reward
 from kgfin.align.models import knowledge_model, merge_alignment
 from kgfin.align.warm_start import (
     choice_agreement,
-    target_answers,
-    target_firms,
+    rule_answers,
     warm_start_events,
     warm_start_targets,
 )
@@ -153,9 +152,7 @@ def _event_types(data: Path) -> pd.Series | None:
 def _ripple_directions(events: pd.DataFrame, read, resid: pd.DataFrame, universe, cfg, rules, expected,
                        types: pd.Series) -> pd.DataFrame:
     """One row per ripple entry of the target answers: event, entry, event type, relation kinds, direction."""
-    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
-    answers = target_answers(events, read, resid, universe.tickers, universe.names, cfg.impact, target_firms(cfg),
-                             allowed, expected)
+    answers = rule_answers(events, read, resid, universe, cfg, rules, expected)
     ticker_of = {label: t for t, label in company_labels(universe.tickers, universe.names).items()}
     rows = []
     for row, entries in zip(events.itertuples(index=False), answers, strict=True):

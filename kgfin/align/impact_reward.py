@@ -114,11 +114,17 @@ class ImpactReward:
         if impacts.refused:
             zero = np.zeros(len(self.tickers))
             return ScoredAnswer(impacts, zero, zero, 0.0, 0.0, self.cfg.refusal_reward)
-        y = np.asarray(impacts.vector(self.tickers)) * 10 * self.cfg.score_unit
-        focal = self.focal.get(event_id)
-        if self.cfg.focal_score_unit is not None and focal in impacts.scores:
-            y[self.tickers.index(focal)] = impacts.scores[focal] * self.cfg.focal_score_unit
+        y = np.asarray(impacts.vector(self.tickers)) * 10 * self._units(event_id)
         return self.score_vectors(event_id, impacts, y)
+
+    def _units(self, event_id: str) -> float | np.ndarray:
+        """Return per score point: ``score_unit``, or per company with the news' own on ``focal_score_unit``."""
+        focal = self.focal.get(event_id)
+        if self.cfg.focal_score_unit is None or focal not in self.tickers:
+            return self.cfg.score_unit
+        units = np.full(len(self.tickers), self.cfg.score_unit)
+        units[self.tickers.index(focal)] = self.cfg.unit_of(focal=True)
+        return units
 
     def score_vectors(self, event_id: str, impacts: Impacts, y: np.ndarray, z: np.ndarray | None = None,
                       mu: Any = None) -> ScoredAnswer:

@@ -14,8 +14,8 @@ default the answers' log-likelihood under the answer grammar, where it leaves th
   noise, an expected one is what a model could learn from the text and the graph,
 
 each at ``round(move / score_unit)`` clipped to [-10, 10] (a move too small for one score point is left
-out; the focal firm keeps at least +-1, is always its realised move, and is in ``focal_score_unit`` if set). Answers are tokenised slot by slot as the answer grammar's
-tries are (:meth:`~kgfin.llm.grammar.AnswerGrammar.encode_answer`), so they are answers the constrained
+out; the focal firm keeps at least +-1, is always its realised move, and is in ``focal_score_unit`` if set).
+Answers are tokenised slot by slot as the answer grammar's tries are (:meth:`~kgfin.llm.grammar.AnswerGrammar.encode_answer`), so they are answers the constrained
 sampler could have produced.
 
 **Point in time**: the events come from the ``months`` news months before the first aligned month, and
@@ -46,8 +46,8 @@ from kgfin.llm.grammar import AnswerGrammar, GrammarError, RowRule, company_labe
 from kgfin.llm.parse import Universe
 from kgfin.market.residuals import window_moves
 
-__all__ = ["TargetBatch", "WarmStartConfig", "WarmStartTeacher", "choice_agreement", "supervised_fit", "target_answers",
-           "target_firms", "warm_start_events", "warm_start_targets"]
+__all__ = ["TargetBatch", "WarmStartConfig", "WarmStartTeacher", "choice_agreement", "rule_answers", "supervised_fit",
+           "target_answers", "target_firms", "warm_start_events", "warm_start_targets"]
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
             raise AlignInputError(f"event {row.event_id}: no residual moves on {day.date()}")
         mv = moves.loc[day]
         f_move = float(mv.get(focal, np.nan))
-        f_score = int(np.clip(np.round(f_move / impact.unit_of(focal=True)), -10, 10)) if math.isfinite(f_move) else 0
-        entries = [(labels[focal], f_score or (1 if f_move >= 0 else -1))]
+        entries = [(labels[focal], _points(f_move if math.isfinite(f_move) else 0.0, impact.unit_of(focal=True),
+                                           nonzero=True))]
         cand = sets[str(row.event_id)]
         ok = None if allowed is None else allowed[len(out)]
         if expected is None:
@@ -109,24 +109,37 @@ def target_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSna
             if str(row.event_id) not in expected:
                 raise AlignInputError(f"warm start: the teacher gave no moves for event {row.event_id}")
             target = {t: float(expected[str(row.event_id)].get(t, 0.0)) for t in cand.tickers}
-        ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(target[t])
-                  and (ok is None or labels[t] in ok)]
         order = None if orders is None else orders[len(out)]
         if order is not None:  # every listed company, as the grammar writes them (a move it lacks counts as 0)
             for label in (lab for lab in order if lab != entries[0][0]):
                 move = target.get(ticker_of[label], 0.0)
-                move = move if math.isfinite(move) else 0.0
-                s = int(np.clip(np.round(move / impact.score_unit), -10, 10))
-                entries.append((label, s or (1 if move >= 0 else -1)))
-            out.append(entries)
-            continue
-        ranked = sorted(ripple, key=lambda t: (-abs(target[t]), t))
-        for t in ranked[:firms]:
-            s = int(np.clip(np.round(target[t] / impact.score_unit), -10, 10))
-            if s != 0:
-                entries.append((labels[t], s))
+                entries.append((label, _points(move if math.isfinite(move) else 0.0, impact.score_unit, nonzero=True)))
+        else:
+            ripple = [t for t in cand.tickers if t not in cand.named and math.isfinite(target[t])
+                      and (ok is None or labels[t] in ok)]
+            scored = ((labels[t], _points(target[t], impact.score_unit))
+                      for t in sorted(ripple, key=lambda t: (-abs(target[t]), t))[:firms])
+            entries += [(label, s) for label, s in scored if s != 0]
         out.append(entries)
     return out
+
+
+def _points(move: float, unit: float, nonzero: bool = False) -> int:
+    """``move`` in score points of ``unit``, rounded and clipped to [-10, 10]; ``nonzero``: at least +-1 in its
+    direction (a company the answer names moves)."""
+    points = int(np.clip(np.round(move / unit), -10, 10))
+    return (points or (1 if move >= 0 else -1)) if nonzero else points
+
+
+def rule_answers(events: pd.DataFrame, read_snapshot: Callable[[str], GraphSnapshot], resid: pd.DataFrame,
+                 universe: Universe, cfg: AlignConfig, rules: Sequence[Collection[str] | RowRule | None] | None,
+                 expected: Mapping[str, Mapping[str, float]] | None = None) -> list[list[tuple[str, int]]]:
+    """:func:`target_answers` under the grammar's per-event ``rules`` (:meth:`kgfin.align.decoding.Decoder.
+    first_entries`: the names each answer may use and, with ``decoding.score_listed``, their order)."""
+    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
+    orders = [getattr(r, "order", None) for r in rules] if rules is not None else None
+    return target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact,
+                          target_firms(cfg), allowed, expected, orders)
 
 
 def target_firms(cfg: AlignConfig) -> int:
@@ -141,22 +154,18 @@ def warm_start_targets(events: pd.DataFrame, read_snapshot: Callable[[str], Grap
                        grammar: AnswerGrammar, tokenizer: Any, teacher: WarmStartTeacher | None = None
                        ) -> list[list[int]]:
     """Per event, the reply token ids of its target answer (:func:`target_answers`, the ``teacher``'s expected
-    moves with ``warm_start.target: ridge_rule`` or ``gnn``), written in ``grammar``'s language; an answer too long for
-    ``max_new_tokens`` loses its smallest ripple entries until it fits. ``rules``: per event, what its answer may
+    moves with ``warm_start.target: ridge_rule`` or ``gnn``), written in ``grammar``'s language; an answer too long
+    for ``max_new_tokens`` loses its smallest ripple entries until it fits. ``rules``: per event, what its answer may
     name (:meth:`kgfin.align.decoding.Decoder.first_entries`)."""
     ws = cfg.warm_start
-    allowed = [getattr(r, "names", None) for r in rules] if rules is not None else None
     expected = None
     if ws.target != "realised":
         if teacher is None:
             raise AlignInputError(f"warm_start.target={ws.target} needs its teacher (kgfin.evaluate.teacher; "
                                   "`kgfin align` builds it): pass align(..., warm_start_teacher=...)")
         expected = teacher(events, resid)
-    orders = [getattr(r, "order", None) for r in rules] if rules is not None else None
-    answers = target_answers(events, read_snapshot, resid, universe.tickers, universe.names, cfg.impact,
-                             target_firms(cfg), allowed, expected, orders)
     ids = []
-    for entries in answers:
+    for entries in rule_answers(events, read_snapshot, resid, universe, cfg, rules, expected):
         while True:
             try:
                 ids.append(grammar.encode_answer(tokenizer, entries))

@@ -361,8 +361,9 @@ class AnswerGrammar:
         """A copy for one batch whose row ``i`` must open its answer with a company of ``rows[i]`` (None: any).
 
         A :class:`RowRule` also restricts every entry of the row to its ``names`` (the candidates its
-        prompt lists) and may fix the later entries' companies and their order (``order``: every listed company). Rows are the batch's rows in order (generation, PPO's rollout and its
-        log-probability masks all index them the same way).
+        prompt lists) and may fix the later entries' companies and their order (``order``: every listed
+        company). Rows are the batch's rows in order (generation, PPO's rollout and its log-probability masks all
+        index them the same way).
         """
         known = set(self.slots[0].longest)
         checked: list[RowRule | None] = []
